@@ -1,0 +1,810 @@
+"""How fast Postfix and Dovecot can look up a full-size mailadmin database on MariaDB.
+
+Run from the project root:
+
+    .venv/bin/python benchmarks/lookups.py [--domains 10000] [--mailboxes 200000]
+                                           [--import 100000]
+
+It builds its own database `mailadmin_bench` (dropped again at the end), loads
+the fixture, renders the daemon configuration with `render_config`, then
+measures:
+
+* every Postfix map, through one real `postmap -q -` process per map;
+* every daemon query, as EXPLAIN plans (any full or index scan is a FAIL) and
+  as direct round trips on one connection (goal: under 0.2 ms each);
+* a 100,000-mailbox import through `services.import_mailboxes` (goal: under 60 s).
+
+The summary is printed and written to benchmarks/results/lookups-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import io
+import json
+import os
+import pstats
+import random
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import MySQLdb
+
+PROJECT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT / "benchmarks" / "results"
+
+DB_HOST = "127.0.0.1"
+DB_PORT = 3306
+DB_NAME = "mailadmin_bench"
+# Not `mailadmin_ro`: the integration tests create and use that user on the
+# same server, and this script drops its user at the end.
+RO_USER = "mailadmin_bench_ro"
+RO_HOSTS = ("127.0.0.1", "localhost")
+DAEMON_TABLES = ("domains", "users", "aliases", "alias_domains")
+POSTMAP = "/usr/sbin/postmap"
+
+POSTMAP_MAPS = (
+    "domains.cf", "mailboxes.cf", "aliases.cf", "mailbox-self.cf",
+    "aliasdomain-mailboxes.cf", "aliasdomain-aliases.cf", "aliasdomain-catchall.cf",
+    "sender-login.cf",
+)
+QUERY_GOAL_MS = 0.2
+IMPORT_GOAL_S = 60.0
+SCAN_TYPES = {"ALL", "index"}
+IMPORT_DOMAIN = "import.example"
+PROFILE_DOMAIN = "import-profile.example"
+LOAD_BATCH = 5000
+
+
+# ---------------------------------------------------------------- fixture shape
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """The synthetic mail host; every name below is derived from an index.
+
+    Domain n is `domain{n}.example` with mailboxes `user0..user{per_domain-1}`,
+    aliases `info@` (-> user0, user1) and `postmaster@` (-> user0), and a
+    catch-all `@domain{n}.example` (-> user0) when n is a multiple of 10.
+    Alias domain n is `alias-{n}.example` -> domain n for the first tenth.
+    """
+
+    domains: int
+    per_domain: int
+
+    @property
+    def mailboxes(self) -> int:
+        return self.domains * self.per_domain
+
+    @property
+    def alias_domains(self) -> int:
+        return max(self.domains // 10, 1)
+
+    @property
+    def catchalls(self) -> int:
+        return len(range(0, self.domains, 10))
+
+    @property
+    def aliases(self) -> int:
+        return 2 * self.domains + self.catchalls
+
+    @staticmethod
+    def domain(n: int) -> str:
+        return f"domain{n}.example"
+
+    @staticmethod
+    def alias_domain(n: int) -> str:
+        return f"alias-{n}.example"
+
+    def mailbox(self, n: int, j: int) -> str:
+        return f"user{j}@{self.domain(n)}"
+
+    def alias_targets(self, local: str, n: int) -> str:
+        if local == "info":
+            return ",".join(self.mailbox(n, j) for j in range(min(2, self.per_domain)))
+        return self.mailbox(n, 0)  # postmaster@ and the catch-all
+
+    @staticmethod
+    def has_catchall(n: int) -> bool:
+        return n % 10 == 0
+
+
+# ---------------------------------------------------------------- database plumbing
+
+
+def root_connection(database: str | None = None) -> Any:
+    kwargs: dict[str, Any] = {"host": DB_HOST, "port": DB_PORT, "user": "root",
+                              "charset": "utf8mb4", "autocommit": True}
+    if database:
+        kwargs["database"] = database
+    return MySQLdb.connect(**kwargs)
+
+
+def recreate_database() -> None:
+    conn = root_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute(f"DROP DATABASE IF EXISTS `{DB_NAME}`")
+        cur.execute(f"CREATE DATABASE `{DB_NAME}` CHARACTER SET utf8mb4 "
+                    "COLLATE utf8mb4_unicode_ci")
+    finally:
+        conn.close()
+
+
+def create_read_only_user(password: str) -> None:
+    """What an install grants the daemons: SELECT on the four tables they read."""
+    conn = root_connection()
+    try:
+        cur = conn.cursor()
+        for host in RO_HOSTS:
+            cur.execute(f"DROP USER IF EXISTS '{RO_USER}'@'{host}'")
+            cur.execute(f"CREATE USER '{RO_USER}'@'{host}' IDENTIFIED BY %s", [password])
+            for table in DAEMON_TABLES:
+                cur.execute(f"GRANT SELECT ON `{DB_NAME}`.`{table}` TO '{RO_USER}'@'{host}'")
+    finally:
+        conn.close()
+
+
+def drop_everything() -> None:
+    conn = root_connection()
+    try:
+        cur = conn.cursor()
+        for host in RO_HOSTS:
+            cur.execute(f"DROP USER IF EXISTS '{RO_USER}'@'{host}'")
+        cur.execute(f"DROP DATABASE IF EXISTS `{DB_NAME}`")
+    finally:
+        conn.close()
+
+
+def sql_string(conn: Any, value: str) -> str:
+    """`value` escaped for use inside the single quotes the queries already carry."""
+    escaped: bytes = conn.escape_string(value.encode())
+    return escaped.decode()
+
+
+# ---------------------------------------------------------------- step 2: fixture load
+
+
+def load_fixture(fixture: Fixture, password_hash: str) -> float:
+    """Seconds to bulk-load the fixture.
+
+    Loading fixture data is not a panel write, so it goes straight to the
+    models with bulk_create instead of through domains.services (which would
+    take hours for 200,000 audited, limit-checked creations).
+    """
+    from domains.models import Alias, AliasDomain, Domain, Mailbox
+
+    started = time.perf_counter()
+    domains = Domain.objects.bulk_create(
+        [Domain(name=fixture.domain(n)) for n in range(fixture.domains)],
+        batch_size=LOAD_BATCH,
+    )
+    ids = [d.pk for d in domains]
+    if not all(ids):
+        # A backend that cannot return bulk-inserted keys: read them back.
+        by_name = dict(Domain.objects.values_list("name", "pk"))
+        ids = [by_name[fixture.domain(n)] for n in range(fixture.domains)]
+
+    mailboxes: list[Mailbox] = []
+    for n in range(fixture.domains):
+        for j in range(fixture.per_domain):
+            mailboxes.append(Mailbox(domain_id=ids[n], email=fixture.mailbox(n, j),
+                                     password=password_hash))
+        if len(mailboxes) >= LOAD_BATCH:
+            Mailbox.objects.bulk_create(mailboxes, batch_size=LOAD_BATCH)
+            mailboxes = []
+    Mailbox.objects.bulk_create(mailboxes, batch_size=LOAD_BATCH)
+
+    aliases: list[Alias] = []
+    for n in range(fixture.domains):
+        for local in ("info", "postmaster"):
+            aliases.append(Alias(domain_id=ids[n], source=f"{local}@{fixture.domain(n)}",
+                                 destinations=fixture.alias_targets(local, n)))
+        if fixture.has_catchall(n):
+            aliases.append(Alias(domain_id=ids[n], source=f"@{fixture.domain(n)}",
+                                 destinations=fixture.alias_targets("", n)))
+    Alias.objects.bulk_create(aliases, batch_size=LOAD_BATCH)
+
+    AliasDomain.objects.bulk_create(
+        [AliasDomain(name=fixture.alias_domain(n), target_id=ids[n])
+         for n in range(fixture.alias_domains)],
+        batch_size=LOAD_BATCH,
+    )
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- lookup keys
+
+
+# A key and the answer postmap must print for it (None: not found).
+Key = tuple[str, str | None]
+
+
+def map_seed(name: str) -> int:
+    # Stable across runs, unlike hash(): the same keys every time.
+    return zlib.crc32(name.encode())
+
+
+class KeyMaker:
+    """Deterministic hit/miss keys of the shape Postfix sends to each map."""
+
+    def __init__(self, fixture: Fixture, seed: int = 1) -> None:
+        self.f = fixture
+        self.rng = random.Random(seed)
+
+    def n(self) -> int:
+        return self.rng.randrange(self.f.domains)
+
+    def a(self) -> int:
+        return self.rng.randrange(self.f.alias_domains)
+
+    def j(self) -> int:
+        return self.rng.randrange(self.f.per_domain)
+
+    def missing_domain(self) -> str:
+        return f"nowhere{self.rng.randrange(10**6)}.example"
+
+    # Each generator returns one key; the map's key list mixes several.
+
+    def mailbox(self) -> Key:
+        address = self.f.mailbox(self.n(), self.j())
+        return address, address
+
+    def mailbox_miss(self) -> Key:
+        return f"nobody{self.j()}@{self.f.domain(self.n())}", None
+
+    def foreign_miss(self) -> Key:
+        return f"user{self.j()}@{self.missing_domain()}", None
+
+    def alias(self) -> Key:
+        n, local = self.n(), self.rng.choice(["info", "postmaster"])
+        return f"{local}@{self.f.domain(n)}", self.f.alias_targets(local, n)
+
+    def catchall(self) -> Key:
+        n = self.rng.randrange(0, self.f.domains, 10)
+        return f"@{self.f.domain(n)}", self.f.alias_targets("", n)
+
+    def catchall_miss(self) -> Key:
+        n = self.n()
+        while self.f.has_catchall(n):
+            n = self.n()
+        return f"@{self.f.domain(n)}", None
+
+    def via_alias_domain(self) -> Key:
+        n, j = self.a(), self.j()
+        return f"user{j}@{self.f.alias_domain(n)}", self.f.mailbox(n, j)
+
+    def via_alias_domain_miss(self) -> Key:
+        return f"nobody@{self.f.alias_domain(self.a())}", None
+
+    def alias_via_alias_domain(self) -> Key:
+        n = self.a()
+        return f"info@{self.f.alias_domain(n)}", self.f.alias_targets("info", n)
+
+    def alias_domain_catchall(self) -> Key:
+        n = self.a()
+        answer = self.f.alias_targets("", n) if self.f.has_catchall(n) else None
+        return f"@{self.f.alias_domain(n)}", answer
+
+    def domain(self) -> Key:
+        return self.f.domain(self.n()), "1"
+
+    def alias_domain_name(self) -> Key:
+        return self.f.alias_domain(self.a()), "1"
+
+    def domain_miss(self) -> Key:
+        return self.missing_domain(), None
+
+    def mix(self, count: int, makers: list[tuple[Callable[[], Key], int]]) -> list[Key]:
+        keys: list[Key] = []
+        makers_only = [m for m, _ in makers]
+        weights = [w for _, w in makers]
+        for _ in range(count):
+            keys.append(self.rng.choices(makers_only, weights)[0]())
+        return keys
+
+    def for_map(self, name: str, count: int) -> list[Key]:
+        # Full addresses and @domain keys as Postfix sends them to each map:
+        # mostly hits, with a fifth to a third of misses of every kind.
+        if name == "domains.cf":
+            return self.mix(count, [(self.domain, 6), (self.alias_domain_name, 2),
+                                    (self.domain_miss, 2)])
+        if name in ("mailboxes.cf", "mailbox-self.cf"):
+            keys = self.mix(count, [(self.mailbox, 7), (self.mailbox_miss, 2),
+                                    (self.foreign_miss, 1)])
+            if name == "mailboxes.cf":  # answers 1, not the address
+                return [(k, None if v is None else "1") for k, v in keys]
+            return keys
+        if name == "aliases.cf":
+            return self.mix(count, [(self.alias, 6), (self.catchall, 1),
+                                    (self.catchall_miss, 1), (self.mailbox_miss, 2)])
+        if name == "aliasdomain-mailboxes.cf":
+            return self.mix(count, [(self.via_alias_domain, 7), (self.via_alias_domain_miss, 2),
+                                    (lambda: (self.mailbox()[0], None), 1)])
+        if name == "aliasdomain-aliases.cf":
+            return self.mix(count, [(self.alias_via_alias_domain, 7),
+                                    (lambda: (self.via_alias_domain()[0], None), 3)])
+        if name == "aliasdomain-catchall.cf":
+            return self.mix(count, [(self.alias_domain_catchall, 6),
+                                    (lambda: (self.via_alias_domain()[0], None), 2),
+                                    (lambda: (self.catchall()[0], None), 2)])
+        if name == "sender-login.cf":
+            # `@domain` keys: the map's %u suppresses the whole query, so a
+            # catch-all grants nobody the right to send as anything.
+            return self.mix(count, [(self.mailbox, 4), (self.alias, 2),
+                                    (self.via_alias_domain, 1),
+                                    (self.alias_via_alias_domain, 1),
+                                    (lambda: (self.catchall()[0], None), 1),
+                                    (self.mailbox_miss, 1)])
+        raise ValueError(f"no keys for {name}")
+
+    def dovecot(self, count: int) -> list[Key]:
+        return self.mix(count, [(self.mailbox, 8), (self.mailbox_miss, 2)])
+
+
+# ---------------------------------------------------------------- step 4: postmap
+
+
+@dataclass
+class PostmapResult:
+    map: str
+    keys: int
+    found: int
+    expected_found: int
+    wrong: int
+    seconds: float
+    examples_wrong: list[str]
+
+    @property
+    def per_second(self) -> float:
+        return self.keys / self.seconds
+
+    @property
+    def mean_ms(self) -> float:
+        return self.seconds / self.keys * 1000
+
+
+def run_postmap(config_dir: Path, map_name: str, keys: list[Key]) -> PostmapResult:
+    """All keys through ONE postmap process, as Postfix's proxy would reuse one connection.
+
+    The time includes starting postmap and connecting to MariaDB once.
+    """
+    map_file = config_dir / "mailadmin" / map_name
+    stdin = "".join(f"{key}\n" for key, _ in keys)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [POSTMAP, "-c", str(config_dir), "-q", "-", f"mysql:{map_file}"],
+        input=stdin, capture_output=True, text=True, timeout=600, check=False,
+    )
+    seconds = time.perf_counter() - started
+    # postmap exits 1 when some key was not found; anything else, or a
+    # warning/fatal on stderr, means the map itself is broken.
+    if result.returncode not in (0, 1) or "fatal" in result.stderr or "warning" in result.stderr:
+        raise RuntimeError(f"postmap {map_name} exited {result.returncode}:\n{result.stderr}")
+    answers: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition("\t")
+        answers[key] = value
+    wrong = [f"{key}: expected {expected!r}, got {answers.get(key)!r}"
+             for key, expected in keys if answers.get(key) != expected]
+    return PostmapResult(
+        map=map_name, keys=len(keys), found=sum(1 for k, _ in keys if k in answers),
+        expected_found=sum(1 for _, v in keys if v is not None), wrong=len(wrong),
+        seconds=seconds, examples_wrong=wrong[:5],
+    )
+
+
+def spot_checks(config_dir: Path, fixture: Fixture) -> list[str]:
+    """A few hand-picked answers, one postmap -q per key, as the tests ask them."""
+    f = fixture
+    cases: list[tuple[str, str, str | None]] = [
+        ("mailbox-self.cf", f.mailbox(17, 3), f.mailbox(17, 3)),
+        ("mailboxes.cf", f.mailbox(17, 3), "1"),
+        ("mailboxes.cf", f"nobody@{f.domain(17)}", None),
+        ("domains.cf", f.alias_domain(17), "1"),
+        ("aliases.cf", f"info@{f.domain(17)}", f.alias_targets("info", 17)),
+        ("aliasdomain-mailboxes.cf", f"user3@{f.alias_domain(17)}", f.mailbox(17, 3)),
+        ("aliasdomain-mailboxes.cf", f"@{f.alias_domain(17)}", None),
+        ("aliasdomain-catchall.cf", f"@{f.alias_domain(10)}", f.alias_targets("", 10)),
+        ("aliasdomain-catchall.cf", f"user3@{f.alias_domain(10)}", None),
+        ("sender-login.cf", f"info@{f.alias_domain(17)}", f.alias_targets("info", 17)),
+        ("sender-login.cf", f"@{f.domain(10)}", None),
+    ]
+    failures: list[str] = []
+    for map_name, key, expected in cases:
+        result = subprocess.run(
+            [POSTMAP, "-c", str(config_dir), "-q", key, f"mysql:{config_dir}/mailadmin/{map_name}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        got = result.stdout.strip() if result.returncode == 0 else None
+        if got != expected:
+            failures.append(f"{map_name} {key}: expected {expected!r}, got {got!r} "
+                            f"{result.stderr.strip()}")
+    return failures
+
+
+# ---------------------------------------------------------------- step 5: queries
+
+
+def postfix_fill(query: str, key: str, quote: Callable[[str], str]) -> str | None:
+    """The SQL Postfix sends for `key`, or None where Postfix suppresses the query.
+
+    Postfix skips a query that uses %u for a key with an empty local part
+    (`@domain`), and one that uses %d for a key without a domain.
+    """
+    local, at, domain = key.rpartition("@")
+    if not at:
+        local, domain = key, ""
+    if ("%u" in query and not local) or ("%d" in query and not at):
+        return None
+    values = {"s": key, "u": local, "d": domain}
+    return re.sub(r"%([sud])", lambda m: quote(values[m.group(1)]), query)
+
+
+def dovecot_fill(query: str, user: str, quote: Callable[[str], str]) -> str:
+    local, _, domain = user.rpartition("@")
+    values = {"u": user, "n": local, "d": domain}
+    return re.sub(r"%([und])", lambda m: quote(values[m.group(1)]), query)
+
+
+@dataclass
+class QueryResult:
+    daemon: str
+    name: str
+    sql_example: str
+    plan: list[dict[str, Any]]  # for a key that is found
+    miss_plan: list[dict[str, Any]]  # for one that is not
+    analyze: list[dict[str, Any]]
+    scans: list[str]
+    runs: int
+    mean_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.scans and self.mean_ms < QUERY_GOAL_MS
+
+
+def explain(cur: Any, sql: str) -> list[dict[str, Any]]:
+    cur.execute("EXPLAIN " + sql)
+    columns = [c[0] for c in cur.description]
+    rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    return [{"id": r.get("id"), "select_type": r.get("select_type"), "table": r.get("table"),
+             "type": r.get("type"), "key": r.get("key"), "ref": r.get("ref"),
+             "rows": r.get("rows"), "extra": r.get("Extra")} for r in rows]
+
+
+def analyze(cur: Any, sql: str) -> list[dict[str, Any]]:
+    """Per-table actual rows and time from MariaDB's ANALYZE FORMAT=JSON."""
+    cur.execute("ANALYZE FORMAT=JSON " + sql)
+    document = json.loads(cur.fetchone()[0])
+    tables: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            table = node.get("table")
+            if isinstance(table, dict) and "table_name" in table:
+                tables.append({k: table.get(k) for k in (
+                    "table_name", "access_type", "key", "r_loops", "r_rows",
+                    "r_total_time_ms")})
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    return tables
+
+
+def measure_queries(fixture: Fixture, count: int) -> tuple[list[QueryResult], float]:
+    """EXPLAIN, ANALYZE and time every daemon lookup query on one root connection.
+
+    Returns the results and the mean ms of `SELECT 1`, the round-trip floor.
+    """
+    from domains.mailconfig import dovecot_queries, postfix_queries
+
+    conn = root_connection(DB_NAME)
+    cur = conn.cursor()
+
+    def quote(value: str) -> str:
+        return sql_string(conn, value)
+
+    # (daemon, query name, [(sql, is_hit)]): `count` statements each, skipping
+    # the keys for which Postfix would not send the query at all.
+    cases: list[tuple[str, str, list[tuple[str, bool]]]] = []
+    for name, query in postfix_queries("mysql").items():
+        keys = KeyMaker(fixture, seed=map_seed(name)).for_map(name, 2 * count)
+        filled = [(sql, answer is not None) for key, answer in keys
+                  if (sql := postfix_fill(query, key, quote))]
+        cases.append(("postfix", name, filled[:count]))
+    for name, query in dovecot_queries("mysql").items():
+        if name == "iterate_query":
+            continue  # a full listing of every user by design (doveadm -A)
+        users = KeyMaker(fixture, seed=map_seed(name)).dovecot(count)
+        cases.append(("dovecot", name, [(dovecot_fill(query, user, quote), answer is not None)
+                                        for user, answer in users]))
+
+    results: list[QueryResult] = []
+    try:
+        floor_ms = time_statements(cur, ["SELECT 1"] * count)
+        for daemon, name, statements in cases:
+            hit = next(sql for sql, is_hit in statements if is_hit)
+            miss = next(sql for sql, is_hit in statements if not is_hit)
+            plan, miss_plan = explain(cur, hit), explain(cur, miss)
+            scans = [f"{row['table']}: type={row['type']} rows={row['rows']}"
+                     for row in plan + miss_plan if row["type"] in SCAN_TYPES]
+            results.append(QueryResult(
+                daemon=daemon, name=name, sql_example=hit, plan=plan, miss_plan=miss_plan,
+                analyze=analyze(cur, hit), scans=scans, runs=len(statements),
+                mean_ms=time_statements(cur, [sql for sql, _ in statements]),
+            ))
+    finally:
+        conn.close()
+    return results, floor_ms
+
+
+def time_statements(cur: Any, statements: list[str]) -> float:
+    """Mean ms per statement, result rows fetched, on one connection."""
+    started = time.perf_counter()
+    for sql in statements:
+        cur.execute(sql)
+        cur.fetchall()
+    return (time.perf_counter() - started) / len(statements) * 1000
+
+
+# ---------------------------------------------------------------- step 6: import
+
+
+@dataclass
+class ImportResult:
+    mailboxes: int
+    seconds: float
+    queries: int
+    sql_seconds: float
+    profile_top: str
+
+    @property
+    def per_second(self) -> float:
+        return self.mailboxes / self.seconds
+
+
+@contextmanager
+def counting_queries() -> Iterator[list[float]]:
+    """Durations of every SQL statement run inside the block."""
+    from django.db import connection
+
+    durations: list[float] = []
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            durations.append(time.perf_counter() - started)
+
+    with connection.execute_wrapper(wrapper):
+        yield durations
+
+
+def run_import(domain_name: str, count: int, password_hash: str) -> tuple[float, list[float]]:
+    from domains import services
+
+    domain = services.create_domain(actor="bench", name=domain_name)
+    rows = [services.MailboxImport(email=f"user{i}@{domain_name}", password_hash=password_hash)
+            for i in range(count)]
+    with counting_queries() as durations:
+        started = time.perf_counter()
+        created = services.import_mailboxes(actor="bench", domain=domain, rows=rows)
+        seconds = time.perf_counter() - started
+    if len(created) != count:
+        raise RuntimeError(f"import created {len(created)} of {count} mailboxes")
+    return seconds, durations
+
+
+def measure_import(count: int, password_hash: str, force_profile: bool) -> ImportResult:
+    seconds, durations = run_import(IMPORT_DOMAIN, count, password_hash)
+    profile_top = ""
+    if force_profile or seconds > IMPORT_GOAL_S:
+        # A second import into a fresh domain under cProfile; the timed run
+        # above stays free of profiler overhead.
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_import(PROFILE_DOMAIN, count, password_hash)
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(15)
+        profile_top = out.getvalue()
+    return ImportResult(mailboxes=count, seconds=seconds, queries=len(durations),
+                        sql_seconds=sum(durations), profile_top=profile_top)
+
+
+# ---------------------------------------------------------------- report
+
+
+def print_plans(results: list[QueryResult]) -> None:
+    for r in results:
+        verdict = "FAIL (scan)" if r.scans else "ok"
+        print(f"\n{r.daemon} {r.name}: {verdict}, {r.mean_ms:.3f} ms mean over {r.runs}")
+        for label, plan in (("hit", r.plan), ("miss", r.miss_plan)):
+            for row in plan:
+                print(f"  {label:<4} {row['select_type']!s:<8} {row['table']!s:<6} "
+                      f"type={row['type']!s:<7} key={row['key']!s:<22} "
+                      f"rows={row['rows']!s:<5} {row['extra'] or ''}")
+        for scan in r.scans:
+            print(f"    FAIL scan: {scan}")
+
+
+def summary_lines(load_s: float, fixture: Fixture, postmaps: list[PostmapResult],
+                  queries: list[QueryResult], floor_ms: float,
+                  imported: ImportResult | None) -> list[str]:
+    lines = [
+        f"fixture: {fixture.domains} domains, {fixture.mailboxes} mailboxes, "
+        f"{fixture.aliases} aliases, {fixture.alias_domains} alias domains; "
+        f"loaded in {load_s:.1f} s",
+        "",
+        f"{'postmap map':<26}{'keys':>6}{'found':>7}{'wrong':>7}{'seconds':>9}"
+        f"{'lookups/s':>11}{'ms/lookup':>11}",
+    ]
+    for p in postmaps:
+        lines.append(f"{p.map:<26}{p.keys:>6}{p.found:>7}{p.wrong:>7}{p.seconds:>9.3f}"
+                     f"{p.per_second:>11.0f}{p.mean_ms:>11.3f}")
+    lines += [
+        "(one postmap process per map; the time includes its start and connection)",
+        "",
+        f"{'query':<34}{'runs':>6}{'mean ms':>9}{'scan':>6}  verdict "
+        f"(goal < {QUERY_GOAL_MS} ms, no scan; SELECT 1 floor {floor_ms:.3f} ms)",
+    ]
+    for q in queries:
+        lines.append(f"{q.daemon + ' ' + q.name:<34}{q.runs:>6}{q.mean_ms:>9.3f}"
+                     f"{'yes' if q.scans else 'no':>6}  {'ok' if q.ok else 'FAIL'}")
+    if imported:
+        verdict = "ok" if imported.seconds < IMPORT_GOAL_S else "FAIL"
+        lines += [
+            "",
+            f"import: {imported.mailboxes} mailboxes in {imported.seconds:.1f} s "
+            f"({imported.per_second:.0f}/s; goal < {IMPORT_GOAL_S:.0f} s: {verdict}); "
+            f"{imported.queries} SQL statements, {imported.sql_seconds:.1f} s of it in SQL",
+        ]
+    return lines
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--domains", type=int, default=10_000)
+    parser.add_argument("--mailboxes", type=int, default=200_000,
+                        help="spread evenly over the domains")
+    parser.add_argument("--import", dest="import_count", type=int, default=100_000,
+                        help="mailboxes to import through the service layer (0: skip)")
+    parser.add_argument("--keys", type=int, default=2000, help="lookups per map and query")
+    parser.add_argument("--profile-import", action="store_true",
+                        help="profile the import even when it meets its goal")
+    args = parser.parse_args(argv)
+    if args.domains < 20 or args.mailboxes < 2 * args.domains:
+        parser.error("need at least 20 domains and 2 mailboxes per domain")
+    return args
+
+
+def setup_django(data_dir: Path, config_dir: Path) -> None:
+    os.environ["MAILADMIN_DATABASE_URL"] = f"mysql://root@{DB_HOST}:{DB_PORT}/{DB_NAME}"
+    os.environ["MAILADMIN_DATA_DIR"] = str(data_dir)
+    # The rendered main.cf then names the map files this run actually uses.
+    os.environ["MAILADMIN_POSTFIX_DIR"] = str(config_dir / "postfix")
+    os.environ["MAILADMIN_DOVECOT_DIR"] = str(config_dir / "dovecot")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailadmin.settings")
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
+    import django
+
+    django.setup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    fixture = Fixture(domains=args.domains, per_domain=args.mailboxes // args.domains)
+    from passlib.hash import bcrypt
+
+    # One cheap hash for every row: hashing is not what is measured here.
+    password_hash = "{BLF-CRYPT}" + bcrypt.using(ident="2y", rounds=4).hash("bench-password")
+    workdir = Path(tempfile.mkdtemp(prefix="mailadmin-bench-"))
+    config_dir = workdir / "etc"
+    ro_password = secrets.token_hex(16)
+    started_at = datetime.datetime.now(datetime.UTC)
+    try:
+        recreate_database()
+        setup_django(workdir / "data", config_dir)
+        from django.core.management import call_command
+        from django.db import connection
+
+        call_command("migrate", verbosity=0)
+        print(f"loading {fixture.domains} domains, {fixture.mailboxes} mailboxes ...",
+              flush=True)
+        load_s = load_fixture(fixture, password_hash)
+        print(f"loaded in {load_s:.1f} s", flush=True)
+
+        create_read_only_user(ro_password)
+        call_command("render_config", out=str(config_dir), stdout=io.StringIO(),
+                     database_url=f"mysql://{RO_USER}:{ro_password}@{DB_HOST}:{DB_PORT}/"
+                                  f"{DB_NAME}")
+        postfix_dir = config_dir / "postfix"
+
+        failures = spot_checks(postfix_dir, fixture)
+        for failure in failures:
+            print(f"WRONG ANSWER: {failure}")
+        postmaps: list[PostmapResult] = []
+        for name in POSTMAP_MAPS:
+            keys = KeyMaker(fixture, seed=map_seed(name)).for_map(name, args.keys)
+            result = run_postmap(postfix_dir, name, keys)
+            postmaps.append(result)
+            print(f"postmap {name}: {result.per_second:.0f} lookups/s, "
+                  f"{result.mean_ms:.3f} ms/lookup, {result.wrong} wrong", flush=True)
+            for example in result.examples_wrong:
+                print(f"    WRONG {example}")
+
+        queries, floor_ms = measure_queries(fixture, args.keys)
+        print_plans(queries)
+
+        imported: ImportResult | None = None
+        if args.import_count:
+            print(f"\nimporting {args.import_count} mailboxes through services ...",
+                  flush=True)
+            imported = measure_import(args.import_count, password_hash, args.profile_import)
+            if imported.profile_top:
+                print(imported.profile_top)
+        connection.close()
+
+        lines = summary_lines(load_s, fixture, postmaps, queries, floor_ms, imported)
+        print("\n" + "\n".join(lines))
+        out = RESULTS_DIR / f"lookups-{started_at:%Y-%m-%d}.json"
+        write_json(out, {
+            "started": started_at.isoformat(),
+            "arguments": vars(args),
+            "fixture": {"domains": fixture.domains, "mailboxes": fixture.mailboxes,
+                        "aliases": fixture.aliases, "alias_domains": fixture.alias_domains,
+                        "load_seconds": load_s},
+            "spot_check_failures": failures,
+            "postmap": [{**vars(p), "lookups_per_second": p.per_second,
+                         "mean_ms": p.mean_ms} for p in postmaps],
+            "select_1_floor_ms": floor_ms,
+            "query_goal_ms": QUERY_GOAL_MS,
+            "queries": [{**vars(q), "ok": q.ok} for q in queries],
+            "import": None if imported is None else {
+                **vars(imported), "mailboxes_per_second": imported.per_second,
+                "goal_seconds": IMPORT_GOAL_S},
+            "summary": lines,
+        })
+        print(f"\nwritten to {out.relative_to(PROJECT)}")
+        bad = (failures or any(p.wrong for p in postmaps) or not all(q.ok for q in queries)
+               or (imported is not None and imported.seconds >= IMPORT_GOAL_S))
+        return 1 if bad else 0
+    finally:
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        drop_everything()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The Postfix and Dovecot configuration mailadmin's tables need.
+
+Each daemon query is written once here and rendered for MariaDB (`mysql:`)
+or SQLite (`sqlite:`); only string concatenation differs between the two.
+Every query starts from a unique key (an address or a domain name) and
+follows primary keys from there, so each is a handful of index lookups.
+
+Postfix's `%u` suppresses a query whose key has an empty local part
+(`@domain`): the alias-domain maps rely on that, which is why each lookup
+shape is its own map file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.template import Context, Engine
+
+from mailadmin.env import database_from_url
+
+TEMPLATE_DIR = Path(settings.BASE_DIR) / "deploy" / "templates"
+
+ACTIVE_DOMAIN = "d.active = 1"
+
+
+def _concat(dialect: str, *parts: str) -> str:
+    if dialect == "mysql":
+        return "CONCAT(" + ", ".join(parts) + ")"
+    return "(" + " || ".join(parts) + ")"
+
+
+def _alias_domain_join(dialect: str, table: str, key_column: str, local: str) -> str:
+    """FROM-clause reaching `table` through an alias domain: %d is the alias domain."""
+    target = _concat(dialect, local, "d.name") if local else "d.name"
+    return (
+        "FROM alias_domains ad "
+        "JOIN domains d ON d.id = ad.target_domain_id "
+        f"JOIN {table} ON {key_column} = {target} "
+        "WHERE ad.name = '%d' AND ad.active = 1 AND " + ACTIVE_DOMAIN
+    )
+
+
+def postfix_queries(dialect: str) -> dict[str, str]:
+    """Map file name -> query, in the order Postfix should consult them."""
+    local_at = "'%u@'" if dialect == "sqlite" else "'%u', '@'"
+    catchall_of = "'@'"
+    mailbox_self = (
+        "SELECT u.email FROM users u JOIN domains d ON d.id = u.domain_id "
+        "WHERE u.email = '%s' AND u.active = 1 AND " + ACTIVE_DOMAIN
+    )
+    alias = (
+        "SELECT a.destinations FROM aliases a JOIN domains d ON d.id = a.domain_id "
+        "WHERE a.source = '%s' AND a.active = 1 AND " + ACTIVE_DOMAIN
+    )
+    aliasdomain_mailbox = "SELECT u.email " + _alias_domain_join(
+        dialect, "users u", "u.email", local_at) + " AND u.active = 1"
+    aliasdomain_alias = "SELECT a.destinations " + _alias_domain_join(
+        dialect, "aliases a", "a.source", local_at) + " AND a.active = 1"
+    # Answers only the `@alias.example` key, so a real mailbox reached
+    # through the alias domain always wins over the target's catch-all.
+    aliasdomain_catchall = "SELECT a.destinations " + _alias_domain_join(
+        dialect, "aliases a", "a.source", catchall_of) + (
+        " AND a.active = 1 AND '%s' = " + _concat(dialect, "'@'", "ad.name"))
+    return {
+        "domains.cf": (
+            "SELECT 1 FROM domains d WHERE d.name = '%s' AND " + ACTIVE_DOMAIN + " "
+            "UNION ALL SELECT 1 FROM alias_domains ad JOIN domains d ON d.id = "
+            "ad.target_domain_id WHERE ad.name = '%s' AND ad.active = 1 AND " + ACTIVE_DOMAIN
+        ),
+        "mailboxes.cf": mailbox_self.replace("SELECT u.email", "SELECT 1", 1),
+        "aliases.cf": alias,
+        "mailbox-self.cf": mailbox_self,
+        "aliasdomain-mailboxes.cf": aliasdomain_mailbox,
+        "aliasdomain-aliases.cf": aliasdomain_alias,
+        "aliasdomain-catchall.cf": aliasdomain_catchall,
+        # Who may send as an address: the mailbox itself, the local
+        # recipients of an alias, and both again through alias domains.
+        # A catch-all grants nobody the right to send as anything: for the
+        # `@domain` key the %u in the alias-domain parts suppresses the query.
+        "sender-login.cf": " UNION ALL ".join([
+            mailbox_self,
+            alias,
+            aliasdomain_mailbox,
+            aliasdomain_alias,
+        ]),
+    }
+
+
+VIRTUAL_ALIAS_ORDER = [
+    "aliases.cf", "mailbox-self.cf", "aliasdomain-mailboxes.cf",
+    "aliasdomain-aliases.cf", "aliasdomain-catchall.cf",
+]
+
+
+def dovecot_queries(dialect: str) -> dict[str, str]:
+    active_user = (
+        "FROM users u JOIN domains d ON d.id = u.domain_id "
+        "WHERE u.email = '%u' AND u.active = 1 AND " + ACTIVE_DOMAIN
+    )
+    vmail = settings.MAILADMIN_VMAIL_DIR.rstrip("/")
+    quota_rule = _concat(dialect, "'*:bytes='", "u.quota")
+    return {
+        "password_query": f"SELECT u.email AS user, u.password {active_user}",
+        "user_query": (
+            f"SELECT '{vmail}/%d/%n' AS home, {settings.MAILADMIN_VMAIL_UID} AS uid, "
+            f"{settings.MAILADMIN_VMAIL_GID} AS gid, {quota_rule} AS quota_rule {active_user}"
+        ),
+        "iterate_query": (
+            "SELECT u.email AS user FROM users u JOIN domains d ON d.id = u.domain_id "
+            "WHERE u.active = 1 AND " + ACTIVE_DOMAIN
+        ),
+    }
+
+
+@dataclass
+class DaemonDatabase:
+    dialect: str  # "mysql" or "sqlite"
+    name: str
+    host: str = ""
+    port: int = 3306
+    user: str = ""
+    password: str = ""
+
+    @property
+    def postfix_type(self) -> str:
+        return self.dialect
+
+    @property
+    def dovecot_connect(self) -> str:
+        if self.dialect == "sqlite":
+            return self.name
+        parts = [f"host={self.host}", f"port={self.port}", f"dbname={self.name}",
+                 f"user={self.user}"]
+        if self.password:
+            parts.append(f"password={self.password}")
+        return " ".join(parts)
+
+
+def daemon_database(url: str | None = None) -> DaemonDatabase:
+    """What the daemons connect to: MAILADMIN_DAEMON_DATABASE_URL, else the
+    panel's own database reached as the read-only user `mailadmin_ro`."""
+    url = url or settings.MAILADMIN_DAEMON_DATABASE_URL
+    entry: dict[str, Any] = database_from_url(url) if url else settings.DATABASES["default"]
+    if str(entry["ENGINE"]).endswith("sqlite3"):
+        return DaemonDatabase("sqlite", str(entry["NAME"]))
+    return DaemonDatabase(
+        "mysql", str(entry["NAME"]), host=str(entry["HOST"]), port=int(entry["PORT"] or 3306),
+        user=str(entry["USER"]) if url else "mailadmin_ro",
+        password=str(entry["PASSWORD"]) if url else "",
+    )
+
+
+@dataclass
+class RenderOptions:
+    database: DaemonDatabase
+    postfix_dir: str = field(default_factory=lambda: settings.MAILADMIN_POSTFIX_DIR)
+    dovecot_dir: str = field(default_factory=lambda: settings.MAILADMIN_DOVECOT_DIR)
+
+
+def _listener(value: str) -> dict[str, str]:
+    """`unix:path` or `inet:host:port` as the pieces Postfix and Dovecot want.
+
+    A relative unix path is relative to Postfix's queue directory, where
+    Dovecot must create the socket.
+    """
+    kind, _, rest = value.partition(":")
+    if kind == "inet":
+        host, _, port = rest.rpartition(":")
+        return {"kind": "inet", "host": host, "port": port, "postfix": value}
+    if kind != "unix":
+        raise ImproperlyConfigured(f"{value!r} must be unix:PATH or inet:HOST:PORT")
+    queue = settings.MAILADMIN_POSTFIX_QUEUE_DIR.rstrip("/")
+    dovecot_path = rest if rest.startswith("/") else f"{queue}/{rest}"
+    return {"kind": "unix", "path": dovecot_path, "postfix": rest}
+
+
+def render(options: RenderOptions) -> dict[str, str]:
+    """Relative path -> file content, for every file the daemons need."""
+    db = options.database
+    engine = Engine(dirs=[str(TEMPLATE_DIR)], autoescape=False)
+    map_dir = f"{options.postfix_dir.rstrip('/')}/mailadmin"
+    queries = postfix_queries(db.dialect)
+    common = {
+        "db": db,
+        "map_dir": map_dir,
+        "map_type": db.postfix_type,
+        "alias_maps": ", ".join(f"{db.postfix_type}:{map_dir}/{n}" for n in VIRTUAL_ALIAS_ORDER),
+        "hostname": settings.MAILADMIN_MAIL_HOSTNAME,
+        "smtp_listen": settings.MAILADMIN_SMTP_LISTEN,
+        "submission_listen": settings.MAILADMIN_SUBMISSION_LISTEN,
+        "lmtp": _listener(settings.MAILADMIN_LMTP),
+        "sasl": _listener(settings.MAILADMIN_SASL),
+        "mynetworks": settings.MAILADMIN_MYNETWORKS,
+        "tls_cert": settings.MAILADMIN_TLS_CERT,
+        "tls_key": settings.MAILADMIN_TLS_KEY,
+        "vmail_dir": settings.MAILADMIN_VMAIL_DIR.rstrip("/"),
+        "vmail_uid": settings.MAILADMIN_VMAIL_UID,
+        "vmail_gid": settings.MAILADMIN_VMAIL_GID,
+        "dovecot_dir": options.dovecot_dir.rstrip("/"),
+        "dovecot": dovecot_queries(db.dialect),
+    }
+    files: dict[str, str] = {}
+    map_template = engine.get_template(f"postfix/map-{db.dialect}.cf")
+    for name, query in queries.items():
+        context = Context({**common, "query": query, "map_name": name}, autoescape=False)
+        files[f"postfix/mailadmin/{name}"] = map_template.render(context)
+    for template, target in [
+        ("postfix/main.cf", "postfix/main.cf"),
+        ("postfix/master.cf", "postfix/master.cf"),
+        ("dovecot/90-mailadmin.conf", "dovecot/conf.d/90-mailadmin.conf"),
+        ("dovecot/dovecot-sql.conf.ext", "dovecot/dovecot-sql.conf.ext"),
+    ]:
+        files[target] = engine.get_template(template).render(Context(common, autoescape=False))
+    return files
+
+
+# Files holding the daemon database password are readable by their daemon only.
+SECRET_FILES = ("postfix/mailadmin/", "dovecot/dovecot-sql.conf.ext")
+
+
+def write_tree(files: dict[str, str], out: Path) -> list[Path]:
+    """Write every file atomically (temp file + rename); returns the files that changed."""
+    changed: list[Path] = []
+    for relative, content in sorted(files.items()):
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.read_text() == content:
+            continue
+        mode = 0o640 if relative.startswith(SECRET_FILES) else 0o644
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        if path.exists():
+            # An installed file keeps the owner, group and mode the admin gave it
+            # (e.g. root:dovecot 0640), so the daemon can still read it.
+            current = path.stat()
+            os.chown(tmp, current.st_uid, current.st_gid)
+            mode = current.st_mode & 0o777
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        changed.append(path)
+    return changed
+

@@ -1,0 +1,102 @@
+"""The tables Postfix and Dovecot read.
+
+Table and column names follow the classic virtual-mail recipe (`domains`,
+`users`, `aliases` with `domain_id`, `email`, `password`, `source`,
+`destinations`) so a server built from it keeps its daemon queries. Every
+column a daemon query filters on is unique or indexed.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Domain(models.Model):
+    name = models.CharField(max_length=253, unique=True)
+    description = models.CharField(max_length=255, blank=True, default="")
+    active = models.BooleanField(default=True)
+    # 0 means no limit, for all four.
+    max_mailboxes = models.PositiveIntegerField(default=0)
+    max_aliases = models.PositiveIntegerField(default=0)
+    max_quota = models.PositiveBigIntegerField(default=0, help_text="bytes, all mailboxes")
+    default_quota = models.PositiveBigIntegerField(default=0, help_text="bytes, per mailbox")
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "domains"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Mailbox(models.Model):
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="mailboxes")
+    email = models.CharField(max_length=254, unique=True)
+    # Dovecot's {SCHEME}hash form; see domains.passwords.
+    password = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True, default="")
+    quota = models.PositiveBigIntegerField(default=0, help_text="bytes; 0 is unlimited")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+    password_changed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "users"
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def local_part(self) -> str:
+        return self.email.rsplit("@", 1)[0]
+
+
+class Alias(models.Model):
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="aliases")
+    # `@domain` is the domain's catch-all.
+    source = models.CharField(max_length=254, unique=True)
+    # Comma-separated, no spaces: Postfix returns the column as the alias's expansion.
+    destinations = models.TextField()
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "aliases"
+        ordering = ["source"]
+        verbose_name_plural = "aliases"
+
+    def __str__(self) -> str:
+        return self.source
+
+    @property
+    def is_catchall(self) -> bool:
+        return self.source.startswith("@")
+
+    @property
+    def destination_list(self) -> list[str]:
+        return [d for d in self.destinations.split(",") if d]
+
+
+class AliasDomain(models.Model):
+    """`name` receives for every mailbox and alias of `target`."""
+
+    name = models.CharField(max_length=253, unique=True)
+    target = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="alias_domains",
+        db_column="target_domain_id",
+    )
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "alias_domains"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,712 @@
+"""Every write to domains, mailboxes, aliases and alias domains.
+
+Each function validates, runs in one transaction and writes an audit row.
+Limits are checked while holding a row lock on the domain, so parallel
+creations in one domain are serialised and can never overshoot a limit.
+Views, tasks and commands call these; nothing else saves these models.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts import audit
+from accounts.models import AuditEntry
+from domains import passwords
+from domains.models import Alias, AliasDomain, Domain, Mailbox
+from domains.validators import (
+    format_size,
+    normalize_address,
+    normalize_domain,
+    parse_size,
+    split_address,
+)
+
+DESCRIPTION_MAX = 255
+NAME_MAX = 255
+DESTINATIONS_MAX = 100
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+# ---------------------------------------------------------------- domains
+
+
+def create_domain(
+    *,
+    actor: str,
+    name: str,
+    description: str = "",
+    max_mailboxes: int = 0,
+    max_aliases: int = 0,
+    max_quota: int | str = 0,
+    default_quota: int | str = 0,
+    active: bool = True,
+) -> Domain:
+    domain_name = normalize_domain(name)
+    limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
+    description = _text(description, DESCRIPTION_MAX, "The description")
+    with transaction.atomic():
+        if AliasDomain.objects.filter(name=domain_name).exists():
+            raise ValidationError(f"{domain_name} is already an alias domain.")
+        if Domain.objects.filter(name=domain_name).exists():
+            raise ValidationError(f"The domain {domain_name} already exists.")
+        domain = Domain(name=domain_name, description=description, active=active, **limits)
+        _insert(domain, f"The domain {domain_name} already exists.")
+        audit.record(actor=actor, action="domain.create", obj=domain, domain=domain.name,
+                     after=audit.snapshot(domain))
+    return domain
+
+
+def update_domain(
+    *,
+    actor: str,
+    domain: Domain,
+    description: str | None = None,
+    max_mailboxes: int | None = None,
+    max_aliases: int | None = None,
+    max_quota: int | str | None = None,
+    default_quota: int | str | None = None,
+) -> Domain:
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        before = audit.snapshot(locked)
+        if description is not None:
+            locked.description = _text(description, DESCRIPTION_MAX, "The description")
+        limits = _limits(
+            locked.max_mailboxes if max_mailboxes is None else max_mailboxes,
+            locked.max_aliases if max_aliases is None else max_aliases,
+            locked.max_quota if max_quota is None else max_quota,
+            locked.default_quota if default_quota is None else default_quota,
+        )
+        usage = domain_usage(locked)
+        if limits["max_mailboxes"] and usage.mailboxes > limits["max_mailboxes"]:
+            raise ValidationError(
+                f"{locked.name} has {_plural(usage.mailboxes, 'mailbox')}; the limit cannot "
+                "be lower."
+            )
+        if limits["max_aliases"] and usage.aliases > limits["max_aliases"]:
+            raise ValidationError(
+                f"{locked.name} has {_plural(usage.aliases, 'alias')}; the limit cannot be lower."
+            )
+        if limits["max_quota"]:
+            if usage.unlimited_mailboxes:
+                raise ValidationError(
+                    f"{locked.name} has {usage.unlimited_mailboxes} mailboxes without a quota; "
+                    "give them one before limiting the domain's total."
+                )
+            if usage.quota_total > limits["max_quota"]:
+                raise ValidationError(
+                    f"{locked.name}'s mailboxes already hold {format_size(usage.quota_total)} "
+                    "of quota; the total cannot be lower."
+                )
+        for key, value in limits.items():
+            setattr(locked, key, value)
+        locked.save()
+        _audit_change(actor, "domain.update", locked, locked.name, before)
+    return locked
+
+
+def set_domain_active(*, actor: str, domain: Domain, active: bool) -> Domain:
+    """Disabling stops delivery and login for the whole domain; the rows stay."""
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        if locked.active != active:
+            before = audit.snapshot(locked)
+            locked.active = active
+            locked.save(update_fields=["active", "modified"])
+            _audit_change(actor, "domain.enable" if active else "domain.disable",
+                          locked, locked.name, before)
+    return locked
+
+
+def delete_domain(*, actor: str, domain: Domain, force: bool = False) -> list[str]:
+    """Delete a domain; with `force`, its mailboxes, aliases and alias domains too.
+
+    Returns the Maildir paths left on disk for the deleted mailboxes.
+    """
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        mailbox_count = locked.mailboxes.count()
+        if mailbox_count and not force:
+            raise ValidationError(
+                f"{locked.name} still has {_plural(mailbox_count, 'mailbox')}; delete them first "
+                "or force the deletion (their mail stays on disk)."
+            )
+        kept: list[str] = []
+        rows: list[AuditEntry] = []
+        for mailbox in locked.mailboxes.all():
+            path = maildir_path(mailbox.email)
+            kept.append(path)
+            rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
+                                    domain=locked.name, before=audit.snapshot(mailbox),
+                                    after={"maildir_kept": path}))
+        for alias in locked.aliases.all():
+            rows.append(audit.entry(actor=actor, action="alias.delete", obj=alias,
+                                    domain=locked.name, before=audit.snapshot(alias)))
+        for alias_domain in locked.alias_domains.all():
+            rows.append(audit.entry(actor=actor, action="aliasdomain.delete", obj=alias_domain,
+                                    domain=locked.name, before=audit.snapshot(alias_domain)))
+        rows.append(audit.entry(actor=actor, action="domain.delete", obj=locked,
+                                domain=locked.name, before=audit.snapshot(locked),
+                                after={"forced": force, "maildirs_kept": len(kept)}))
+        AuditEntry.objects.bulk_create(rows)
+        gone = set(locked.mailboxes.values_list("email", flat=True))
+        gone |= {a.source for a in locked.aliases.all() if not a.is_catchall}
+        _remove_destinations(actor, gone, contains=f"@{locked.name}",
+                             exclude_domain=locked)
+        locked.alias_domains.all().delete()
+        locked.aliases.all().delete()
+        locked.mailboxes.all().delete()
+        locked.delete()
+    return kept
+
+
+# ---------------------------------------------------------------- mailboxes
+
+
+def create_mailbox(
+    *,
+    actor: str,
+    email: str,
+    password: str | None = None,
+    password_hash: str | None = None,
+    name: str = "",
+    quota: int | str | None = None,
+    active: bool = True,
+) -> Mailbox:
+    """Create a mailbox from a plaintext password or an imported hash (exactly one)."""
+    address = normalize_address(email)
+    hashed = _password_value(password, password_hash)
+    name = _text(name, NAME_MAX, "The name")
+    wanted_quota = None if quota is None else parse_size(quota)
+    with transaction.atomic():
+        domain = _lock_domain_of(address)
+        _check_address_free(address)
+        usage = domain_usage(domain)
+        mailbox_quota = domain.default_quota if wanted_quota is None else wanted_quota
+        _check_mailbox_limits(domain, usage, adding=1, quota=mailbox_quota)
+        mailbox = Mailbox(domain=domain, email=address, password=hashed, name=name,
+                          quota=mailbox_quota, active=active, password_changed=timezone.now())
+        _insert(mailbox, f"{address} already exists.")
+        audit.record(actor=actor, action="mailbox.create", obj=mailbox, domain=domain.name,
+                     after=audit.snapshot(mailbox))
+    return mailbox
+
+
+@dataclass(frozen=True)
+class MailboxImport:
+    email: str
+    password_hash: str
+    name: str = ""
+    quota: int | str | None = None
+
+
+def import_mailboxes(
+    *, actor: str, domain: Domain, rows: Sequence[MailboxImport], batch_size: int = 2000
+) -> list[Mailbox]:
+    """Create many mailboxes with pre-hashed passwords: all of them or none.
+
+    Validation runs over every row first and reports every bad row at once.
+    """
+    errors: list[str] = []
+    mailboxes: list[Mailbox] = []
+    seen: set[str] = set()
+    now = timezone.now()
+    for number, row in enumerate(rows, start=1):
+        try:
+            address = normalize_address(row.email)
+            _, domain_part = split_address(address)
+            if domain_part != domain.name:
+                raise ValidationError(f"{address} is not in {domain.name}.")
+            if address in seen:
+                raise ValidationError(f"{address} appears twice.")
+            seen.add(address)
+            mailboxes.append(Mailbox(
+                domain=domain, email=address, password=passwords.normalize_hash(row.password_hash),
+                name=_text(row.name, NAME_MAX, "The name"),
+                quota=domain.default_quota if row.quota is None else parse_size(row.quota),
+                active=True, password_changed=now,
+            ))
+        except ValidationError as exc:
+            errors.append(f"row {number}: {' '.join(exc.messages)}")
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        taken = _taken_addresses(seen)
+        if taken:
+            raise ValidationError([f"{address} already exists." for address in sorted(taken)])
+        usage = domain_usage(locked)
+        _check_mailbox_limits(locked, usage, adding=len(mailboxes),
+                              quota=sum(m.quota for m in mailboxes),
+                              any_unlimited=any(m.quota == 0 for m in mailboxes))
+        Mailbox.objects.bulk_create(mailboxes, batch_size=batch_size)
+        created = list(Mailbox.objects.filter(domain=locked, email__in=seen)) if not all(
+            m.pk for m in mailboxes) else mailboxes
+        AuditEntry.objects.bulk_create(
+            [audit.entry(actor=actor, action="mailbox.import", obj=m, domain=locked.name,
+                         after=audit.snapshot(m)) for m in created],
+            batch_size=batch_size,
+        )
+    return created
+
+
+def set_mailbox_password(
+    *, actor: str, mailbox: Mailbox, password: str | None = None, password_hash: str | None = None
+) -> Mailbox:
+    hashed = _password_value(password, password_hash)
+    with transaction.atomic():
+        locked = _lock(Mailbox, mailbox.pk, str(mailbox))
+        locked.password = hashed
+        locked.password_changed = timezone.now()
+        locked.save(update_fields=["password", "password_changed", "modified"])
+        audit.record(actor=actor, action="mailbox.password", obj=locked,
+                     domain=_domain_of(locked.email), after={"password_changed": True})
+    return locked
+
+
+def update_mailbox(
+    *, actor: str, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None
+) -> Mailbox:
+    with transaction.atomic():
+        domain = _lock_domain(mailbox.domain)
+        locked = _lock(Mailbox, mailbox.pk, str(mailbox))
+        before = audit.snapshot(locked)
+        if name is not None:
+            locked.name = _text(name, NAME_MAX, "The name")
+        if quota is not None:
+            new_quota = parse_size(quota)
+            usage = domain_usage(domain)
+            _check_quota(domain, usage.quota_total - locked.quota, new_quota,
+                         any_unlimited=new_quota == 0)
+            locked.quota = new_quota
+        locked.save()
+        _audit_change(actor, "mailbox.update", locked, domain.name, before)
+    return locked
+
+
+def set_mailbox_active(*, actor: str, mailbox: Mailbox, active: bool) -> Mailbox:
+    with transaction.atomic():
+        locked = _lock(Mailbox, mailbox.pk, str(mailbox))
+        if locked.active != active:
+            before = audit.snapshot(locked)
+            locked.active = active
+            locked.save(update_fields=["active", "modified"])
+            _audit_change(actor, "mailbox.enable" if active else "mailbox.disable",
+                          locked, _domain_of(locked.email), before)
+    return locked
+
+
+def delete_mailbox(*, actor: str, mailbox: Mailbox) -> str:
+    """Delete the row; the Maildir stays on disk. Returns its path.
+
+    The address is also taken out of every alias that delivered to it (an
+    alias left with no destination is deleted), each change audited.
+    """
+    with transaction.atomic():
+        domain = _lock_domain(mailbox.domain)
+        locked = _lock(Mailbox, mailbox.pk, str(mailbox))
+        path = maildir_path(locked.email)
+        _remove_destinations(actor, {locked.email}, contains=locked.email)
+        audit.record(actor=actor, action="mailbox.delete", obj=locked, domain=domain.name,
+                     before=audit.snapshot(locked), after={"maildir_kept": path})
+        locked.delete()
+    return path
+
+
+def verify_mailbox_login(*, email: str, password: str) -> Mailbox | None:
+    """The mailbox if the password is right and it may sign in; rehashes old schemes."""
+    try:
+        address = normalize_address(email)
+    except ValidationError:
+        return None
+    mailbox = (Mailbox.objects.select_related("domain")
+               .filter(email=address, active=True, domain__active=True).first())
+    if mailbox is None:
+        # Spend the time of a real check, so timing does not tell which addresses exist.
+        passwords.verify_password(password, _dummy_hash())
+        return None
+    if not passwords.verify_password(password, mailbox.password):
+        return None
+    if passwords.needs_rehash(mailbox.password) and passwords.can_hash(password):
+        with transaction.atomic():
+            locked = _lock(Mailbox, mailbox.pk, str(mailbox))
+            old_scheme, _ = passwords.split_hash(locked.password)
+            locked.password = passwords.hash_password(password)
+            locked.save(update_fields=["password"])
+            audit.record(actor=address, action="mailbox.rehash", obj=locked,
+                         domain=mailbox.domain.name,
+                         before={"scheme": old_scheme},
+                         after={"scheme": passwords.default_scheme()})
+        mailbox.password = locked.password
+    return mailbox
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return passwords.hash_password(secrets.token_urlsafe(16))
+
+
+def maildir_path(email: str) -> str:
+    """Home of a mailbox on the mail host; the rendered Dovecot config uses the same."""
+    local, domain = email.rsplit("@", 1)
+    return str(PurePosixPath(settings.MAILADMIN_VMAIL_DIR) / domain / local)
+
+
+# ---------------------------------------------------------------- aliases
+
+
+def create_alias(
+    *, actor: str, source: str, destinations: str | Iterable[str], active: bool = True
+) -> Alias:
+    address = normalize_address(source, allow_catchall=True)
+    targets = _parse_destinations(destinations)
+    with transaction.atomic():
+        domain = _lock_domain_of(address)
+        _check_address_free(address)
+        _check_destinations(address, targets)
+        usage = domain_usage(domain)
+        if domain.max_aliases and usage.aliases + 1 > domain.max_aliases:
+            raise ValidationError(
+                f"{domain.name} has reached its limit of {domain.max_aliases} aliases."
+            )
+        alias = Alias(domain=domain, source=address, destinations=",".join(targets),
+                      active=active)
+        _insert(alias, f"{address} already exists.")
+        audit.record(actor=actor, action="alias.create", obj=alias, domain=domain.name,
+                     after=audit.snapshot(alias))
+    return alias
+
+
+def update_alias(
+    *, actor: str, alias: Alias, destinations: str | Iterable[str] | None = None,
+    active: bool | None = None,
+) -> Alias:
+    with transaction.atomic():
+        domain = _lock_domain(alias.domain)
+        locked = _lock(Alias, alias.pk, str(alias))
+        before = audit.snapshot(locked)
+        if destinations is not None:
+            targets = _parse_destinations(destinations)
+            _check_destinations(locked.source, targets)
+            locked.destinations = ",".join(targets)
+        if active is not None:
+            locked.active = active
+        locked.save()
+        _audit_change(actor, "alias.update", locked, domain.name, before)
+    return locked
+
+
+def delete_alias(*, actor: str, alias: Alias) -> None:
+    with transaction.atomic():
+        domain = _lock_domain(alias.domain)
+        locked = _lock(Alias, alias.pk, str(alias))
+        audit.record(actor=actor, action="alias.delete", obj=locked, domain=domain.name,
+                     before=audit.snapshot(locked))
+        locked.delete()
+
+
+# ---------------------------------------------------------------- alias domains
+
+
+def create_alias_domain(
+    *, actor: str, name: str, target: str | Domain, active: bool = True
+) -> AliasDomain:
+    alias_name = normalize_domain(name)
+    target_name = target.name if isinstance(target, Domain) else normalize_domain(target)
+    if alias_name == target_name:
+        raise ValidationError(f"{alias_name} cannot be an alias of itself.")
+    with transaction.atomic():
+        if Domain.objects.filter(name=alias_name).exists():
+            raise ValidationError(
+                f"{alias_name} is a domain with its own mailboxes; an alias domain cannot "
+                "shadow it."
+            )
+        if AliasDomain.objects.filter(name=alias_name).exists():
+            raise ValidationError(f"The alias domain {alias_name} already exists.")
+        other = AliasDomain.objects.select_related("target").filter(name=target_name).first()
+        if other is not None:
+            raise ValidationError(
+                f"{target_name} is itself an alias domain (of {other.target.name}); point "
+                f"{alias_name} at {other.target.name} instead."
+            )
+        target_domain = _lock_domain_by_name(target_name)
+        alias_domain = AliasDomain(name=alias_name, target=target_domain, active=active)
+        _insert(alias_domain, f"The alias domain {alias_name} already exists.")
+        audit.record(actor=actor, action="aliasdomain.create", obj=alias_domain,
+                     domain=target_domain.name, after=audit.snapshot(alias_domain))
+    return alias_domain
+
+
+def set_alias_domain_active(*, actor: str, alias_domain: AliasDomain, active: bool) -> AliasDomain:
+    with transaction.atomic():
+        locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
+        if locked.active != active:
+            before = audit.snapshot(locked)
+            locked.active = active
+            locked.save(update_fields=["active", "modified"])
+            _audit_change(actor, "aliasdomain.enable" if active else "aliasdomain.disable",
+                          locked, locked.target.name, before)
+    return locked
+
+
+def delete_alias_domain(*, actor: str, alias_domain: AliasDomain) -> None:
+    with transaction.atomic():
+        locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
+        audit.record(actor=actor, action="aliasdomain.delete", obj=locked,
+                     domain=locked.target.name, before=audit.snapshot(locked))
+        locked.delete()
+
+
+# ---------------------------------------------------------------- usage
+
+
+@dataclass(frozen=True)
+class DomainUsage:
+    mailboxes: int
+    aliases: int
+    quota_total: int
+    unlimited_mailboxes: int
+
+
+def domain_usage(domain: Domain) -> DomainUsage:
+    totals = Mailbox.objects.filter(domain=domain).aggregate(quota=Sum("quota"))
+    return DomainUsage(
+        mailboxes=Mailbox.objects.filter(domain=domain).count(),
+        aliases=Alias.objects.filter(domain=domain).count(),
+        quota_total=totals["quota"] or 0,
+        unlimited_mailboxes=Mailbox.objects.filter(domain=domain, quota=0).count(),
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _lock(model: type[_M], pk: int, name: str) -> _M:
+    """The row, locked for this transaction; a clear error if it was deleted meanwhile."""
+    try:
+        return model._default_manager.select_for_update().get(pk=pk)
+    except model.DoesNotExist:  # type: ignore[attr-defined]
+        raise ValidationError(f"{name} no longer exists.") from None
+
+
+def _lock_domain(domain: Domain) -> Domain:
+    try:
+        return Domain.objects.select_for_update().get(pk=domain.pk)
+    except Domain.DoesNotExist:
+        raise ValidationError(f"The domain {domain.name} no longer exists.") from None
+
+
+def _lock_domain_by_name(name: str) -> Domain:
+    try:
+        return Domain.objects.select_for_update().get(name=name)
+    except Domain.DoesNotExist:
+        alias_domain = AliasDomain.objects.select_related("target").filter(name=name).first()
+        if alias_domain is not None:
+            raise ValidationError(
+                f"{name} is an alias domain of {alias_domain.target.name}; addresses live in "
+                f"{alias_domain.target.name}."
+            ) from None
+        raise ValidationError(f"{name} is not a domain of this server.") from None
+
+
+def _lock_domain_of(address: str) -> Domain:
+    return _lock_domain_by_name(_domain_of(address))
+
+
+def _domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[1]
+
+
+def _check_address_free(address: str) -> None:
+    if Mailbox.objects.filter(email=address).exists():
+        raise ValidationError(f"{address} is already a mailbox.")
+    if Alias.objects.filter(source=address).exists():
+        what = "the catch-all" if address.startswith("@") else "an alias"
+        raise ValidationError(f"{address} is already {what}.")
+
+
+def _taken_addresses(addresses: set[str]) -> set[str]:
+    taken: set[str] = set()
+    chunk = sorted(addresses)
+    for start in range(0, len(chunk), 5000):
+        part = chunk[start:start + 5000]
+        taken.update(Mailbox.objects.filter(email__in=part).values_list("email", flat=True))
+        taken.update(Alias.objects.filter(source__in=part).values_list("source", flat=True))
+    return taken
+
+
+def _check_mailbox_limits(
+    domain: Domain, usage: DomainUsage, *, adding: int, quota: int, any_unlimited: bool = False
+) -> None:
+    if domain.max_mailboxes and usage.mailboxes + adding > domain.max_mailboxes:
+        raise ValidationError(
+            f"{domain.name} has reached its limit of {domain.max_mailboxes} mailboxes."
+            if adding == 1 else
+            f"{domain.name} allows {domain.max_mailboxes} mailboxes and has "
+            f"{usage.mailboxes}; {adding} more do not fit."
+        )
+    _check_quota(domain, usage.quota_total, quota, any_unlimited=any_unlimited or quota == 0)
+
+
+def _check_quota(domain: Domain, allocated: int, adding: int, *, any_unlimited: bool) -> None:
+    if not domain.max_quota:
+        return
+    if any_unlimited:
+        raise ValidationError(
+            f"{domain.name} limits its total quota to {format_size(domain.max_quota)}, so "
+            "every mailbox needs a quota."
+        )
+    if allocated + adding > domain.max_quota:
+        left = max(domain.max_quota - allocated, 0)
+        raise ValidationError(
+            f"{domain.name} has {format_size(left) if left else 'no'} quota left of "
+            f"{format_size(domain.max_quota)}; {format_size(adding)} does not fit."
+        )
+
+
+def _parse_destinations(destinations: str | Iterable[str]) -> list[str]:
+    items = destinations.split(",") if isinstance(destinations, str) else list(destinations)
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            continue
+        address = normalize_address(item)
+        if address not in result:
+            result.append(address)
+    if not result:
+        raise ValidationError("An alias needs at least one destination address.")
+    if len(result) > DESTINATIONS_MAX:
+        raise ValidationError(f"An alias can have at most {DESTINATIONS_MAX} destinations.")
+    return result
+
+
+def _check_destinations(source: str, targets: list[str]) -> None:
+    if source in targets:
+        raise ValidationError(f"{source} cannot deliver to itself.")
+    local = {t for t in targets if Domain.objects.filter(name=_domain_of(t)).exists()}
+    if not local:
+        return
+    known = set(Mailbox.objects.filter(email__in=local).values_list("email", flat=True))
+    known |= set(Alias.objects.filter(source__in=local).values_list("source", flat=True))
+    unknown = sorted(local - known)
+    if unknown:
+        raise ValidationError(
+            f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} in a domain of this "
+            "server but neither a mailbox nor an alias."
+        )
+
+
+def _remove_destinations(actor: str, addresses: set[str], *, contains: str,
+                         exclude_domain: Domain | None = None) -> None:
+    """Take deleted addresses out of the aliases that delivered to them.
+
+    Destinations are a comma list, so this is a substring scan: fine for a
+    delete, never used on a lookup path. An alias left empty is deleted.
+    """
+    aliases = Alias.objects.select_for_update().filter(destinations__contains=contains)
+    if exclude_domain is not None:
+        aliases = aliases.exclude(domain=exclude_domain)
+    for alias in aliases:
+        remaining = [d for d in alias.destination_list if d not in addresses]
+        if remaining == alias.destination_list:
+            continue
+        before = audit.snapshot(alias)
+        if remaining:
+            alias.destinations = ",".join(remaining)
+            alias.save(update_fields=["destinations", "modified"])
+            _audit_change(actor, "alias.update", alias, _domain_of_alias(alias), before)
+        else:
+            audit.record(actor=actor, action="alias.delete", obj=alias,
+                         domain=_domain_of_alias(alias), before=before,
+                         after={"reason": "last destination "
+                                + ",".join(alias.destination_list) + " deleted"})
+            alias.delete()
+
+
+def _domain_of_alias(alias: Alias) -> str:
+    return alias.source.rsplit("@", 1)[1]
+
+
+def _password_value(password: str | None, password_hash: str | None) -> str:
+    if (password is None) == (password_hash is None):
+        raise ValidationError("Give either a password or a password hash.")
+    if password is not None:
+        return passwords.hash_password(password)
+    assert password_hash is not None
+    return passwords.normalize_hash(password_hash)
+
+
+def _limits(max_mailboxes: Any, max_aliases: Any, max_quota: Any, default_quota: Any
+            ) -> dict[str, int]:
+    limits = {
+        "max_mailboxes": _count(max_mailboxes, "The mailbox limit"),
+        "max_aliases": _count(max_aliases, "The alias limit"),
+        "max_quota": parse_size(max_quota),
+        "default_quota": parse_size(default_quota),
+    }
+    if limits["max_quota"] and not limits["default_quota"]:
+        raise ValidationError(
+            "A domain with a total quota needs a default mailbox quota as well."
+        )
+    if limits["max_quota"] and limits["default_quota"] > limits["max_quota"]:
+        raise ValidationError("The default mailbox quota is larger than the domain's total.")
+    return limits
+
+
+def _count(value: Any, what: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a whole number.") from None
+    if number < 0 or number > 2**31 - 1:
+        raise ValidationError(f"{what} must be between 0 (no limit) and {2**31 - 1}.")
+    return number
+
+
+def _plural(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('x', 's')) else 's'}"
+
+
+def _text(value: str, limit: int, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be text.")
+    value = value.strip()
+    if "\x00" in value or "\n" in value or "\r" in value:
+        raise ValidationError(f"{what} cannot contain control characters.")
+    if len(value) > limit:
+        raise ValidationError(f"{what} can have at most {limit} characters.")
+    return value
+
+
+def _audit_change(actor: str, action: str, obj: Any, domain: str,
+                  before: dict[str, Any]) -> None:
+    after = audit.snapshot(obj)
+    changed = {k for k in after if before.get(k) != after[k]}
+    if not changed:
+        return
+    audit.record(actor=actor, action=action, obj=obj, domain=domain,
+                 before={k: before.get(k) for k in changed},
+                 after={k: after[k] for k in changed})
+
+
+def _insert(obj: Any, duplicate_message: str) -> None:
+    try:
+        with transaction.atomic():
+            obj.save(force_insert=True)
+    except IntegrityError:
+        raise ValidationError(duplicate_message) from None

@@ -1,0 +1,123 @@
+"""Small readers for settings taken from the environment.
+
+Each fails loudly on a value it cannot understand: a typo in a deployment
+should stop the start, not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/0/true/false/yes/no, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def secret_key(data_dir: Path) -> str:
+    """The key from the environment, from a file, or generated once per install.
+
+    The generated key lives in the data directory (never in the repository)
+    so sessions survive restarts of the embedded default.
+    """
+    if value := os.environ.get("MAILADMIN_SECRET_KEY"):
+        return value
+    key_file = os.environ.get("MAILADMIN_SECRET_KEY_FILE")
+    path = Path(key_file) if key_file else data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    if key_file:
+        raise ImproperlyConfigured(f"MAILADMIN_SECRET_KEY_FILE {key_file} does not exist")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(50)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    """Django DATABASES entry from `sqlite:///abs/path` or `mysql://user:pw@host:port/db`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:////abs/file.sqlite3 is absolute, sqlite:///file.sqlite3 relative.
+        path = unquote(parts.path)[1:]
+        if not path:
+            raise ImproperlyConfigured(f"database URL {url!r} names no SQLite file")
+        path = str(Path(path).resolve())
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so two writers
+                # checking a domain's limits cannot both read the old count.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            # A file, not :memory:, so the daemons in the integration tests can open it.
+            "TEST": {"NAME": str(Path(path).with_name("test_" + Path(path).name))},
+        }
+    if parts.scheme in {"mysql", "mariadb"}:
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured(f"database URL {url!r} names no database")
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "127.0.0.1",
+            "PORT": str(parts.port or 3306),
+            "CONN_MAX_AGE": 60,
+            "OPTIONS": {
+                "charset": "utf8mb4",
+                "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,"
+                "NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
+                "isolation_level": "read committed",
+            },
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        }
+    raise ImproperlyConfigured(
+        f"database URL {url!r}: the scheme must be sqlite:/// or mysql://"
+    )
+
+
+def generated_password() -> str:
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,20 @@
+import pytest
+from django.test import override_settings
+
+from tests.integration.mailstack import MailStack, mail_stack
+
+
+@pytest.fixture(scope="session")
+def mailstack_session(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), mail_stack() as stack:
+        yield stack
+
+
+@pytest.fixture
+def stack(mailstack_session: MailStack, transactional_db):
+    """The running daemons, with the panel's settings pointing where they look.
+
+    Transactional: the daemons read committed rows from their own connections.
+    """
+    with override_settings(**mailstack_session.overrides):
+        yield mailstack_session

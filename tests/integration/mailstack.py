@@ -1,0 +1,309 @@
+"""Real Postfix and Dovecot on loopback, configured with render_config's files.
+
+The harness renders the configuration through the management command, then
+adds only what a throw-away instance needs on top (its own directories, log
+files and free ports). Nothing under /etc is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import io
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+ROOT = Path("/var/tmp/mailadmin-tests")  # maillog_file must live under /var
+BINARIES = ["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks", "openssl"]
+VMAIL_UID = 8  # Debian's `mail` user: exists on every machine, no useradd needed
+HOSTNAME = "mail.mailadmin.test"
+RO_USER = "mailadmin_ro"
+
+
+def require_binaries() -> None:
+    missing = [b for b in BINARIES if not shutil.which(b) and not Path("/usr/sbin", b).exists()]
+    if missing:
+        message = f"mail daemons missing: {', '.join(missing)} (run bin/test to install them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(args: list[str], *, check: bool = True, input: str | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    result = subprocess.run(args, capture_output=True, text=True, input=input, timeout=timeout,
+                            env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class MailStack:
+    root: Path
+    dialect: str
+    ports: dict[str, int]
+    overrides: dict[str, Any]
+    ro_password: str = ""
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def postfix_dir(self) -> Path:
+        return self.etc / "postfix"
+
+    @property
+    def dovecot_conf(self) -> Path:
+        return self.root / "dovecot.conf"
+
+    @property
+    def vmail(self) -> Path:
+        return self.root / "vmail"
+
+    # ---- Postfix
+
+    def map_path(self, name: str) -> str:
+        return f"{self.dialect}:{self.postfix_dir}/mailadmin/{name}"
+
+    def postmap(self, key: str, map_name: str) -> str | None:
+        """The map's answer exactly as the daemons get it, or None when not found."""
+        result = run(["postmap", "-c", str(self.postfix_dir), "-q", key,
+                      self.map_path(map_name)], check=False)
+        if result.returncode == 1:
+            return None
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def virtual_alias(self, key: str) -> str | None:
+        """What Postfix's virtual_alias_maps list answers for a full address key."""
+        for name in ["aliases.cf", "mailbox-self.cf", "aliasdomain-mailboxes.cf",
+                     "aliasdomain-aliases.cf", "aliasdomain-catchall.cf"]:
+            answer = self.postmap(key, name)
+            if answer is not None:
+                return answer
+        return None
+
+    def swaks(self, *args: str, port: str = "smtp") -> subprocess.CompletedProcess[str]:
+        return run(["swaks", "--server", f"127.0.0.1:{self.ports[port]}",
+                    "--helo", "client.mailadmin.test", "--timeout", "20", *args],
+                   check=False, timeout=60)
+
+    def send(self, to: str, *, sender: str = "sender@outside.test", body: str = "hello",
+             ) -> subprocess.CompletedProcess[str]:
+        return self.swaks("--from", sender, "--to", to, "--body", body)
+
+    def submit(self, *, login: str, password: str, sender: str, to: str
+               ) -> subprocess.CompletedProcess[str]:
+        return self.swaks("--tls", "--auth", "PLAIN", "--auth-user", login,
+                          "--auth-password", password, "--from", sender, "--to", to,
+                          port="submission")
+
+    def maildir_messages(self, email: str) -> list[str]:
+        local, domain = email.split("@")
+        new = self.vmail / domain / local / "Maildir" / "new"
+        if not new.is_dir():
+            return []
+        return [p.read_text(errors="replace") for p in sorted(new.iterdir())]
+
+    def wait_for_mail(self, email: str, marker: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.maildir_messages(email):
+                if marker in message:
+                    return message
+            run(["postqueue", "-c", str(self.postfix_dir), "-f"], check=False)
+            time.sleep(0.2)
+        raise AssertionError(f"no message with {marker!r} in {email}'s Maildir; "
+                             f"postfix log:\n{self.tail('postfix.log')}")
+
+    def tail(self, log: str, lines: int = 30) -> str:
+        path = self.root / log
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ---- Dovecot
+
+    def doveadm(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return run(["doveadm", "-c", str(self.dovecot_conf), *args], check=check)
+
+    def auth_ok(self, user: str, password: str) -> bool:
+        result = self.doveadm("auth", "test", user, password)
+        return "auth succeeded" in result.stdout + result.stderr
+
+    def imap_login_ok(self, user: str, password: str) -> bool:
+        imap = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=20)
+        try:
+            imap.login(user, password)
+        except imaplib.IMAP4.error:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                imap.logout()
+        return True
+
+
+def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={HOSTNAME}", "-keyout", str(key), "-out", str(cert)])
+    key.chmod(0o600)
+    return cert, key
+
+
+def _daemon_database_url(stack: MailStack) -> str:
+    db = connection.settings_dict
+    if stack.dialect == "sqlite":
+        path = Path(db["NAME"])
+        path.chmod(0o644)  # the daemons read it as their own users
+        return f"sqlite:///{path}"
+    stack.ro_password = secrets.token_hex(12)
+    grant_read_only(str(db["NAME"]), stack.ro_password)
+    return (f"mysql://{RO_USER}:{stack.ro_password}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 3306}/{db['NAME']}")
+
+
+DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains"]
+
+
+def grant_read_only(database: str, password: str) -> None:
+    """The grants the README documents, applied to the test database."""
+    with connection.cursor() as cursor:
+        for host in ("127.0.0.1", "localhost"):
+            cursor.execute(f"CREATE USER IF NOT EXISTS '{RO_USER}'@'{host}'")
+            cursor.execute(f"ALTER USER '{RO_USER}'@'{host}' IDENTIFIED BY %s", [password])
+            for table in DAEMON_TABLES:
+                cursor.execute(f"GRANT SELECT ON `{database}`.`{table}` TO '{RO_USER}'@'{host}'")
+
+
+def _postfix_instance(stack: MailStack) -> None:
+    pf = stack.postfix_dir
+    for name in (pf / "mailadmin").iterdir():
+        shutil.chown(name, group="postfix")
+    queue, data = stack.root / "spool", stack.root / "postfix-data"
+    queue.mkdir()
+    data.mkdir()
+    shutil.chown(data, user="postfix")
+    run(["postconf", "-c", str(pf), "-e",
+         f"queue_directory={queue}", f"data_directory={data}",
+         f"maillog_file={stack.root / 'postfix.log'}",
+         "inet_protocols=ipv4", "inet_interfaces=127.0.0.1",
+         # A throw-away instance: no DNS for the test domains, no relaying out.
+         "smtp_host_lookup=native",
+         "default_transport=error:no outside delivery in tests",
+         f"alternate_config_directories={pf}",
+         "multi_instance_enable=no", f"syslog_name=postfix-{stack.root.name}"])
+    run(["postfix", "-c", str(pf), "set-permissions", "create-missing"], check=False)
+    run(["postfix", "-c", str(pf), "check"])
+    run(["postfix", "-c", str(pf), "start"])
+    stack.logs.append(stack.root / "postfix.log")
+
+
+def _dovecot_instance(stack: MailStack) -> None:
+    run_dir = stack.root / "dovecot-run"
+    stack.dovecot_conf.write_text(f"""# Test wrapper around the rendered configuration.
+base_dir = {run_dir}
+state_dir = {stack.root / "dovecot-state"}
+instance_name = mailadmin-{stack.root.name}
+log_path = {stack.root / "dovecot.log"}
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+default_internal_user = dovecot
+default_login_user = dovenull
+service imap-login {{
+  inet_listener imap {{
+    port = {stack.ports["imap"]}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+!include {stack.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"}
+""")
+    shutil.chown(stack.etc / "dovecot" / "dovecot-sql.conf.ext", group="dovecot")
+    stack.vmail.mkdir()
+    os.chown(stack.vmail, VMAIL_UID, VMAIL_UID)
+    # The daemon keeps inherited pipes open, so its output goes to a file.
+    with open(stack.root / "dovecot-start.log", "w") as out:
+        started = subprocess.run(["dovecot", "-c", str(stack.dovecot_conf)], stdout=out,
+                                 stderr=subprocess.STDOUT, timeout=60)
+    if started.returncode != 0:
+        raise AssertionError(f"dovecot did not start:\n{stack.tail('dovecot-start.log')}")
+    stack.logs.append(stack.root / "dovecot.log")
+    for _ in range(100):
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", stack.ports["imap"]), timeout=1):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"dovecot did not listen:\n{stack.tail('dovecot.log')}")
+
+
+@contextlib.contextmanager
+def mail_stack() -> Iterator[MailStack]:
+    require_binaries()
+    ROOT.mkdir(parents=True, exist_ok=True)
+    ROOT.chmod(0o755)
+    root = ROOT / f"{os.getpid()}-{secrets.token_hex(3)}"
+    root.mkdir()
+    root.chmod(0o755)
+    dialect = "sqlite" if connection.vendor == "sqlite" else "mysql"
+    ports = {name: free_port() for name in ("smtp", "submission", "imap", "lmtp", "auth")}
+    cert, key = _self_signed_cert(root / "tls")
+    overrides = {
+        "MAILADMIN_MAIL_HOSTNAME": HOSTNAME,
+        "MAILADMIN_POSTFIX_DIR": str(root / "etc" / "postfix"),
+        "MAILADMIN_DOVECOT_DIR": str(root / "etc" / "dovecot"),
+        "MAILADMIN_SMTP_LISTEN": f"127.0.0.1:{ports['smtp']}",
+        "MAILADMIN_SUBMISSION_LISTEN": f"127.0.0.1:{ports['submission']}",
+        "MAILADMIN_LMTP": f"inet:127.0.0.1:{ports['lmtp']}",
+        "MAILADMIN_SASL": f"inet:127.0.0.1:{ports['auth']}",
+        # Nobody connects from 127.0.0.254, so the test client is an outsider.
+        "MAILADMIN_MYNETWORKS": "127.0.0.254/32",
+        "MAILADMIN_TLS_CERT": str(cert),
+        "MAILADMIN_TLS_KEY": str(key),
+        "MAILADMIN_VMAIL_DIR": str(root / "vmail"),
+        "MAILADMIN_VMAIL_UID": VMAIL_UID,
+        "MAILADMIN_VMAIL_GID": VMAIL_UID,
+    }
+    stack = MailStack(root=root, dialect=dialect, ports=ports, overrides=overrides)
+    try:
+        with override_settings(**overrides):
+            url = _daemon_database_url(stack)
+            call_command("render_config", out=str(root / "etc"), database_url=url,
+                         stdout=io.StringIO())
+        _postfix_instance(stack)
+        _dovecot_instance(stack)
+        yield stack
+    finally:
+        run(["postfix", "-c", str(stack.postfix_dir), "stop"], check=False)
+        run(["doveadm", "-c", str(stack.dovecot_conf), "stop"], check=False)
+        if not os.environ.get("MAILADMIN_KEEP_TEST_DAEMONS"):
+            time.sleep(0.5)
+            shutil.rmtree(root, ignore_errors=True)

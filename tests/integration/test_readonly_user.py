@@ -1,0 +1,41 @@
+"""The daemons' MariaDB user can read the four tables and nothing more."""
+
+import MySQLdb
+import pytest
+from django.db import connection
+
+pytestmark = pytest.mark.daemons
+
+
+@pytest.fixture
+def ro_cursor(stack):
+    if stack.dialect != "mysql":
+        pytest.skip("MariaDB grants; the MariaDB run of the suite covers this")
+    db = connection.settings_dict
+    conn = MySQLdb.connect(host="127.0.0.1", port=int(db["PORT"] or 3306), user="mailadmin_ro",
+                           password=stack.ro_password, database=db["NAME"])
+    try:
+        yield conn.cursor()
+    finally:
+        conn.close()
+
+
+def test_it_reads_every_daemon_table(ro_cursor):
+    for table in ("domains", "users", "aliases", "alias_domains"):
+        ro_cursor.execute(f"SELECT COUNT(*) FROM {table}")
+        assert ro_cursor.fetchone() == (0,)
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO domains (name, description, active, max_mailboxes, max_aliases, max_quota,"
+    " default_quota, created, modified) VALUES ('x.org', '', 1, 0, 0, 0, 0, NOW(), NOW())",
+    "UPDATE users SET password = 'x'",
+    "DELETE FROM aliases",
+    "DROP TABLE alias_domains",
+    "SELECT * FROM audit_log",
+    "SELECT * FROM auth_user",
+])
+def test_it_cannot_write_or_read_elsewhere(ro_cursor, statement):
+    with pytest.raises(MySQLdb.OperationalError) as denied:
+        ro_cursor.execute(statement)
+    assert denied.value.args[0] in (1142, 1044)  # command denied / access denied
