@@ -30,7 +30,6 @@ ROOT = Path("/var/tmp/mailadmin-tests")  # maillog_file must live under /var
 BINARIES = ["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks", "openssl"]
 VMAIL_UID = 8  # Debian's `mail` user: exists on every machine, no useradd needed
 HOSTNAME = "mail.mailadmin.test"
-RO_USER = "mailadmin_ro"
 
 
 def require_binaries() -> None:
@@ -65,6 +64,7 @@ class MailStack:
     dialect: str
     ports: dict[str, int]
     overrides: dict[str, Any]
+    ro_user: str = ""
     ro_password: str = ""
     logs: list[Path] = field(default_factory=list)
 
@@ -182,23 +182,31 @@ def _daemon_database_url(stack: MailStack) -> str:
         path = Path(db["NAME"])
         path.chmod(0o644)  # the daemons read it as their own users
         return f"sqlite:///{path}"
+    # The README's user with the README's grants, under a per-run name so
+    # parallel runs (and the benchmark) never change each other's password.
+    stack.ro_user = f"mailadmin_ro_{secrets.token_hex(4)}"
     stack.ro_password = secrets.token_hex(12)
-    grant_read_only(str(db["NAME"]), stack.ro_password)
-    return (f"mysql://{RO_USER}:{stack.ro_password}@{db['HOST'] or '127.0.0.1'}:"
+    grant_read_only(str(db["NAME"]), stack.ro_user, stack.ro_password)
+    return (f"mysql://{stack.ro_user}:{stack.ro_password}@{db['HOST'] or '127.0.0.1'}:"
             f"{db['PORT'] or 3306}/{db['NAME']}")
 
 
 DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains"]
 
 
-def grant_read_only(database: str, password: str) -> None:
+def grant_read_only(database: str, user: str, password: str) -> None:
     """The grants the README documents, applied to the test database."""
     with connection.cursor() as cursor:
         for host in ("127.0.0.1", "localhost"):
-            cursor.execute(f"CREATE USER IF NOT EXISTS '{RO_USER}'@'{host}'")
-            cursor.execute(f"ALTER USER '{RO_USER}'@'{host}' IDENTIFIED BY %s", [password])
+            cursor.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY %s", [password])
             for table in DAEMON_TABLES:
-                cursor.execute(f"GRANT SELECT ON `{database}`.`{table}` TO '{RO_USER}'@'{host}'")
+                cursor.execute(f"GRANT SELECT ON `{database}`.`{table}` TO '{user}'@'{host}'")
+
+
+def drop_read_only(user: str) -> None:
+    with connection.cursor() as cursor:
+        for host in ("127.0.0.1", "localhost"):
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
 
 
 def _postfix_instance(stack: MailStack) -> None:
@@ -304,6 +312,8 @@ def mail_stack() -> Iterator[MailStack]:
     finally:
         run(["postfix", "-c", str(stack.postfix_dir), "stop"], check=False)
         run(["doveadm", "-c", str(stack.dovecot_conf), "stop"], check=False)
+        if stack.ro_user:
+            drop_read_only(stack.ro_user)
         if not os.environ.get("MAILADMIN_KEEP_TEST_DAEMONS"):
             time.sleep(0.5)
             shutil.rmtree(root, ignore_errors=True)

@@ -12,7 +12,7 @@ def ro_cursor(stack):
     if stack.dialect != "mysql":
         pytest.skip("MariaDB grants; the MariaDB run of the suite covers this")
     db = connection.settings_dict
-    conn = MySQLdb.connect(host="127.0.0.1", port=int(db["PORT"] or 3306), user="mailadmin_ro",
+    conn = MySQLdb.connect(host="127.0.0.1", port=int(db["PORT"] or 3306), user=stack.ro_user,
                            password=stack.ro_password, database=db["NAME"])
     try:
         yield conn.cursor()
