@@ -63,6 +63,7 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
+    """Write one row now, inside the caller's transaction."""
     row = entry(actor=actor, action=action, obj=obj, domain=domain, before=before, after=after)
     row.save()
     return row

@@ -163,21 +163,26 @@ class RenderOptions:
     dovecot_dir: str = field(default_factory=lambda: settings.MAILADMIN_DOVECOT_DIR)
 
 
-def _listener(value: str) -> dict[str, str]:
+def _listener(value: str, setting: str) -> dict[str, str]:
     """`unix:path` or `inet:host:port` as the pieces Postfix and Dovecot want.
 
     A relative unix path is relative to Postfix's queue directory, where
-    Dovecot must create the socket.
+    Dovecot must create the socket. Postfix spells the two differently: the
+    LMTP transport wants `unix:path` / `inet:host:port`, while
+    `smtpd_sasl_path` wants a bare path or `inet:host:port`.
     """
     kind, _, rest = value.partition(":")
     if kind == "inet":
         host, _, port = rest.rpartition(":")
-        return {"kind": "inet", "host": host, "port": port, "postfix": value}
-    if kind != "unix":
-        raise ImproperlyConfigured(f"{value!r} must be unix:PATH or inet:HOST:PORT")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(f"{setting}={value!r}: write inet:HOST:PORT")
+        return {"kind": "inet", "host": host, "port": port, "transport": value,
+                "sasl_path": value}
+    if kind != "unix" or not rest:
+        raise ImproperlyConfigured(f"{setting}={value!r}: write unix:PATH or inet:HOST:PORT")
     queue = settings.MAILADMIN_POSTFIX_QUEUE_DIR.rstrip("/")
     dovecot_path = rest if rest.startswith("/") else f"{queue}/{rest}"
-    return {"kind": "unix", "path": dovecot_path, "postfix": rest}
+    return {"kind": "unix", "path": dovecot_path, "transport": value, "sasl_path": rest}
 
 
 def render(options: RenderOptions) -> dict[str, str]:
@@ -194,8 +199,8 @@ def render(options: RenderOptions) -> dict[str, str]:
         "hostname": settings.MAILADMIN_MAIL_HOSTNAME,
         "smtp_listen": settings.MAILADMIN_SMTP_LISTEN,
         "submission_listen": settings.MAILADMIN_SUBMISSION_LISTEN,
-        "lmtp": _listener(settings.MAILADMIN_LMTP),
-        "sasl": _listener(settings.MAILADMIN_SASL),
+        "lmtp": _listener(settings.MAILADMIN_LMTP, "MAILADMIN_LMTP"),
+        "sasl": _listener(settings.MAILADMIN_SASL, "MAILADMIN_SASL"),
         "mynetworks": settings.MAILADMIN_MYNETWORKS,
         "tls_cert": settings.MAILADMIN_TLS_CERT,
         "tls_key": settings.MAILADMIN_TLS_KEY,
@@ -230,7 +235,7 @@ def write_tree(files: dict[str, str], out: Path) -> list[Path]:
     for relative, content in sorted(files.items()):
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.read_text() == content:
+        if path.exists() and path.read_bytes() == content.encode():
             continue
         mode = 0o640 if relative.startswith(SECRET_FILES) else 0o644
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

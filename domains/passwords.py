@@ -85,7 +85,11 @@ def _check_plaintext(password: str, scheme: str) -> None:
         raise ValidationError("A password is required.")
     if "\x00" in password:
         raise ValidationError("A password cannot contain a NUL character.")
-    if scheme == "BLF-CRYPT" and len(password.encode()) > 72:
+    try:
+        encoded = password.encode()
+    except UnicodeEncodeError:
+        raise ValidationError("A password must be valid UTF-8 text.") from None
+    if scheme == "BLF-CRYPT" and len(encoded) > 72:
         # bcrypt ignores everything past 72 bytes; refuse rather than pretend.
         raise ValidationError("A password can have at most 72 bytes with BLF-CRYPT.")
 

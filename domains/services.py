@@ -122,12 +122,7 @@ def set_domain_active(*, actor: str, domain: Domain, active: bool) -> Domain:
     """Disabling stops delivery and login for the whole domain; the rows stay."""
     with transaction.atomic():
         locked = _lock_domain(domain)
-        if locked.active != active:
-            before = audit.snapshot(locked)
-            locked.active = active
-            locked.save(update_fields=["active", "modified"])
-            _audit_change(actor, "domain.enable" if active else "domain.disable",
-                          locked, locked.name, before)
+        _switch(actor, "domain", locked, active, locked.name)
     return locked
 
 
@@ -300,12 +295,7 @@ def update_mailbox(
 def set_mailbox_active(*, actor: str, mailbox: Mailbox, active: bool) -> Mailbox:
     with transaction.atomic():
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
-        if locked.active != active:
-            before = audit.snapshot(locked)
-            locked.active = active
-            locked.save(update_fields=["active", "modified"])
-            _audit_change(actor, "mailbox.enable" if active else "mailbox.disable",
-                          locked, _domain_of(locked.email), before)
+        _switch(actor, "mailbox", locked, active, _domain_of(locked.email))
     return locked
 
 
@@ -453,12 +443,7 @@ def create_alias_domain(
 def set_alias_domain_active(*, actor: str, alias_domain: AliasDomain, active: bool) -> AliasDomain:
     with transaction.atomic():
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
-        if locked.active != active:
-            before = audit.snapshot(locked)
-            locked.active = active
-            locked.save(update_fields=["active", "modified"])
-            _audit_change(actor, "aliasdomain.enable" if active else "aliasdomain.disable",
-                          locked, locked.target.name, before)
+        _switch(actor, "aliasdomain", locked, active, locked.target.name)
     return locked
 
 
@@ -686,11 +671,26 @@ def _text(value: str, limit: int, what: str) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be text.")
     value = value.strip()
-    if "\x00" in value or "\n" in value or "\r" in value:
+    if any(not c.isprintable() for c in value):
         raise ValidationError(f"{what} cannot contain control characters.")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} must be valid UTF-8 text.") from None
     if len(value) > limit:
         raise ValidationError(f"{what} can have at most {limit} characters.")
     return value
+
+
+def _switch(actor: str, kind: str, locked: Any, active: bool, domain: str) -> None:
+    """Set `active` on a locked row and audit it as KIND.enable / KIND.disable."""
+    if locked.active == active:
+        return
+    before = audit.snapshot(locked)
+    locked.active = active
+    locked.save(update_fields=["active", "modified"])
+    _audit_change(actor, f"{kind}.enable" if active else f"{kind}.disable", locked, domain,
+                  before)
 
 
 def _audit_change(actor: str, action: str, obj: Any, domain: str,

@@ -30,6 +30,14 @@ def one_line(exc: ValidationError) -> str:
     return " ".join(str(m) for m in exc.messages)
 
 
+class OneLineParser(CommandParser):
+    """Usage errors as one line (`manage.py domain add: error: ...`), exit status 2."""
+
+    def print_usage(self, file: Any = None) -> None:
+        if file is not sys.stderr:
+            super().print_usage(file)
+
+
 class SubcommandCommand(BaseCommand):
     """Dispatches `manage.py NAME ACTION ...` to `self.do_ACTION(**options)`."""
 
@@ -37,9 +45,14 @@ class SubcommandCommand(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                    parser_class=CommandParser)
+                                    parser_class=OneLineParser)
         for action, help_text in self.actions.items():
             self.add_action(sub.add_parser(action, help=help_text), action)
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.print_usage = OneLineParser.print_usage.__get__(parser)  # type: ignore[method-assign]
+        return parser
 
     def add_action(self, parser: CommandParser, action: str) -> None:
         raise NotImplementedError
@@ -56,7 +69,10 @@ class SubcommandCommand(BaseCommand):
     def read_password(self, options: dict[str, Any], *, confirm: bool = True) -> str:
         """From stdin with --password-stdin, else an interactive prompt; never argv."""
         if options.get("password_stdin"):
-            password = sys.stdin.readline().rstrip("\r\n")
+            try:
+                password = sys.stdin.readline().rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise CommandError("the password on stdin is not valid UTF-8") from None
         elif sys.stdin.isatty():
             password = getpass.getpass("Password: ")
             if confirm and getpass.getpass("Password (again): ") != password:

@@ -81,6 +81,10 @@ class MailStack:
         return self.root / "dovecot.conf"
 
     @property
+    def lmtp_socket(self) -> Path:
+        return self.root / "spool" / "private" / "dovecot-lmtp"
+
+    @property
     def vmail(self) -> Path:
         return self.root / "vmail"
 
@@ -213,7 +217,7 @@ def _postfix_instance(stack: MailStack) -> None:
     pf = stack.postfix_dir
     for name in (pf / "mailadmin").iterdir():
         shutil.chown(name, group="postfix")
-    queue, data = stack.root / "spool", stack.root / "postfix-data"
+    queue, data = stack.lmtp_socket.parent.parent, stack.root / "postfix-data"
     queue.mkdir()
     data.mkdir()
     shutil.chown(data, user="postfix")
@@ -273,6 +277,14 @@ service imap-login {{
     raise AssertionError(f"dovecot did not listen:\n{stack.tail('dovecot.log')}")
 
 
+def _wait_for_sockets(stack: MailStack) -> None:
+    for _ in range(100):
+        if stack.lmtp_socket.exists() and (stack.lmtp_socket.parent / "auth").exists():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"dovecot made no sockets for postfix:\n{stack.tail('dovecot.log')}")
+
+
 @contextlib.contextmanager
 def mail_stack() -> Iterator[MailStack]:
     require_binaries()
@@ -282,7 +294,7 @@ def mail_stack() -> Iterator[MailStack]:
     root.mkdir()
     root.chmod(0o755)
     dialect = "sqlite" if connection.vendor == "sqlite" else "mysql"
-    ports = {name: free_port() for name in ("smtp", "submission", "imap", "lmtp", "auth")}
+    ports = {name: free_port() for name in ("smtp", "submission", "imap")}
     cert, key = _self_signed_cert(root / "tls")
     overrides = {
         "MAILADMIN_MAIL_HOSTNAME": HOSTNAME,
@@ -290,8 +302,11 @@ def mail_stack() -> Iterator[MailStack]:
         "MAILADMIN_DOVECOT_DIR": str(root / "etc" / "dovecot"),
         "MAILADMIN_SMTP_LISTEN": f"127.0.0.1:{ports['smtp']}",
         "MAILADMIN_SUBMISSION_LISTEN": f"127.0.0.1:{ports['submission']}",
-        "MAILADMIN_LMTP": f"inet:127.0.0.1:{ports['lmtp']}",
-        "MAILADMIN_SASL": f"inet:127.0.0.1:{ports['auth']}",
+        # The production defaults: Dovecot's LMTP and auth sockets inside
+        # Postfix's queue directory.
+        "MAILADMIN_POSTFIX_QUEUE_DIR": str(root / "spool"),
+        "MAILADMIN_LMTP": "unix:private/dovecot-lmtp",
+        "MAILADMIN_SASL": "unix:private/auth",
         # Nobody connects from 127.0.0.254, so the test client is an outsider.
         "MAILADMIN_MYNETWORKS": "127.0.0.254/32",
         "MAILADMIN_TLS_CERT": str(cert),
@@ -308,6 +323,7 @@ def mail_stack() -> Iterator[MailStack]:
                          stdout=io.StringIO())
         _postfix_instance(stack)
         _dovecot_instance(stack)
+        _wait_for_sockets(stack)
         yield stack
     finally:
         run(["postfix", "-c", str(stack.postfix_dir), "stop"], check=False)

@@ -83,7 +83,7 @@ def test_the_quota_reaches_dovecot_and_is_enforced(stack, domain):
 
     body = "x" * 30_000
     message = f"Subject: big\r\n\r\n{body}\r\n"
-    with smtplib.LMTP("127.0.0.1", stack.ports["lmtp"], timeout=20) as lmtp:
+    with smtplib.LMTP(str(stack.lmtp_socket), timeout=20) as lmtp:
         assert lmtp.sendmail("a@outside.test", ["small@example.org"], message) == {}
         with pytest.raises((smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused)) as refused:
             lmtp.sendmail("a@outside.test", ["small@example.org"], message)
@@ -96,7 +96,7 @@ def test_the_quota_reaches_dovecot_and_is_enforced(stack, domain):
 def test_an_unlimited_quota_is_unlimited(stack, domain):
     services.create_mailbox(actor="t", email="big@example.org", password=PW, quota=0)
     body = "y" * 200_000
-    with smtplib.LMTP("127.0.0.1", stack.ports["lmtp"], timeout=20) as lmtp:
+    with smtplib.LMTP(str(stack.lmtp_socket), timeout=20) as lmtp:
         for _ in range(3):
             lmtp.sendmail("a@outside.test", ["big@example.org"], f"Subject: b\r\n\r\n{body}")
     assert len(stack.maildir_messages("big@example.org")) == 3

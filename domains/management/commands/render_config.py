@@ -1,6 +1,7 @@
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from domains import mailconfig
@@ -28,6 +29,8 @@ class Command(BaseCommand):
             changed = mailconfig.write_tree(files, out)
         except OSError as exc:
             raise CommandError(f"cannot write to {out}: {exc.strerror}") from None
+        except (ImproperlyConfigured, ValueError) as exc:
+            raise CommandError(str(exc)) from None
         for path in changed:
             self.stdout.write(f"wrote {path}")
         if not changed:
