@@ -149,11 +149,16 @@ def daemon_database(url: str | None = None) -> DaemonDatabase:
     entry: dict[str, Any] = database_from_url(url) if url else settings.DATABASES["default"]
     if str(entry["ENGINE"]).endswith("sqlite3"):
         return DaemonDatabase("sqlite", str(entry["NAME"]))
-    return DaemonDatabase(
+    database = DaemonDatabase(
         "mysql", str(entry["NAME"]), host=str(entry["HOST"]), port=int(entry["PORT"] or 3306),
         user=str(entry["USER"]) if url else "mailadmin_ro",
         password=str(entry["PASSWORD"]) if url else "",
     )
+    # Dovecot's `connect =` line is split on spaces and has no quoting.
+    if any(c.isspace() for c in database.user + database.password + database.name):
+        raise ImproperlyConfigured(
+            "the daemons' database user, password and name cannot contain spaces")
+    return database
 
 
 @dataclass

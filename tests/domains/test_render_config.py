@@ -534,3 +534,12 @@ def test_it_answers_dovecot_user_lookups(mail_world, mail_settings):
     ]
     assert dovecot_lookup("user_query", "dave@example.org") == []
     assert sorted(dovecot_lookup("iterate_query")) == [("bob@example.org",)]
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_daemon_password_with_a_space(tmp_path):
+    with pytest.raises(CommandError) as refused:
+        call_command("render_config", out=str(tmp_path),
+                     database_url="mysql://ro:a%20b@127.0.0.1:3306/mail", stdout=io.StringIO())
+    assert "cannot contain spaces" in str(refused.value)
+    assert not any(tmp_path.iterdir())
