@@ -221,8 +221,8 @@ def import_mailboxes(
     now = timezone.now()
     for number, row in enumerate(rows, start=1):
         try:
-            address = normalize_address(row.email)
-            _, domain_part = split_address(address)
+            local, domain_part = split_address(row.email)
+            address = f"{local}@{domain_part}"
             if domain_part != domain.name:
                 raise ValidationError(f"{address} is not in {domain.name}.")
             if address in seen:

@@ -6,6 +6,7 @@ and SQLite compares case-sensitively, so a mixed-case row would never match.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 
@@ -25,8 +26,13 @@ _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORE
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_domain(raw: str) -> str:
-    """Lowercase ASCII (punycode) form of a domain name, or ValidationError."""
+    """Lowercase ASCII (punycode) form of a domain name, or ValidationError.
+
+    Cached: imports normalise the same domain for every row, and IDNA
+    encoding is the costly part. Errors are not cached.
+    """
     if not isinstance(raw, str):
         raise ValidationError("A domain name is required.")
     text = raw.strip().rstrip(".")

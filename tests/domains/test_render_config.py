@@ -30,7 +30,7 @@ from domains.models import Domain
 MARIADB_URL = "mysql://ro:secret@127.0.0.1:3306/mail"
 MAPS = ["domains.cf", "mailboxes.cf", "aliases.cf", "mailbox-self.cf",
         "aliasdomain-mailboxes.cf", "aliasdomain-aliases.cf", "aliasdomain-catchall.cf",
-        "sender-login.cf"]
+        "sender-login.cf", "aliasdomain-sender-login.cf"]
 MAP_FILES = [f"postfix/mailadmin/{name}" for name in MAPS]
 SECRET_FILES = [*MAP_FILES, "dovecot/dovecot-sql.conf.ext"]
 PUBLIC_FILES = ["postfix/main.cf", "postfix/master.cf", "dovecot/conf.d/90-mailadmin.conf"]
@@ -128,7 +128,8 @@ def test_it_writes_every_file_for_sqlite(out):
     assert setting(main, "virtual_mailbox_domains") == (
         "sqlite:/etc/postfix/mailadmin/domains.cf")
     assert setting(main, "smtpd_sender_login_maps") == (
-        "sqlite:/etc/postfix/mailadmin/sender-login.cf")
+        "sqlite:/etc/postfix/mailadmin/sender-login.cf, "
+        "sqlite:/etc/postfix/mailadmin/aliasdomain-sender-login.cf")
 
 
 def test_it_writes_every_file_for_mariadb(out):
@@ -145,7 +146,7 @@ def test_it_writes_every_file_for_mariadb(out):
         assert "dbpath" not in text
         assert "||" not in text
     for name in ["aliasdomain-mailboxes.cf", "aliasdomain-aliases.cf",
-                 "aliasdomain-catchall.cf", "sender-login.cf"]:
+                 "aliasdomain-catchall.cf", "aliasdomain-sender-login.cf"]:
         assert "CONCAT(" in setting(files[f"postfix/mailadmin/{name}"], "query"), name
     assert "CONCAT('%u', '@', d.name)" in files["postfix/mailadmin/aliasdomain-aliases.cf"]
     sql = files["dovecot/dovecot-sql.conf.ext"]
@@ -480,10 +481,14 @@ POSTFIX_ANSWERS = {
     "sender-login.cf": {
         "bob@example.org": "bob@example.org",
         "postmaster@example.org": "bob@example.org,carol@else.net",
+        "bob@alias.example": None, "@example.org": None, "nobody@example.org": None,
+        "dave@example.org": None, "eve@closed.org": None,
+    },
+    "aliasdomain-sender-login.cf": {
         "bob@alias.example": "bob@example.org",
         "postmaster@alias.example": "bob@example.org,carol@else.net",
-        "@example.org": None, "@alias.example": None, "nobody@example.org": None,
-        "dave@example.org": None, "eve@closed.org": None, "bob@off.example": None,
+        "@alias.example": None, "bob@off.example": None, "bob@example.org": None,
+        "nobody@alias.example": None,
     },
 }
 

@@ -111,6 +111,14 @@ class MailStack:
                 return answer
         return None
 
+    def sender_owners(self, key: str) -> str | None:
+        """What smtpd_sender_login_maps answers: the first map that knows the key."""
+        for name in ["sender-login.cf", "aliasdomain-sender-login.cf"]:
+            answer = self.postmap(key, name)
+            if answer is not None:
+                return answer
+        return None
+
     def swaks(self, *args: str, port: str = "smtp") -> subprocess.CompletedProcess[str]:
         return run(["swaks", "--server", f"127.0.0.1:{self.ports[port]}",
                     "--helo", "client.mailadmin.test", "--timeout", "20", *args],

@@ -73,7 +73,7 @@ def test_disabled_objects_answer_nothing(mail):
     assert mail.virtual_alias("info@example.org") is None
     assert mail.postmap("alias-other.test", "domains.cf") is None
     assert mail.postmap("@alias-other.test", "aliasdomain-catchall.cf") is None
-    assert mail.postmap("bob@example.org", "sender-login.cf") is None
+    assert mail.sender_owners("bob@example.org") is None
 
 
 def test_a_disabled_domain_answers_nothing_and_comes_back(mail):
@@ -84,6 +84,7 @@ def test_a_disabled_domain_answers_nothing_and_comes_back(mail):
         ("bob@example.org", "mailboxes.cf"), ("info@example.org", "aliases.cf"),
         ("bob@alias.example", "aliasdomain-mailboxes.cf"),
         ("bob@example.org", "sender-login.cf"),
+        ("bob@alias.example", "aliasdomain-sender-login.cf"),
     ]:
         assert mail.postmap(key, map_name) is None, (key, map_name)
     services.set_domain_active(actor="t", domain=domain, active=True)
@@ -92,12 +93,12 @@ def test_a_disabled_domain_answers_nothing_and_comes_back(mail):
 
 
 def test_sender_login_names_the_owners(mail):
-    assert mail.postmap("bob@example.org", "sender-login.cf") == "bob@example.org"
-    owners = mail.postmap("info@example.org", "sender-login.cf")
+    assert mail.sender_owners("bob@example.org") == "bob@example.org"
+    owners = mail.sender_owners("info@example.org")
     assert owners is not None and "bob@example.org" in owners.split(",")
-    assert mail.postmap("bob@alias.example", "sender-login.cf") == "bob@example.org"
-    owners = mail.postmap("info@alias.example", "sender-login.cf")
+    assert mail.sender_owners("bob@alias.example") == "bob@example.org"
+    owners = mail.sender_owners("info@alias.example")
     assert owners is not None and "carol@example.org" in owners.split(",")
     # A catch-all makes nobody the owner of every address in the domain.
-    assert mail.postmap("random@other.test", "sender-login.cf") is None
-    assert mail.postmap("@other.test", "sender-login.cf") is None
+    assert mail.sender_owners("random@other.test") is None
+    assert mail.sender_owners("@other.test") is None
