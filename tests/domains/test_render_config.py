@@ -70,6 +70,16 @@ def out(tmp_path) -> Path:
     return tmp_path / "etc"
 
 
+# Rendering tests name the daemons' SQLite file, so they read the same on a
+# MariaDB run of the suite; test_it_defaults_to_the_panels_database covers the default.
+DAEMON_SQLITE = "/var/lib/mailadmin/mailadmin.sqlite3"
+
+
+@pytest.fixture(autouse=True)
+def sqlite_daemon_database(settings):
+    settings.MAILADMIN_DAEMON_DATABASE_URL = f"sqlite:///{DAEMON_SQLITE}"
+
+
 def render_config(out: Path, *args: str) -> str:
     printed = io.StringIO()
     call_command("render_config", "--out", str(out), *args, stdout=printed,
@@ -113,7 +123,7 @@ def test_it_writes_every_file_for_sqlite(out):
     files = written(out)
     assert sorted(files) == EXPECTED_FILES
     assert printed.splitlines() == [f"wrote {out / name}" for name in EXPECTED_FILES]
-    sqlite_file = str(django_settings.DATABASES["default"]["NAME"])
+    sqlite_file = DAEMON_SQLITE
     for name in MAP_FILES:
         assert setting(files[name], "dbpath") == sqlite_file
         assert "query = SELECT " in files[name]
@@ -412,7 +422,12 @@ def _quoted(value: str) -> str:
 def _rows(sql: str) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql)
-        return cursor.fetchall()
+        return list(cursor.fetchall())
+
+
+def _dialect() -> str:
+    """The queries for the database this run uses: SQLite's and MariaDB's both get run."""
+    return "sqlite" if connection.vendor == "sqlite" else "mysql"
 
 
 def postfix_lookup(map_name: str, key: str) -> str | None:
@@ -421,7 +436,7 @@ def postfix_lookup(map_name: str, key: str) -> str | None:
     As in Postfix: %s is the key, %u its local part, %d its domain; a query
     using %u (or %d) is not run at all when that part is empty.
     """
-    query = mailconfig.postfix_queries("sqlite")[map_name]
+    query = mailconfig.postfix_queries(_dialect())[map_name]
     local, _, domain = key.rpartition("@") if "@" in key else ("", "", "")
     if ("%u" in query and not local) or ("%d" in query and not domain):
         return None
@@ -442,7 +457,7 @@ def virtual_alias(key: str) -> str | None:
 
 def dovecot_lookup(query_name: str, user: str = "") -> list[tuple]:
     local, _, domain = user.partition("@")
-    query = mailconfig.dovecot_queries("sqlite")[query_name]
+    query = mailconfig.dovecot_queries(_dialect())[query_name]
     return _rows(query.replace("%u", _quoted(user)).replace("%d", _quoted(domain))
                  .replace("%n", _quoted(local)))
 
@@ -497,7 +512,7 @@ POSTFIX_ANSWERS = {
     ("map_name", "key", "answer"),
     [(m, k, a) for m, answers in POSTFIX_ANSWERS.items() for k, a in answers.items()],
 )
-def test_it_answers_postfix_lookups_on_sqlite(mail_world, map_name, key, answer):
+def test_it_answers_postfix_lookups(mail_world, map_name, key, answer):
     assert postfix_lookup(map_name, key) == answer
 
 
@@ -548,3 +563,16 @@ def test_it_refuses_a_daemon_password_with_a_space(tmp_path):
                      database_url="mysql://ro:a%20b@127.0.0.1:3306/mail", stdout=io.StringIO())
     assert "cannot contain spaces" in str(refused.value)
     assert not any(tmp_path.iterdir())
+
+
+def test_it_defaults_to_the_panels_database(out, settings):
+    settings.MAILADMIN_DAEMON_DATABASE_URL = ""
+    render_config(out)
+
+    text = (out / "postfix/mailadmin/mailboxes.cf").read_text()
+    panel = django_settings.DATABASES["default"]
+    if connection.vendor == "sqlite":
+        assert setting(text, "dbpath") == str(panel["NAME"])
+    else:
+        assert setting(text, "user") == "mailadmin_ro"
+        assert setting(text, "dbname") == str(panel["NAME"])
