@@ -193,6 +193,11 @@ def _daemon_database_url(stack: MailStack) -> str:
     if stack.dialect == "sqlite":
         path = Path(db["NAME"])
         path.chmod(0o644)  # the daemons read it as their own users
+        closed = [p for p in path.parents if not os.stat(p).st_mode & 0o001]
+        if closed:
+            raise AssertionError(
+                f"Postfix and Dovecot cannot reach {path}: {closed[0]} is closed to other "
+                "users; use a MAILADMIN_DATA_DIR they can traverse (chmod o+x)")
         return f"sqlite:///{path}"
     # The README's user with the README's grants, under a per-run name so
     # parallel runs (and the benchmark) never change each other's password.
