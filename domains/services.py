@@ -248,14 +248,17 @@ def import_mailboxes(
                               quota=sum(m.quota for m in mailboxes),
                               any_unlimited=any(m.quota == 0 for m in mailboxes))
         Mailbox.objects.bulk_create(mailboxes, batch_size=batch_size)
-        created = list(Mailbox.objects.filter(domain=locked, email__in=seen)) if not all(
-            m.pk for m in mailboxes) else mailboxes
+        if not all(m.pk for m in mailboxes):
+            # A database that returns no ids from a bulk insert (MariaDB < 10.5).
+            ids = dict(Mailbox.objects.filter(domain=locked).values_list("email", "pk"))
+            for mailbox in mailboxes:
+                mailbox.pk = ids[mailbox.email]
         AuditEntry.objects.bulk_create(
             [audit.entry(actor=actor, action="mailbox.import", obj=m, domain=locked.name,
-                         after=audit.snapshot(m)) for m in created],
+                         after=audit.snapshot(m)) for m in mailboxes],
             batch_size=batch_size,
         )
-    return created
+    return mailboxes
 
 
 def set_mailbox_password(
