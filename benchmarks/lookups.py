@@ -127,9 +127,11 @@ class Fixture:
 # ---------------------------------------------------------------- database plumbing
 
 
-def root_connection(database: str | None = None) -> Any:
+def root_connection(database: str | None = None, socket: str = "") -> Any:
     kwargs: dict[str, Any] = {"host": DB_HOST, "port": DB_PORT, "user": "root",
                               "charset": "utf8mb4", "autocommit": True}
+    if socket:
+        kwargs = {**kwargs, "host": "localhost", "unix_socket": socket}
     if database:
         kwargs["database"] = database
     return MySQLdb.connect(**kwargs)
@@ -558,14 +560,15 @@ def _walk_analyze(node: Any, tables: list[dict[str, Any]], block_ms: list[float]
             _walk_analyze(value, tables, block_ms)
 
 
-def measure_queries(fixture: Fixture, count: int) -> tuple[list[QueryResult], Timing]:
+def measure_queries(fixture: Fixture, count: int, socket: str = ""
+                    ) -> tuple[list[QueryResult], Timing]:
     """EXPLAIN, ANALYZE and time every daemon lookup query on one root connection.
 
     Returns the results and the timing of `SELECT 1`, the round-trip floor.
     """
     from domains.mailconfig import dovecot_queries, postfix_queries
 
-    conn = root_connection(DB_NAME)
+    conn = root_connection(DB_NAME, socket)
     cur = conn.cursor()
 
     def quote(value: str) -> str:
@@ -716,7 +719,7 @@ def print_plans(results: list[QueryResult]) -> None:
 
 def summary_lines(load_s: float, fixture: Fixture, postmaps: list[PostmapResult],
                   queries: list[QueryResult], floor: Timing,
-                  imported: ImportResult | None) -> list[str]:
+                  imported: ImportResult | None, socket: str = "") -> list[str]:
     lines = [
         f"fixture: {fixture.domains} domains, {fixture.mailboxes} mailboxes, "
         f"{fixture.aliases} aliases, {fixture.alias_domains} alias domains; "
@@ -743,7 +746,8 @@ def summary_lines(load_s: float, fixture: Fixture, postmaps: list[PostmapResult]
     lines.append(f"{'SELECT 1 (round-trip floor)':<34}{q.runs:>6}{floor.mean_ms:>9.3f}"
                  f"{floor.median_ms:>8.3f}{floor.p99_ms:>7.3f}")
     lines.append(f"(goal: mean < {QUERY_GOAL_MS} ms and no ALL/index scan in the hit or miss "
-                 "plan; one root connection over TCP loopback; optim/exec: server-side ms "
+                 f"plan; one root connection over {'the unix socket' if socket else 'TCP loopback'}"
+                 "; optim/exec: server-side ms "
                  f"from ANALYZE over {ANALYZE_RUNS} runs)")
     if imported:
         verdict = "ok" if imported.seconds < IMPORT_GOAL_S else "FAIL"
@@ -772,6 +776,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--import", dest="import_count", type=int, default=100_000,
                         help="mailboxes to import through the service layer (0: skip)")
     parser.add_argument("--keys", type=int, default=2000, help="lookups per map and query")
+    parser.add_argument("--socket", default="",
+                        help="render the maps for MariaDB's unix socket (e.g. "
+                             "/run/mysqld/mysqld.sock) instead of TCP on 127.0.0.1")
     parser.add_argument("--profile-import", action="store_true",
                         help="profile the import even when it meets its goal")
     args = parser.parse_args(argv)
@@ -818,9 +825,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loaded in {load_s:.1f} s", flush=True)
 
         create_read_only_user(ro_password)
+        via = f"?socket={args.socket}" if args.socket else ""
         call_command("render_config", out=str(config_dir), stdout=io.StringIO(),
                      database_url=f"mysql://{RO_USER}:{ro_password}@{DB_HOST}:{DB_PORT}/"
-                                  f"{DB_NAME}")
+                                  f"{DB_NAME}{via}")
         postfix_dir = config_dir / "postfix"
 
         failures, checked = spot_checks(postfix_dir, fixture)
@@ -837,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
             for example in result.examples_wrong:
                 print(f"    WRONG {example}")
 
-        queries, floor = measure_queries(fixture, args.keys)
+        queries, floor = measure_queries(fixture, args.keys, args.socket)
         print_plans(queries)
 
         imported: ImportResult | None = None
@@ -849,9 +857,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(imported.profile_top)
         connection.close()
 
-        lines = summary_lines(load_s, fixture, postmaps, queries, floor, imported)
+        lines = summary_lines(load_s, fixture, postmaps, queries, floor, imported, args.socket)
         print("\n" + "\n".join(lines))
-        out = RESULTS_DIR / f"lookups-{started_at:%Y-%m-%d}.json"
+        out = RESULTS_DIR / f"lookups-{started_at:%Y-%m-%d}{'-socket' if args.socket else ''}.json"
         write_json(out, {
             "started": started_at.isoformat(),
             "arguments": vars(args),

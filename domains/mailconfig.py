@@ -145,6 +145,11 @@ class DaemonDatabase:
     port: int = 3306
     user: str = ""
     password: str = ""
+    socket: str = ""
+
+    @property
+    def postfix_hosts(self) -> str:
+        return f"unix:{self.socket}" if self.socket else f"inet:{self.host}:{self.port}"
 
     @property
     def postfix_type(self) -> str:
@@ -154,8 +159,10 @@ class DaemonDatabase:
     def dovecot_connect(self) -> str:
         if self.dialect == "sqlite":
             return self.name
-        parts = [f"host={self.host}", f"port={self.port}", f"dbname={self.name}",
-                 f"user={self.user}"]
+        # Dovecot takes a host starting with / as the server's unix socket.
+        where = [f"host={self.socket}"] if self.socket else [f"host={self.host}",
+                                                              f"port={self.port}"]
+        parts = [*where, f"dbname={self.name}", f"user={self.user}"]
         if self.password:
             parts.append(f"password={self.password}")
         return " ".join(parts)
@@ -172,6 +179,7 @@ def daemon_database(url: str | None = None) -> DaemonDatabase:
         "mysql", str(entry["NAME"]), host=str(entry["HOST"]), port=int(entry["PORT"] or 3306),
         user=str(entry["USER"]) if url else "mailadmin_ro",
         password=str(entry["PASSWORD"]) if url else "",
+        socket=str(entry["OPTIONS"].get("unix_socket", "")),
     )
     # Dovecot's `connect =` line is split on spaces and has no quoting.
     if any(c.isspace() for c in database.user + database.password + database.name):

@@ -1,5 +1,7 @@
 """The daemons' MariaDB user can read the four tables and nothing more."""
 
+import io
+
 import MySQLdb
 import pytest
 from django.db import connection
@@ -39,3 +41,27 @@ def test_it_cannot_write_or_read_elsewhere(ro_cursor, statement):
     with pytest.raises(MySQLdb.OperationalError) as denied:
         ro_cursor.execute(statement)
     assert denied.value.args[0] in (1142, 1044)  # command denied / access denied
+
+
+def test_the_maps_answer_over_the_unix_socket(stack, ro_cursor, tmp_path):
+    """A database on the mail host itself: the daemons use MariaDB's socket."""
+    from django.core.management import call_command
+
+    from domains import services
+    from tests.integration.mailstack import run
+
+    services.create_domain(actor="t", name="example.org")
+    services.create_mailbox(actor="t", email="bob@example.org", password="correct horse 1")
+    ro_cursor.execute("SELECT @@socket")
+    (socket_path,) = ro_cursor.fetchone()
+    db = connection.settings_dict
+    call_command("render_config", out=str(tmp_path), stdout=io.StringIO(),
+                 database_url=f"mysql://{stack.ro_user}:{stack.ro_password}@localhost/"
+                              f"{db['NAME']}?socket={socket_path}")
+    maps = tmp_path / "postfix" / "mailadmin"
+    assert f"hosts = unix:{socket_path}" in (maps / "mailboxes.cf").read_text()
+    answer = run(["postmap", "-c", str(stack.postfix_dir), "-q", "bob@example.org",
+                  f"mysql:{maps}/mailbox-self.cf"])
+    assert answer.stdout.strip() == "bob@example.org"
+    dovecot = (tmp_path / "dovecot" / "dovecot-sql.conf.ext").read_text()
+    assert f"connect = host={socket_path} dbname={db['NAME']}" in dovecot

@@ -69,3 +69,8 @@ def test_tasks_run_inline_without_a_broker(settings):
 def test_an_empty_variable_means_the_default(monkeypatch):
     monkeypatch.setenv("MAILADMIN_X", "")
     assert env.env_str("MAILADMIN_X", "fallback") == "fallback"
+
+
+def test_a_mysql_url_can_name_the_unix_socket():
+    db = env.database_from_url("mysql://ro@localhost/mail?socket=/run/mysqld/mysqld.sock")
+    assert db["OPTIONS"]["unix_socket"] == "/run/mysqld/mysqld.sock"
