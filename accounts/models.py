@@ -25,3 +25,24 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_repr}"
+
+
+class DomainAdmin(models.Model):
+    """A panel account that manages the mailboxes, aliases and alias domains of a domain."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="domain_grants")
+    domain = models.ForeignKey("domains.Domain", on_delete=models.CASCADE,
+                               related_name="admin_grants")
+
+    class Meta:
+        db_table = "domain_admins"
+        constraints = [models.UniqueConstraint(fields=["user", "domain"],
+                                               name="domain_admin_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user.username} -> {self.domain.name}"
+
+
+# Session accounts of mailbox users carry this prefix, so they can never be
+# confused with (or become) an admin account of the same address.
+MAILBOX_ACCOUNT_PREFIX = "mailbox:"

@@ -6,7 +6,8 @@ from typing import TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.validators import normalize_address, normalize_domain
@@ -14,20 +15,35 @@ from domains.validators import normalize_address, normalize_domain
 _M = TypeVar("_M", bound=models.Model)
 
 
-def counts() -> dict[str, int]:
+def counts(domains: QuerySet[Domain] | None = None) -> dict[str, int]:
+    scope = Domain.objects.all() if domains is None else domains
     return {
-        "domains": Domain.objects.count(),
-        "mailboxes": Mailbox.objects.count(),
-        "aliases": Alias.objects.count(),
-        "alias_domains": AliasDomain.objects.count(),
+        "domains": scope.count(),
+        "mailboxes": Mailbox.objects.filter(domain__in=scope).count(),
+        "aliases": Alias.objects.filter(domain__in=scope).count(),
+        "alias_domains": AliasDomain.objects.filter(target__in=scope).count(),
     }
 
 
-def domains_with_usage() -> QuerySet[Domain]:
-    return Domain.objects.annotate(
-        mailbox_count=Count("mailboxes", distinct=True),
-        alias_count=Count("aliases", distinct=True),
+def with_usage(domains: QuerySet[Domain]) -> QuerySet[Domain]:
+    """Domains annotated with mailbox_count and alias_count.
+
+    Correlated subqueries, not a join with COUNT(DISTINCT): the database
+    counts only for the rows a page returns, each through the domain_id index.
+    """
+    def count_of(model: type[models.Model]) -> Subquery:
+        rows = (model._default_manager.filter(domain=OuterRef("pk")).order_by()
+                .values("domain").annotate(n=Count("*")).values("n"))
+        return Subquery(rows, output_field=models.IntegerField())
+
+    return domains.annotate(
+        mailbox_count=Coalesce(count_of(Mailbox), 0),
+        alias_count=Coalesce(count_of(Alias), 0),
     ).order_by("name")
+
+
+def domains_with_usage() -> QuerySet[Domain]:
+    return with_usage(Domain.objects.all())
 
 
 def _one(queryset: QuerySet[_M], message: str, **lookup: str) -> _M:

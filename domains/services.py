@@ -275,6 +275,32 @@ def set_mailbox_password(
     return locked
 
 
+def change_own_password(*, mailbox: Mailbox, current: str, new: str) -> Mailbox:
+    """A mailbox user's own change: the current password, then the policy."""
+    if not passwords.verify_password(current, mailbox.password):
+        raise ValidationError({"current": "That is not your current password."})
+    problems = password_policy_problems(new, mailbox.email, current=current)
+    if problems:
+        raise ValidationError({"new": problems})
+    return set_mailbox_password(actor=mailbox.email, mailbox=mailbox, password=new)
+
+
+def password_policy_problems(password: str, email: str, *, current: str = "") -> list[str]:
+    """Why a new mailbox password is refused; empty when it is acceptable."""
+    problems: list[str] = []
+    minimum = settings.MAILADMIN_PASSWORD_MIN_LENGTH
+    if len(password) < minimum:
+        problems.append(f"Use at least {minimum} characters.")
+    local = email.rsplit("@", 1)[0].lower()
+    if len(local) >= 3 and local in password.lower():
+        problems.append("Do not put your address's name in your password.")
+    if current and password == current:
+        problems.append("Choose a password different from the current one.")
+    if not passwords.can_hash(password):
+        problems.append("Use at most 72 bytes, and no control characters.")
+    return problems
+
+
 def update_mailbox(
     *, actor: str, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None
 ) -> Mailbox:

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from the app itself, so gunicorn alone is a complete panel.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,6 +90,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target; whitenoise expects it
+# Without collectstatic (the embedded default) files come straight from static/.
+WHITENOISE_USE_FINDERS = True
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.MailboxBackend",
+]
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("MAILADMIN_SESSION_SECONDS", 8 * 3600)
@@ -116,6 +126,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Mailbox passwords, in the {SCHEME}hash form Dovecot reads.
 MAILADMIN_PASSWORD_SCHEME = env_str("MAILADMIN_PASSWORD_SCHEME", "BLF-CRYPT")
 MAILADMIN_BCRYPT_ROUNDS = env_int("MAILADMIN_BCRYPT_ROUNDS", 12)
+MAILADMIN_PASSWORD_MIN_LENGTH = env_int("MAILADMIN_PASSWORD_MIN_LENGTH", 12)
 
 # Where mail lives on the mail host, and as whom Dovecot stores it.
 MAILADMIN_VMAIL_DIR = env_str("MAILADMIN_VMAIL_DIR", "/var/vmail")

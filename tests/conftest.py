@@ -1,7 +1,64 @@
+from dataclasses import dataclass
+
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from accounts import services as account_services
+from domains import services
+from domains.models import Domain, Mailbox
+
+MAILBOX_PASSWORD = "correct horse battery"
+ADMIN_PASSWORD = "admin passphrase 123"
 
 
 @pytest.fixture(autouse=True)
 def fast_hashing(settings):
     """bcrypt at cost 4 in tests; production uses MAILADMIN_BCRYPT_ROUNDS (12)."""
     settings.MAILADMIN_BCRYPT_ROUNDS = 4
+
+
+@dataclass
+class World:
+    """Two domains, their admins, a mailbox user in each, and a superadmin."""
+
+    a: Domain
+    b: Domain
+    bob: Mailbox  # in a
+    carol: Mailbox  # in b
+    superadmin: User
+    admin_a: User
+    admin_b: User
+
+    def client_for(self, persona: str) -> Client:
+        client = Client()
+        if persona == "superadmin":
+            client.force_login(self.superadmin)
+        elif persona == "admin_a":
+            client.force_login(self.admin_a)
+        elif persona == "admin_b":
+            client.force_login(self.admin_b)
+        elif persona == "mailbox":
+            assert client.login(username=self.bob.email, password=MAILBOX_PASSWORD)
+        else:
+            assert persona == "anonymous"
+        return client
+
+
+@pytest.fixture
+def world(db) -> World:
+    a = services.create_domain(actor="t", name="a.example", max_mailboxes=3)
+    b = services.create_domain(actor="t", name="b.example")
+    bob = services.create_mailbox(actor="t", email="bob@a.example", password=MAILBOX_PASSWORD)
+    carol = services.create_mailbox(actor="t", email="carol@b.example",
+                                    password=MAILBOX_PASSWORD)
+    services.create_alias(actor="t", source="info@a.example", destinations="bob@a.example")
+    return World(
+        a=a, b=b, bob=bob, carol=carol,
+        superadmin=account_services.create_admin(
+            actor="t", username="root@admin.test", password=ADMIN_PASSWORD, superadmin=True),
+        admin_a=account_services.create_admin(
+            actor="t", username="alice@a.example", password=ADMIN_PASSWORD, domains=[a]),
+        admin_b=account_services.create_admin(
+            actor="t", username="bert@b.example", password=ADMIN_PASSWORD, domains=[b]),
+    )

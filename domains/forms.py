@@ -1,0 +1,67 @@
+"""Forms for the panel. They only shape input; the services decide."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class DomainForm(forms.Form):
+    name = forms.CharField(max_length=1000, label="Domain name",
+                           help_text="International names are stored as punycode.")
+    description = forms.CharField(max_length=1000, required=False)
+    max_mailboxes = forms.IntegerField(min_value=0, initial=0, label="Mailbox limit",
+                                       help_text="0 is no limit")
+    max_aliases = forms.IntegerField(min_value=0, initial=0, label="Alias limit",
+                                     help_text="0 is no limit")
+    max_quota = forms.CharField(max_length=40, initial="0", label="Total quota",
+                                help_text="for all mailboxes, e.g. 50G; 0 is no limit")
+    default_quota = forms.CharField(max_length=40, initial="0", label="Default mailbox quota",
+                                    help_text="e.g. 2G; 0 is unlimited")
+
+
+class DomainEditForm(DomainForm):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        del self.fields["name"]
+
+
+class MailboxForm(forms.Form):
+    local_part = forms.CharField(max_length=200, label="Address",
+                                 help_text="the part before the @")
+    name = forms.CharField(max_length=1000, required=False)
+    quota = forms.CharField(max_length=40, required=False,
+                            help_text="e.g. 2G; empty for the domain's default, 0 is unlimited")
+    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+                               strip=False,
+                               help_text="leave both empty to generate one, shown once")
+    password_again = forms.CharField(widget=forms.PasswordInput(render_value=False),
+                                     required=False, strip=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data
+
+
+class MailboxEditForm(forms.Form):
+    name = forms.CharField(max_length=1000, required=False)
+    quota = forms.CharField(max_length=40, help_text="e.g. 2G; 0 is unlimited")
+    active = forms.BooleanField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+                               strip=False, label="New password",
+                               help_text="leave empty to keep the current one")
+
+
+class OwnPasswordForm(forms.Form):
+    current = forms.CharField(widget=forms.PasswordInput, strip=False,
+                              label="Current password")
+    new = forms.CharField(widget=forms.PasswordInput, strip=False, label="New password")
+    new_again = forms.CharField(widget=forms.PasswordInput, strip=False,
+                                label="New password, again")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("new") and data.get("new") != data.get("new_again"):
+            self.add_error("new_again", "The two new passwords differ.")
+        return data

@@ -1,0 +1,223 @@
+"""Admin pages for domains and mailboxes: permission helper, form, one service call."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.permissions import (
+    admin_required,
+    domain_or_404,
+    mailbox_or_404,
+    superadmin_required,
+    visible_domains,
+)
+from domains import selectors, services
+from domains.forms import DomainEditForm, DomainForm, MailboxEditForm, MailboxForm
+from domains.models import Mailbox
+from domains.validators import format_size
+from mailadmin.env import generated_password
+
+PAGE_SIZE = 50
+
+
+def actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def show_errors(form: Form, error: ValidationError) -> None:
+    """A service's refusal, on the field it names or at the top of the form."""
+    if hasattr(error, "error_dict"):
+        for field, problems in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, problems)
+    else:
+        form.add_error(None, error.messages)
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """An htmx request wants only the part of the page it swaps in."""
+    return bool(getattr(request, "htmx", False))
+
+
+def page_of(request: HttpRequest) -> int:
+    try:
+        return max(1, min(int(request.GET.get("page", "1")), 100_000))
+    except ValueError:
+        return 1
+
+
+@admin_required
+def domain_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip().lower()[:253]
+    domains = selectors.with_usage(visible_domains(request.user))
+    if query:
+        domains = domains.filter(name__startswith=query)
+    page = page_of(request)
+    rows = list(domains[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+    context = {"domains": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
+               "q": query}
+    template = "domains/_domain_rows.html" if is_htmx(request) else "domains/domain_list.html"
+    return render(request, template, context)
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def domain_create(request: HttpRequest) -> HttpResponse:
+    form = DomainForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            domain = services.create_domain(actor=actor(request), **form.cleaned_data)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Added {domain.name}.")
+            return redirect("domains:domain-detail", name=domain.name)
+    return render(request, "domains/domain_form.html", {"form": form, "title": "New domain"})
+
+
+@admin_required
+def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    usage = services.domain_usage(domain)
+    context = {
+        "domain": domain,
+        "usage": usage,
+        "limits": [
+            ("Mailboxes", usage.mailboxes, domain.max_mailboxes, str(usage.mailboxes),
+             str(domain.max_mailboxes or "no limit")),
+            ("Aliases", usage.aliases, domain.max_aliases, str(usage.aliases),
+             str(domain.max_aliases or "no limit")),
+            ("Quota", usage.quota_total, domain.max_quota, format_size(usage.quota_total),
+             format_size(domain.max_quota)),
+        ],
+        "mailboxes": domain.mailboxes.order_by("email")[:PAGE_SIZE],
+        "aliases": domain.aliases.order_by("source")[:PAGE_SIZE],
+        "alias_domains": domain.alias_domains.order_by("name"),
+    }
+    return render(request, "domains/domain_detail.html", context)
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def domain_edit(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    initial = {"description": domain.description, "max_mailboxes": domain.max_mailboxes,
+               "max_aliases": domain.max_aliases, "max_quota": format_size(domain.max_quota),
+               "default_quota": format_size(domain.default_quota)}
+    initial = {k: ("0" if v == "unlimited" else v) for k, v in initial.items()}
+    form = DomainEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_domain(actor=actor(request), domain=domain, **form.cleaned_data)
+            active = request.POST.get("active") == "on"
+            services.set_domain_active(actor=actor(request), domain=domain, active=active)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Saved {domain.name}.")
+            return redirect("domains:domain-detail", name=domain.name)
+    return render(request, "domains/domain_form.html",
+                  {"form": form, "domain": domain, "title": f"Edit {domain.name}"})
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def domain_delete(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    error = ""
+    if request.method == "POST":
+        try:
+            kept = services.delete_domain(actor=actor(request), domain=domain,
+                                          force=request.POST.get("force") == "on")
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, f"Deleted {name}; mail kept on disk for "
+                                      f"{len(kept)} mailboxes.")
+            return redirect("domains:domain-list")
+    return render(request, "domains/domain_delete.html",
+                  {"domain": domain, "usage": services.domain_usage(domain), "error": error},
+                  status=400 if error else 200)
+
+
+@admin_required
+def mailbox_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip().lower()[:254]
+    mailboxes = Mailbox.objects.filter(domain__in=visible_domains(request.user))
+    domain_name = request.GET.get("domain", "")
+    if domain_name:
+        mailboxes = mailboxes.filter(domain=domain_or_404(request, domain_name))
+    if query:
+        # Prefix searches stay index lookups at 200,000 mailboxes.
+        mailboxes = mailboxes.filter(Q(email__startswith=query) | Q(name__istartswith=query))
+    page = page_of(request)
+    rows = list(mailboxes.order_by("email").only("email", "name", "quota", "active")
+                [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+    context = {"mailboxes": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
+               "q": query, "domain_name": domain_name}
+    template = "domains/_mailbox_rows.html" if is_htmx(request) else "domains/mailbox_list.html"
+    return render(request, template, context)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    form = MailboxForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        password = data["password"] or generated_password()
+        try:
+            mailbox = services.create_mailbox(
+                actor=actor(request), email=f"{data['local_part']}@{domain.name}",
+                password=password, name=data["name"], quota=data["quota"] or None)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Added {mailbox.email}.")
+            if not data["password"]:
+                return render(request, "domains/mailbox_password_shown.html",
+                              {"mailbox": mailbox, "password": password})
+            return redirect("domains:domain-detail", name=domain.name)
+    return render(request, "domains/mailbox_form.html", {"form": form, "domain": domain})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
+    mailbox = mailbox_or_404(request, email)
+    form = MailboxEditForm(request.POST or None, initial={
+        "name": mailbox.name, "active": mailbox.active,
+        "quota": "0" if not mailbox.quota else format_size(mailbox.quota)})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.update_mailbox(actor=actor(request), mailbox=mailbox, name=data["name"],
+                                    quota=data["quota"])
+            services.set_mailbox_active(actor=actor(request), mailbox=mailbox,
+                                        active=data["active"])
+            if data["password"]:
+                services.set_mailbox_password(actor=actor(request), mailbox=mailbox,
+                                              password=data["password"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Saved {mailbox.email}.")
+            return redirect("domains:domain-detail", name=mailbox.domain.name)
+    return render(request, "domains/mailbox_edit.html", {"form": form, "mailbox": mailbox})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def mailbox_delete(request: HttpRequest, email: str) -> HttpResponse:
+    mailbox = mailbox_or_404(request, email)
+    if request.method == "POST":
+        path = services.delete_mailbox(actor=actor(request), mailbox=mailbox)
+        messages.success(request, f"Deleted {mailbox.email}; its mail stays on disk in {path}.")
+        return redirect("domains:domain-detail", name=mailbox.domain.name)
+    return render(request, "domains/mailbox_delete.html", {"mailbox": mailbox})
