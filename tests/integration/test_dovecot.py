@@ -100,3 +100,13 @@ def test_an_unlimited_quota_is_unlimited(stack, domain):
         for _ in range(3):
             lmtp.sendmail("a@outside.test", ["big@example.org"], f"Subject: b\r\n\r\n{body}")
     assert len(stack.maildir_messages("big@example.org")) == 3
+
+
+def test_a_password_changed_in_the_panel_works_over_imap_at_once(stack, domain, client):
+    services.create_mailbox(actor="t", email="bob@example.org", password=PW)
+    assert client.login(username="bob@example.org", password=PW)
+    new = "a much better passphrase"
+    response = client.post("/me/password/", {"current": PW, "new": new, "new_again": new})
+    assert response.status_code == 302
+    assert stack.imap_login_ok("bob@example.org", new)
+    assert not stack.imap_login_ok("bob@example.org", PW)

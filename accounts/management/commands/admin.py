@@ -1,0 +1,58 @@
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.management.base import CommandError, CommandParser
+
+from accounts import services
+from accounts.models import DomainAdmin
+from domains import selectors
+from domains.management.base import SubcommandCommand, actor
+
+
+class Command(SubcommandCommand):
+    help = "Panel accounts: superadmins and domain admins."
+    actions = {
+        "add": "add an account (password from stdin or a prompt)",
+        "domains": "set the domains a domain admin manages",
+        "list": "list panel accounts",
+    }
+
+    def add_action(self, parser: CommandParser, action: str) -> None:
+        if action == "list":
+            parser.add_argument("--json", action="store_true")
+            return
+        parser.add_argument("username")
+        parser.add_argument("--domain", action="append", default=[], metavar="DOMAIN",
+                            help="a domain this admin manages (repeat for several)")
+        if action == "add":
+            parser.add_argument("--superadmin", action="store_true")
+            parser.add_argument("--password-stdin", action="store_true")
+
+    def do_add(self, **o: Any) -> None:
+        if o["superadmin"] and o["domain"]:
+            raise CommandError("a superadmin manages every domain; drop --domain")
+        domains = [selectors.domain_by_name(name) for name in o["domain"]]
+        user = services.create_admin(actor=actor(), username=o["username"],
+                                     password=self.read_password(o),
+                                     superadmin=o["superadmin"], domains=domains)
+        self.stdout.write(f"added {user.username}")
+
+    def do_domains(self, **o: Any) -> None:
+        user = User.objects.filter(username=o["username"].strip().lower()).first()
+        if user is None or user.is_superuser:
+            raise CommandError(f"{o['username']} is not a domain admin")
+        services.set_admin_domains(actor=actor(), user=user,
+                                   domains=[selectors.domain_by_name(n) for n in o["domain"]])
+        self.stdout.write(f"{user.username} manages {', '.join(o['domain']) or 'no domain'}")
+
+    def do_list(self, **o: Any) -> None:
+        grants: dict[int, list[str]] = {}
+        for user_id, name in DomainAdmin.objects.values_list("user_id", "domain__name"):
+            grants.setdefault(user_id, []).append(name)
+        rows = (
+            {"username": u.username,
+             "role": "superadmin" if u.is_superuser else "domain admin",
+             "domains": ",".join(sorted(grants.get(u.pk, []))) or "-"}
+            for u in User.objects.exclude(username__startswith="mailbox:").order_by("username")
+        )
+        self.emit(rows, ["username", "role", "domains"], o["json"])
