@@ -10,4 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("me/", include("accounts.urls")),
     path("", include("domains.urls")),
+    path("", include("domains.urls_aliases")),
+    path("", include("domains.urls_csv")),
+    path("", include("accounts.urls_admins")),
 ]

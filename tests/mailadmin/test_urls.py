@@ -5,6 +5,9 @@ superadmin pages are 404 to domain admins, anonymous users go to sign in.
 A new URL pattern without a row here fails test_every_pattern_is_walked.
 """
 
+import importlib
+from pathlib import Path
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -29,6 +32,17 @@ EXPECTED = {
     ("domains:mailbox-edit", ("bob@a.example",)): (LOGIN, 200, 200, 404, 404),
     ("domains:mailbox-delete", ("bob@a.example",)): (LOGIN, 200, 200, 404, 404),
 }
+
+
+def _merge_feature_rows() -> None:
+    """Rows for each feature's URLs live beside its tests: tests/*/expected_urls_*.py."""
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.glob("*/expected_urls_*.py")):
+        module = importlib.import_module(f"tests.{path.parent.name}.{path.stem}")
+        EXPECTED.update(module.EXPECTED)
+
+
+_merge_feature_rows()
 
 
 def all_pattern_names(resolver=None, prefix="") -> set[str]:
