@@ -1,0 +1,113 @@
+"""Panel accounts and the audit log."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from accounts import services
+from accounts.forms import AdminDomainsForm, AdminForm, AuditFilterForm
+from accounts.models import MAILBOX_ACCOUNT_PREFIX, AuditEntry, DomainAdmin
+from accounts.permissions import admin_required, superadmin_required, visible_domains
+from domains import selectors
+from domains.models import Domain
+from domains.views import PAGE_SIZE, actor, is_htmx, page_of, show_errors
+
+
+def _domains_from(text: str) -> list[Domain]:
+    names = [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]
+    return [selectors.domain_by_name(name) for name in dict.fromkeys(names)]
+
+
+@superadmin_required
+def admin_list(request: HttpRequest) -> HttpResponse:
+    admins = list(User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+                  .order_by("username")[:500])
+    grants: dict[int, list[str]] = {}
+    for user_id, name in DomainAdmin.objects.filter(user__in=admins).values_list(
+            "user_id", "domain__name"):
+        grants.setdefault(user_id, []).append(name)
+    rows = [(a, sorted(grants.get(a.pk, []))) for a in admins]
+    return render(request, "accounts/admin_list.html", {"rows": rows})
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def admin_create(request: HttpRequest) -> HttpResponse:
+    form = AdminForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.create_admin(
+                actor=actor(request), username=data["username"], password=data["password"],
+                superadmin=data["superadmin"],
+                domains=[] if data["superadmin"] else _domains_from(data["domains"]))
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Added {user.username}.")
+            return redirect("admins:admin-list")
+    return render(request, "accounts/admin_form.html", {"form": form, "title": "New admin"})
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    user = (User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+            .filter(pk=pk, is_superuser=False).first())
+    if user is None:
+        raise Http404
+    current = ", ".join(sorted(DomainAdmin.objects.filter(user=user)
+                               .values_list("domain__name", flat=True)))
+    form = AdminDomainsForm(request.POST or None, initial={"domains": current})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_admin_domains(actor=actor(request), user=user,
+                                       domains=_domains_from(form.cleaned_data["domains"]))
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Saved the domains of {user.username}.")
+            return redirect("admins:admin-list")
+    return render(request, "accounts/admin_form.html",
+                  {"form": form, "title": f"Domains of {user.username}"})
+
+
+@admin_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Superadmins see every entry; domain admins the entries of their domains."""
+    form = AuditFilterForm(request.GET or None)
+    entries = AuditEntry.objects.all()
+    if not request.user.is_superuser:
+        entries = entries.filter(domain__in=visible_domains(request.user).values("name"))
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["actor"]:
+            entries = entries.filter(actor=data["actor"].strip().lower())
+        if data["domain"]:
+            entries = entries.filter(domain=data["domain"].strip().lower())
+        if data["action"]:
+            entries = entries.filter(action__startswith=data["action"].strip())
+        if data["since"]:
+            entries = entries.filter(at__gte=_day_start(data["since"]))
+        if data["until"]:
+            entries = entries.filter(at__lt=_day_start(data["until"] + datetime.timedelta(1)))
+    page = page_of(request)
+    params = request.GET.copy()
+    params.pop("page", None)
+    rows = list(entries.order_by("-at", "-id")[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+    context = {"entries": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
+               "form": form, "query": params.urlencode()}
+    template = "accounts/_audit_rows.html" if is_htmx(request) else "accounts/audit_log.html"
+    return render(request, template, context)
+
+
+def _day_start(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
