@@ -69,12 +69,16 @@ def mailbox_account(mailbox: Mailbox) -> User:
     It has no usable password: the mailbox's own hash (the one Dovecot
     checks) is what signs it in, through accounts.backends.MailboxBackend.
     """
-    username = MAILBOX_ACCOUNT_PREFIX + mailbox.email
+    # The mailbox id, not the address: addresses run to 254 characters and
+    # auth_user.username to 150, and a re-created address is a new mailbox
+    # that must not inherit an old session.
+    username = f"{MAILBOX_ACCOUNT_PREFIX}{mailbox.pk}"
     user = User.objects.filter(username=username).first()
     if user is not None:
         return user
     with transaction.atomic():
-        user, created = User.objects.get_or_create(username=username)
+        user, created = User.objects.get_or_create(username=username,
+                                                   defaults={"email": mailbox.email})
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -33,6 +34,13 @@ def password(request: HttpRequest) -> HttpResponse:
     mailbox = _mailbox(request)
     form = OwnPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # The current password goes through authenticate(): a guess here is
+        # counted, locked out and logged for fail2ban like one at sign-in.
+        if authenticate(request, username=mailbox.email,
+                        password=form.cleaned_data["current"]) is None:
+            form.add_error("current", "That is not your current password.")
+            return render(request, "accounts/password.html", {"form": form, "mailbox": mailbox},
+                          status=400)
         try:
             services.change_own_password(mailbox=mailbox, current=form.cleaned_data["current"],
                                          new=form.cleaned_data["new"])

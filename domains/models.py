@@ -100,3 +100,47 @@ class AliasDomain(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ImportJob(models.Model):
+    """A previewed CSV import, waiting for confirmation or being run by a task.
+
+    `rows` holds the validated rows in a compact list-of-lists form, passwords
+    already hashed (a plaintext password never gets here); it is emptied when
+    the job finishes, so hashes do not linger.
+    """
+
+    class Kind(models.TextChoices):
+        MAILBOXES = "mailboxes", "Mailboxes"
+        ALIASES = "aliases", "Aliases"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="import_jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    actor = models.CharField(max_length=254)
+    created = models.DateTimeField(auto_now_add=True)
+    confirmed = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    rows = models.JSONField(default=list)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING,
+                             db_index=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "import_jobs"
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import #{self.pk} into {self.domain_id}"
+
+    @property
+    def finished_state(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

@@ -15,13 +15,20 @@ from domains.validators import normalize_address, normalize_domain
 _M = TypeVar("_M", bound=models.Model)
 
 
-def counts(domains: QuerySet[Domain] | None = None) -> dict[str, int]:
-    scope = Domain.objects.all() if domains is None else domains
+def counts(domain_ids: list[int] | None = None) -> dict[str, int]:
+    """Totals over every domain (None) or over the given domain ids."""
+    if domain_ids is None:
+        return {
+            "domains": Domain.objects.count(),
+            "mailboxes": Mailbox.objects.count(),
+            "aliases": Alias.objects.count(),
+            "alias_domains": AliasDomain.objects.count(),
+        }
     return {
-        "domains": scope.count(),
-        "mailboxes": Mailbox.objects.filter(domain__in=scope).count(),
-        "aliases": Alias.objects.filter(domain__in=scope).count(),
-        "alias_domains": AliasDomain.objects.filter(target__in=scope).count(),
+        "domains": len(domain_ids),
+        "mailboxes": Mailbox.objects.filter(domain_id__in=domain_ids).count(),
+        "aliases": Alias.objects.filter(domain_id__in=domain_ids).count(),
+        "alias_domains": AliasDomain.objects.filter(target_id__in=domain_ids).count(),
     }
 
 

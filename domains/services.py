@@ -302,8 +302,11 @@ def password_policy_problems(password: str, email: str, *, current: str = "") ->
 
 
 def update_mailbox(
-    *, actor: str, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None
+    *, actor: str, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None,
+    active: bool | None = None, password: str | None = None,
 ) -> Mailbox:
+    """Change any of name, quota, active and password: all of them or, on a refusal, none."""
+    hashed = None if password is None else passwords.hash_password(password)
     with transaction.atomic():
         domain = _lock_domain(mailbox.domain)
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
@@ -318,6 +321,14 @@ def update_mailbox(
             locked.quota = new_quota
         locked.save()
         _audit_change(actor, "mailbox.update", locked, domain.name, before)
+        if active is not None:
+            _switch(actor, "mailbox", locked, active, domain.name)
+        if hashed is not None:
+            locked.password = hashed
+            locked.password_changed = timezone.now()
+            locked.save(update_fields=["password", "password_changed", "modified"])
+            audit.record(actor=actor, action="mailbox.password", obj=locked,
+                         domain=domain.name, after={"password_changed": True})
     return locked
 
 
@@ -432,6 +443,9 @@ def delete_alias(*, actor: str, alias: Alias) -> None:
     with transaction.atomic():
         domain = _lock_domain(alias.domain)
         locked = _lock(Alias, alias.pk, str(alias))
+        if not locked.is_catchall:
+            # Aliases that forwarded to this one would point at nothing.
+            _remove_destinations(actor, {locked.source}, contains=locked.source)
         audit.record(actor=actor, action="alias.delete", obj=locked, domain=domain.name,
                      before=audit.snapshot(locked))
         locked.delete()
@@ -739,3 +753,253 @@ def _insert(obj: Any, duplicate_message: str) -> None:
             obj.save(force_insert=True)
     except IntegrityError:
         raise ValidationError(duplicate_message) from None
+
+
+# ---------------------------------------------------------------- CSV import and export
+#
+# Added for the CSV export/import pages (domains/csv_io.py). The *_problems
+# functions are dry runs: the checks of the matching import, row by row,
+# without a lock and without writing; the import re-checks under the lock.
+
+
+@dataclass(frozen=True)
+class AliasImport:
+    source: str
+    destinations: str | tuple[str, ...]
+    active: bool = True
+
+
+def mailbox_import_problems(
+    *, domain: Domain, rows: Sequence[MailboxImport]
+) -> list[list[str]]:
+    """What import_mailboxes would refuse, for each row (same order); writes nothing.
+
+    An empty `password_hash` is not checked: the caller hashes a plaintext
+    password for that row later.
+    """
+    problems: list[list[str]] = [[] for _ in rows]
+    seen: set[str] = set()
+    candidates: list[tuple[int, str, int | None]] = []
+    for index, row in enumerate(rows):
+        errors = problems[index]
+        address = _import_address(row.email, domain, seen, errors)
+        quota: int | None = domain.default_quota
+        try:
+            _text(row.name, NAME_MAX, "The name")
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+        if row.quota is not None:
+            try:
+                quota = parse_size(row.quota)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+                quota = None
+        if row.password_hash:
+            try:
+                passwords.normalize_hash(row.password_hash)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+        if address is not None:
+            candidates.append((index, address, quota))
+    taken = _taken_addresses({address for _, address, _ in candidates})
+    usage = domain_usage(domain)
+    count, allocated = usage.mailboxes, usage.quota_total
+    for index, address, quota in candidates:
+        if address in taken:
+            problems[index].append(f"{address} already exists.")
+            continue
+        count += 1
+        if domain.max_mailboxes and count > domain.max_mailboxes:
+            problems[index].append(
+                f"Over the limit: {domain.name} allows {domain.max_mailboxes} mailboxes and "
+                f"has {usage.mailboxes}; this would be mailbox number {count}."
+            )
+            continue
+        if domain.max_quota and quota is not None:
+            if quota == 0:
+                problems[index].append(
+                    f"{domain.name} limits its total quota to {format_size(domain.max_quota)}, "
+                    "so every mailbox needs a quota."
+                )
+                continue
+            allocated += quota
+            if allocated > domain.max_quota:
+                problems[index].append(
+                    f"Over the quota limit: {domain.name} allows "
+                    f"{format_size(domain.max_quota)} in all; with this row the mailboxes "
+                    f"would hold {format_size(allocated)}."
+                )
+    return problems
+
+
+def import_mailboxes_with_state(
+    *, actor: str, domain: Domain, rows: Sequence[MailboxImport], inactive: Iterable[str] = (),
+    batch_size: int = 2000,
+) -> list[Mailbox]:
+    """import_mailboxes, then disable the `inactive` addresses among them: all or nothing."""
+    switched_off = {normalize_address(address) for address in inactive}
+    with transaction.atomic():
+        created = import_mailboxes(actor=actor, domain=domain, rows=rows, batch_size=batch_size)
+        off = [m for m in created if m.email in switched_off]
+        now = timezone.now()
+        for part in _in_chunks([m.pk for m in off]):
+            Mailbox.objects.filter(pk__in=part).update(active=False, modified=now)
+        for mailbox in off:
+            mailbox.active = False
+        AuditEntry.objects.bulk_create(
+            [audit.entry(actor=actor, action="mailbox.disable", obj=m, domain=domain.name,
+                         before={"active": True}, after={"active": False}) for m in off],
+            batch_size=batch_size,
+        )
+    return created
+
+
+def alias_import_problems(*, domain: Domain, rows: Sequence[AliasImport]) -> list[list[str]]:
+    """What import_aliases would refuse, for each row (same order); writes nothing."""
+    problems: list[list[str]] = [[] for _ in rows]
+    seen: set[str] = set()
+    candidates: list[tuple[int, str, list[str]]] = []
+    for index, row in enumerate(rows):
+        errors = problems[index]
+        address = _import_address(row.source, domain, seen, errors, allow_catchall=True)
+        try:
+            targets = _parse_destinations(row.destinations)
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+            continue
+        if address is not None and address in targets:
+            errors.append(f"{address} cannot deliver to itself.")
+        elif address is not None:
+            candidates.append((index, address, targets))
+    taken = _taken_addresses({address for _, address, _ in candidates})
+    unknown = _unknown_local_destinations({t for _, _, ts in candidates for t in ts},
+                                          known=seen)
+    usage = domain_usage(domain)
+    count = usage.aliases
+    for index, address, targets in candidates:
+        if address in taken:
+            problems[index].append(f"{address} already exists.")
+            continue
+        missing = [t for t in targets if t in unknown]
+        if missing:
+            problems[index].append(_unknown_message(missing))
+        count += 1
+        if domain.max_aliases and count > domain.max_aliases:
+            problems[index].append(
+                f"Over the limit: {domain.name} allows {domain.max_aliases} aliases and has "
+                f"{usage.aliases}; this would be alias number {count}."
+            )
+    return problems
+
+
+def import_aliases(
+    *, actor: str, domain: Domain, rows: Sequence[AliasImport], batch_size: int = 2000
+) -> list[Alias]:
+    """Create many aliases: all of them or none, like import_mailboxes.
+
+    A local destination must be a mailbox, an alias, or a source in the same
+    import. Validation runs over every row first and reports every bad row.
+    """
+    errors: list[str] = []
+    aliases: list[Alias] = []
+    seen: set[str] = set()
+    all_targets: set[str] = set()
+    for number, row in enumerate(rows, start=1):
+        problems: list[str] = []
+        address = _import_address(row.source, domain, seen, problems, allow_catchall=True)
+        try:
+            targets = _parse_destinations(row.destinations)
+        except ValidationError as exc:
+            problems.extend(exc.messages)
+            targets = []
+        if address is not None and address in targets:
+            problems.append(f"{address} cannot deliver to itself.")
+        if problems:
+            errors.append(f"row {number}: {' '.join(problems)}")
+            continue
+        assert address is not None
+        all_targets.update(targets)
+        aliases.append(Alias(domain=domain, source=address, destinations=",".join(targets),
+                             active=bool(row.active)))
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        taken = _taken_addresses(seen)
+        if taken:
+            raise ValidationError([f"{address} already exists." for address in sorted(taken)])
+        unknown = _unknown_local_destinations(all_targets, known=seen)
+        if unknown:
+            raise ValidationError(_unknown_message(sorted(unknown)))
+        usage = domain_usage(locked)
+        if locked.max_aliases and usage.aliases + len(aliases) > locked.max_aliases:
+            raise ValidationError(
+                f"{locked.name} allows {locked.max_aliases} aliases and has {usage.aliases}; "
+                f"{len(aliases)} more do not fit."
+            )
+        for alias in aliases:
+            alias.domain = locked
+        Alias.objects.bulk_create(aliases, batch_size=batch_size)
+        if not all(a.pk for a in aliases):
+            # A database that returns no ids from a bulk insert (MariaDB < 10.5).
+            ids = dict(Alias.objects.filter(domain=locked).values_list("source", "pk"))
+            for alias in aliases:
+                alias.pk = ids[alias.source]
+        AuditEntry.objects.bulk_create(
+            [audit.entry(actor=actor, action="alias.import", obj=a, domain=locked.name,
+                         after=audit.snapshot(a)) for a in aliases],
+            batch_size=batch_size,
+        )
+    return aliases
+
+
+def record_export(*, actor: str, domain: Domain, what: str) -> None:
+    """Audit a CSV export: a mailbox export carries the domain's password hashes."""
+    with transaction.atomic():
+        audit.record(actor=actor, action="domain.export", obj=domain, domain=domain.name,
+                     after={"what": what})
+
+
+def _import_address(raw: str, domain: Domain, seen: set[str], errors: list[str], *,
+                    allow_catchall: bool = False) -> str | None:
+    """The normalised address of an import row in `domain`, seen once; else None + why."""
+    try:
+        address = normalize_address(raw, allow_catchall=allow_catchall)
+    except ValidationError as exc:
+        errors.extend(exc.messages)
+        return None
+    if _domain_of(address) != domain.name:
+        errors.append(f"{address} is not in {domain.name}.")
+        return None
+    if address in seen:
+        errors.append(f"{address} appears twice.")
+        return None
+    seen.add(address)
+    return address
+
+
+def _unknown_local_destinations(targets: set[str], *, known: set[str]) -> set[str]:
+    """Targets in a domain of this server that are neither a mailbox, an alias nor `known`.
+
+    The batch form of _check_destinations: a few queries per 5,000 addresses.
+    """
+    local_domains: set[str] = set()
+    for part in _in_chunks(sorted({_domain_of(t) for t in targets})):
+        local_domains.update(Domain.objects.filter(name__in=part)
+                             .values_list("name", flat=True))
+    local = {t for t in targets if _domain_of(t) in local_domains} - known
+    existing: set[str] = set()
+    for part in _in_chunks(sorted(local)):
+        existing.update(Mailbox.objects.filter(email__in=part).values_list("email", flat=True))
+        existing.update(Alias.objects.filter(source__in=part).values_list("source", flat=True))
+    return local - existing
+
+
+def _unknown_message(unknown: Sequence[str]) -> str:
+    return (f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} in a domain of this "
+            "server but neither a mailbox nor an alias.")
+
+
+def _in_chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.permissions import (
     admin_required,
     domain_or_404,
+    in_reach,
     mailbox_or_404,
     superadmin_required,
     visible_domains,
@@ -147,19 +148,21 @@ def domain_delete(request: HttpRequest, name: str) -> HttpResponse:
 
 @admin_required
 def mailbox_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip().lower()[:254]
-    mailboxes = Mailbox.objects.filter(domain__in=visible_domains(request.user))
+    typed = request.GET.get("q", "").strip()[:254]
+    query = typed.lower()
+    mailboxes = in_reach(request.user, Mailbox.objects.all())
     domain_name = request.GET.get("domain", "")
     if domain_name:
         mailboxes = mailboxes.filter(domain=domain_or_404(request, domain_name))
     if query:
         # Prefix searches stay index lookups at 200,000 mailboxes.
-        mailboxes = mailboxes.filter(Q(email__startswith=query) | Q(name__istartswith=query))
+        # (istartswith on the name as typed: SQLite folds case for ASCII only.)
+        mailboxes = mailboxes.filter(Q(email__startswith=query) | Q(name__istartswith=typed))
     page = page_of(request)
     rows = list(mailboxes.order_by("email").only("email", "name", "quota", "active")
                 [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
     context = {"mailboxes": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
-               "q": query, "domain_name": domain_name}
+               "q": typed, "domain_name": domain_name}
     template = "domains/_mailbox_rows.html" if is_htmx(request) else "domains/mailbox_list.html"
     return render(request, template, context)
 
@@ -198,12 +201,8 @@ def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.update_mailbox(actor=actor(request), mailbox=mailbox, name=data["name"],
-                                    quota=data["quota"])
-            services.set_mailbox_active(actor=actor(request), mailbox=mailbox,
-                                        active=data["active"])
-            if data["password"]:
-                services.set_mailbox_password(actor=actor(request), mailbox=mailbox,
-                                              password=data["password"])
+                                    quota=data["quota"], active=data["active"],
+                                    password=data["password"] or None)
         except ValidationError as error:
             show_errors(form, error)
         else:

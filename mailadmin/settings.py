@@ -6,8 +6,12 @@ With no environment at all it runs on the embedded default: a SQLite file in
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+from datetime import timedelta
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from mailadmin.env import (
     database_from_url,
@@ -33,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "accounts",
     "domains",
     "dnscheck",
@@ -49,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailadmin.urls"
@@ -95,21 +102,126 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target; whiten
 WHITENOISE_USE_FINDERS = True
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every attempt while the name or the address is locked out,
+    # before any password is checked. It signs nobody in itself.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "accounts.backends.MailboxBackend",
 ]
 
+# Reverse proxies (addresses or networks, comma separated) whose X-Forwarded-For
+# and X-Forwarded-Proto are believed. Unset: the client is REMOTE_ADDR and the
+# headers are ignored, so a client cannot pick its own address.
+MAILADMIN_TRUSTED_PROXIES = env_list("MAILADMIN_TRUSTED_PROXIES", [])
+for _proxy in MAILADMIN_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"MAILADMIN_TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
+
+# Sign-in lockout (django-axes), counted in the database.
+#
+# Successful sign-ins are not kept: the audit log records what people do,
+# and a growing table of addresses and browsers serves nobody.
+AXES_DISABLE_ACCESS_LOG = True
+# AXES_LOCKOUT_PARAMETERS is a list of alternatives; a request is locked when
+# ANY of them has reached the limit inside the cool-off window:
+#   "username"   - one account attacked from many addresses (a botnet) is locked
+#                  wherever the next attempt comes from, the right password too;
+#   "ip_address" - one address trying many names (spraying) is locked for all names.
+# A combined ["username", "ip_address"] entry would add nothing: it can never
+# reach the limit before "username" alone does. The price of "username" is that
+# anyone can keep one account locked by failing on purpose; fail2ban then bans
+# the address doing it (deploy/fail2ban). The price of "ip_address" is that
+# people behind one NAT share a counter.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env_int("MAILADMIN_LOGIN_FAILURE_LIMIT", 5)  # this failure locks
+_cooloff_minutes = env_int("MAILADMIN_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or _cooloff_minutes < 1:
+    raise ImproperlyConfigured(
+        "MAILADMIN_LOGIN_FAILURE_LIMIT and MAILADMIN_LOGIN_COOLOFF_MINUTES must be at least 1")
+# Counted from the latest failure: every attempt while locked starts it again.
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes)
+AXES_RESET_ON_SUCCESS = True
+# Bob@Example.org and bob@example.org are one counter; a mailbox user's session
+# account ("mailbox:bob@example.org") counts as the address.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.security.lockout_username"
+# REMOTE_ADDR, or X-Forwarded-For only from MAILADMIN_TRUSTED_PROXIES.
+AXES_CLIENT_IP_CALLABLE = "accounts.security.client_ip"
+# A sign-in resets the counter of the name it used, not its address's failures
+# against other names (see accounts.security.LockoutHandler).
+AXES_HANDLER = "accounts.security.LockoutHandler"
+# 429 page saying when to try again; the same whether or not the account exists.
+AXES_LOCKOUT_CALLABLE = "accounts.security.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ADMIN = False  # django.contrib.admin is not installed
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("MAILADMIN_SESSION_SECONDS", 8 * 3600)
-# Behind TLS in production (MAILADMIN_HTTPS=1); the embedded default is plain http on loopback.
-SESSION_COOKIE_SECURE = env_bool("MAILADMIN_HTTPS", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# Behind TLS in production (MAILADMIN_HTTPS=1). The embedded default (bin/run)
+# is plain http on loopback, so nothing below forces https unless it is set.
+MAILADMIN_HTTPS = env_bool("MAILADMIN_HTTPS", False)
+SESSION_COOKIE_SECURE = MAILADMIN_HTTPS
+CSRF_COOKIE_SECURE = MAILADMIN_HTTPS
+SECURE_SSL_REDIRECT = env_bool("MAILADMIN_SSL_REDIRECT", MAILADMIN_HTTPS)
+SECURE_HSTS_SECONDS = env_int("MAILADMIN_HSTS_SECONDS", 31536000 if MAILADMIN_HTTPS else 0)
+# includeSubDomains and preload reach beyond this panel (every host under its
+# name; the browsers' built-in list), so they are the operator's decision, off
+# by default. Left off on purpose, check --deploy's reminders about them
+# (security.W005, security.W021) are silenced; turning them on needs nothing.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MAILADMIN_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("MAILADMIN_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
+if MAILADMIN_TRUSTED_PROXIES:
+    # The proxy terminates TLS and says so. It must set (not append to) this
+    # header, and the panel must be reachable only through it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Failed sign-ins: one line each on the "mailadmin.auth" logger (see
+# accounts.security), on stderr like everything else and, when
+# MAILADMIN_AUTH_LOG names a file, in that file for fail2ban
+# (deploy/fail2ban). The file's timestamps carry their UTC offset, so fail2ban
+# reads them right whatever MAILADMIN_TIME_ZONE and the host's zone are.
+MAILADMIN_AUTH_LOG = env_str("MAILADMIN_AUTH_LOG", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "auth": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                 "datefmt": "%Y-%m-%dT%H:%M:%S%z"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        **({"auth_file": {
+            # Reopens the file after logrotate moves it; opened on the first
+            # line, so a root `manage.py migrate` does not create it root-owned.
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": MAILADMIN_AUTH_LOG,
+            "formatter": "auth",
+            "encoding": "utf-8",
+            "delay": True,
+        }} if MAILADMIN_AUTH_LOG else {}),
+    },
+    "loggers": {
+        "mailadmin.auth": {
+            "handlers": ["auth_file"] if MAILADMIN_AUTH_LOG else [],
+            "level": "INFO",
+            "propagate": True,  # to the console handler on root (stderr)
+        },
+        # Not axes's "BEGIN version ..." banner on every manage.py command's stderr.
+        "axes.apps": {"level": "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": env_str("MAILADMIN_LOG_LEVEL", "INFO")},
 }
 

@@ -15,11 +15,14 @@ def home(request: HttpRequest) -> HttpResponse:
     if not is_admin(request.user):
         raise Http404
     domains = visible_domains(request.user)
-    names = list(domains.values_list("name", flat=True)[:1000])
-    recent = AuditEntry.objects.all() if request.user.is_superuser else (
-        AuditEntry.objects.filter(domain__in=names))
+    if request.user.is_superuser:
+        counts, recent = selectors.counts(), AuditEntry.objects.all()
+    else:
+        pairs = list(domains.values_list("pk", "name"))
+        counts = selectors.counts([pk for pk, _ in pairs])
+        recent = AuditEntry.objects.filter(domain__in=[name for _, name in pairs])
     context = {
-        "counts": selectors.counts(domains),
+        "counts": counts,
         "domains": selectors.with_usage(domains)[:20],
         "recent": recent.order_by("-at", "-id")[:15],
     }

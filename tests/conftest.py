@@ -2,6 +2,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpRequest
 from django.test import Client
 
 from accounts import services as account_services
@@ -39,7 +40,9 @@ class World:
         elif persona == "admin_b":
             client.force_login(self.admin_b)
         elif persona == "mailbox":
-            assert client.login(username=self.bob.email, password=MAILBOX_PASSWORD)
+            # A request, as django-axes's backend needs one to count the attempt.
+            assert client.login(request=HttpRequest(), username=self.bob.email,
+                                password=MAILBOX_PASSWORD)
         else:
             assert persona == "anonymous"
         return client

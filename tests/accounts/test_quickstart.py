@@ -3,6 +3,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.http import HttpRequest
 
 from accounts.models import AuditEntry
 
@@ -15,7 +16,7 @@ def test_it_creates_the_first_admin_once_and_the_password_signs_in(client):
     assert "Sign in at http://127.0.0.1:8000/ as 'admin' with password" in text
     password = text.split("with password '")[1].split("'")[0]
     assert len(password) >= 20
-    assert client.login(username="admin", password=password)
+    assert client.login(request=HttpRequest(), username="admin", password=password)
     entry = AuditEntry.objects.get(action="admin.create")
     assert password not in str(entry.after)
 

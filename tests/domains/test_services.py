@@ -1241,3 +1241,17 @@ def test_no_audit_row_ever_holds_a_password(settings):
         for part in (row.before, row.after):
             assert "password" not in set(_keys(part)), row.action
     assert_audit_is_clean()
+
+
+@pytest.mark.django_db
+def test_deleting_an_alias_takes_it_out_of_aliases_that_forwarded_to_it():
+    services.create_domain(actor="t", name="chain.example")
+    services.create_mailbox(actor="t", email="bob@chain.example", password="correct horse 1")
+    services.create_alias(actor="t", source="team@chain.example", destinations="bob@chain.example")
+    services.create_alias(actor="t", source="all@chain.example",
+                          destinations="team@chain.example,ext@else.net")
+    services.create_alias(actor="t", source="only@chain.example",
+                          destinations="team@chain.example")
+    services.delete_alias(actor="t", alias=Alias.objects.get(source="team@chain.example"))
+    assert Alias.objects.get(source="all@chain.example").destinations == "ext@else.net"
+    assert not Alias.objects.filter(source="only@chain.example").exists()

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpRequest
 from passlib.hash import argon2, bcrypt, sha512_crypt
 
 from domains import selectors, services
@@ -104,7 +105,7 @@ def test_an_unlimited_quota_is_unlimited(stack, domain):
 
 def test_a_password_changed_in_the_panel_works_over_imap_at_once(stack, domain, client):
     services.create_mailbox(actor="t", email="bob@example.org", password=PW)
-    assert client.login(username="bob@example.org", password=PW)
+    assert client.login(request=HttpRequest(), username="bob@example.org", password=PW)
     new = "a much better passphrase"
     response = client.post("/me/password/", {"current": PW, "new": new, "new_again": new})
     assert response.status_code == 302

@@ -9,6 +9,7 @@ import importlib
 from pathlib import Path
 
 import pytest
+from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 PERSONAS = ["anonymous", "superadmin", "admin_a", "admin_b", "mailbox"]
@@ -108,6 +109,7 @@ def test_a_mailbox_password_never_opens_an_admin_session(world):
     services.create_mailbox(actor="t", email="alice@a.example",
                             password="mailbox password 99")
     client = world.client_for("anonymous")
-    assert client.login(username="alice@a.example", password="mailbox password 99")
+    assert client.login(request=HttpRequest(), username="alice@a.example",
+                        password="mailbox password 99")
     assert client.get(reverse("domains:domain-list")).status_code == 404
     assert client.get(reverse("accounts:me")).status_code == 200

@@ -1,0 +1,541 @@
+"""CSV export and import of a domain's mailboxes and aliases.
+
+Export streams the rows in keyset-paged chunks (one indexed range query per
+EXPORT_CHUNK rows, in creation order), so 200,000 mailboxes use the memory of
+one chunk on every backend. (QuerySet.iterator() would be one query, but mysqlclient buffers the
+whole result set client-side, so on MariaDB it is not flat.)
+
+Spreadsheet formulas: a free-text cell (the mailbox name) that starts with
+= + - @ (or a tab or carriage return) gets a leading apostrophe, and an import
+takes that apostrophe off again. Addresses, destinations, password hashes,
+quotas and flags are written as they are: a `{SCHEME}` hash never starts with
+those characters, and an address may (the `@domain` catch-all, and local parts
+may begin with = + -), but an export is for moving a server, so it must
+re-import byte for byte; it cannot hold spaces, quotes or parentheses, so it
+cannot carry a function call. Open these files in a text editor or import
+them as text, not by double-clicking them into a spreadsheet.
+
+Import is two steps: `parse_upload` reads and checks every row without
+writing (a preview), `create_job` stores the checked rows, passwords hashed,
+in an ImportJob; `run_job` (the Celery task) imports them all or none.
+Nothing here logs a row: a mailbox row carries a password hash.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from domains import passwords, services
+from domains.models import Alias, Domain, ImportJob, Mailbox
+from domains.services import AliasImport, MailboxImport
+from domains.validators import normalize_address, parse_size
+
+logger = logging.getLogger(__name__)
+
+# 12 MB: the validated rows are stored as one JSON value (about 15% larger),
+# which must fit MariaDB's default max_allowed_packet of 16 MB. That is
+# about 100,000 mailboxes with hashes; split bigger moves into several files.
+MAX_UPLOAD_BYTES = 12 * 1024 * 1024
+# Each plaintext password costs one hash at the production cost (about 0.3 s
+# for bcrypt at cost 12) inside the preview request.
+PLAINTEXT_MAX = 50
+EXPORT_CHUNK = 2000
+PROGRESS_BATCH = 1000
+SHOWN_ERRORS = 500
+SHOWN_SAMPLE = 20
+ERROR_LINES_KEPT = 50
+# Pending (never confirmed) jobs older than this are deleted with their hashes.
+PENDING_KEPT = datetime.timedelta(days=1)
+
+MAILBOX_EXPORT_COLUMNS = ("email", "name", "quota", "active", "password_hash")
+ALIAS_EXPORT_COLUMNS = ("source", "destinations", "active")
+IMPORT_COLUMNS = {
+    ImportJob.Kind.MAILBOXES: ("email", "name", "quota", "active", "password_hash", "password"),
+    ImportJob.Kind.ALIASES: ("source", "destinations", "active"),
+}
+REQUIRED_COLUMNS = {
+    ImportJob.Kind.MAILBOXES: ("email",),
+    ImportJob.Kind.ALIASES: ("source", "destinations"),
+}
+
+# (line number, {column: cell}, problems found while reading it)
+TableLine = tuple[int, dict[str, str], list[str]]
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_TRUE = {"", "1", "true", "yes", "y", "on", "active"}
+_FALSE = {"0", "false", "no", "n", "off", "disabled", "inactive"}
+_DESTINATION_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+# ---------------------------------------------------------------- export
+
+
+def neutralise(value: str) -> str:
+    """A cell a spreadsheet will show as text, never run as a formula."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def unneutralise(value: str) -> str:
+    """The value neutralise() was given (an import reads back its own exports)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_START):
+        return value[1:]
+    return value
+
+
+def mailbox_csv(domain: Domain, chunk: int | None = None) -> Iterator[str]:
+    """The domain's mailboxes as CSV text, one piece per chunk of rows."""
+    rows = _keyset(Mailbox.objects.filter(domain=domain),
+                   ("email", "name", "quota", "active", "password"), chunk or EXPORT_CHUNK)
+    return _csv_pieces(MAILBOX_EXPORT_COLUMNS, rows, lambda r: [
+        r[1], neutralise(r[2]), str(r[3]), _flag(r[4]), r[5]])
+
+
+def alias_csv(domain: Domain, chunk: int | None = None) -> Iterator[str]:
+    rows = _keyset(Alias.objects.filter(domain=domain),
+                   ("source", "destinations", "active"), chunk or EXPORT_CHUNK)
+    return _csv_pieces(ALIAS_EXPORT_COLUMNS, rows, lambda r: [r[1], r[2], _flag(r[3])])
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _keyset(queryset: QuerySet[Any], fields: Sequence[str], chunk: int
+            ) -> Iterator[list[tuple[Any, ...]]]:
+    """Lists of at most `chunk` rows (pk, *fields), in primary key order.
+
+    By primary key, not by address: the domain_id index holds the primary
+    key (SQLite rowid, InnoDB clustered key), so each page is a range read
+    of that index instead of a sort of the whole domain. Each query asks for
+    one row more than it keeps, so a domain of exactly `chunk` rows is one
+    query, not two.
+    """
+    last = None
+    while True:
+        page = queryset if last is None else queryset.filter(pk__gt=last)
+        rows = list(page.order_by("pk").values_list("pk", *fields)[:chunk + 1])
+        if rows[:chunk]:
+            yield rows[:chunk]
+        if len(rows) <= chunk:
+            return
+        last = rows[chunk - 1][0]
+
+
+def _csv_pieces(header: Sequence[str], chunks: Iterator[list[tuple[Any, ...]]],
+                cells: Callable[[tuple[Any, ...]], list[str]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    # RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line end.
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    yield buffer.getvalue()
+    for rows in chunks:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(cells(row) for row in rows)
+        yield buffer.getvalue()
+
+
+# ---------------------------------------------------------------- upload
+
+
+class LimitedUploadHandler(FileUploadHandler):
+    """Drops a file past `limit` bytes while it streams in, instead of storing all of it.
+
+    Installed first, before the request body is read; `refused` tells the
+    view the file was too large (it is then missing from request.FILES).
+    """
+
+    def __init__(self, limit: int = MAX_UPLOAD_BYTES) -> None:
+        super().__init__()
+        self.limit = limit
+        self.refused = False
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        if self.content_length is not None and self.content_length > self.limit:
+            self.refused = True
+            raise SkipFile
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            self.refused = True
+            raise SkipFile
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def too_large_message() -> str:
+    return (f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; split it into "
+            "smaller files and import them one after the other.")
+
+
+@dataclass
+class PreviewRow:
+    line: int
+    cells: list[str]
+    errors: list[str]
+
+
+@dataclass
+class Preview:
+    """A checked upload: what would be imported, and every problem found."""
+
+    kind: str
+    columns: list[str]
+    file_errors: list[str] = field(default_factory=list)
+    total: int = 0
+    bad: int = 0
+    shown: list[PreviewRow] = field(default_factory=list)
+    records: list[list[Any]] = field(default_factory=list, repr=False)
+    # Row index -> plaintext password, until create_job hashes them.
+    plaintext: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_errors and not self.bad and self.total > 0
+
+    @property
+    def hidden_errors(self) -> int:
+        return self.bad - len(self.shown) if self.bad else 0
+
+    @property
+    def hidden_rows(self) -> int:
+        return 0 if self.bad else self.total - len(self.shown)
+
+
+def parse_upload(*, domain: Domain, kind: str, upload: UploadedFile) -> Preview:
+    """Read and check every row of an uploaded CSV file; nothing is written."""
+    if kind == ImportJob.Kind.MAILBOXES:
+        columns = ["email", "name", "quota", "password", "active"]
+    else:
+        columns = ["source", "destinations", "active"]
+    preview = Preview(kind=kind, columns=columns)
+    if upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
+        preview.file_errors.append(too_large_message())
+        return preview
+    raw = upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(raw) > MAX_UPLOAD_BYTES:
+        preview.file_errors.append(too_large_message())
+        return preview
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        preview.file_errors.append(
+            "The file is UTF-16 text; save it as \"CSV UTF-8\" (comma-separated) instead.")
+        return preview
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        preview.file_errors.append(
+            f"Line {line} is not UTF-8 text; save the file as \"CSV UTF-8\".")
+        return preview
+    del raw
+    table = _read_table(text, kind, preview)
+    if preview.file_errors:
+        return preview
+    if not table:
+        preview.file_errors.append("The file has a header row but no data rows.")
+        return preview
+    if kind == ImportJob.Kind.MAILBOXES:
+        _check_mailboxes(domain, table, preview)
+    else:
+        _check_aliases(domain, table, preview)
+    return preview
+
+
+def _read_table(text: str, kind: str, preview: Preview) -> list[TableLine]:
+    """(line, {column: cell}, problems) for each non-blank data row; file problems in preview."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    allowed = IMPORT_COLUMNS[ImportJob.Kind(kind)]
+    required = REQUIRED_COLUMNS[ImportJob.Kind(kind)]
+    wanted = ",".join(c for c in allowed if c != "password")
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        preview.file_errors.append(f"Line 1 cannot be read as CSV: {exc}.")
+        return []
+    if header is None or not any(h.strip() for h in header):
+        preview.file_errors.append(f"The file is empty; it needs a header row: {wanted}.")
+        return []
+    names = [h.strip().lower() for h in header]
+    if any("@" in n for n in names):
+        preview.file_errors.append(
+            f"The first line must be the header row ({wanted}), not data.")
+        return []
+    if len(names) == 1 and ";" in names[0]:
+        preview.file_errors.append(
+            "The header is separated by semicolons; save the file with commas.")
+        return []
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        preview.file_errors.append(
+            f"Unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"the columns for {kind} are {', '.join(allowed)}.")
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        preview.file_errors.append(f"The header names {', '.join(doubled)} twice.")
+    missing = [c for c in required if c not in names]
+    if kind == ImportJob.Kind.MAILBOXES and not {"password_hash", "password"} & set(names):
+        missing.append("password_hash (or password)")
+    if missing:
+        preview.file_errors.append(f"The header lacks {', '.join(missing)}.")
+    if preview.file_errors:
+        return []
+    table: list[TableLine] = []
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            errors: list[str] = []
+            if len(cells) > len(names):
+                errors.append(f"This line has {len(cells)} cells; the header has "
+                              f"{len(names)}. Quote cells that hold a comma.")
+            cells = (cells + [""] * len(names))[:len(names)]
+            table.append((reader.line_num, dict(zip(names, cells, strict=True)), errors))
+    except csv.Error as exc:
+        preview.file_errors.append(f"Line {reader.line_num} cannot be read as CSV: {exc}.")
+    return table
+
+
+def _check_mailboxes(domain: Domain, table: list[TableLine],
+                     preview: Preview) -> None:
+    imports: list[MailboxImport] = []
+    local_errors: list[list[str]] = []
+    hashes: list[str | None] = []
+    flags: list[bool] = []
+    for index, (_, cells, line_errors) in enumerate(table):
+        errors = list(line_errors)
+        hashed = cells.get("password_hash", "").strip()
+        plain = cells.get("password", "")
+        if not plain.strip():
+            plain = ""
+        normalized = None
+        if hashed and plain:
+            errors.append("Give a password or a password_hash, not both.")
+        elif not hashed and not plain:
+            errors.append("A password or a password_hash is required.")
+        elif plain:
+            if not passwords.can_hash(plain):
+                errors.append("The password is too long (at most 72 bytes) or holds a NUL "
+                              "character.")
+            else:
+                preview.plaintext[index] = plain
+        else:
+            # The validator import_mailboxes uses; checked here once, not in the dry run.
+            try:
+                normalized = passwords.normalize_hash(hashed)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+        active = _parse_flag(cells.get("active", ""), errors)
+        quota = cells.get("quota", "").strip()
+        imports.append(MailboxImport(email=cells["email"].strip(), password_hash="",
+                                     name=unneutralise(cells.get("name", "").strip()),
+                                     quota=quota or None))
+        hashes.append(normalized)
+        flags.append(active)
+        local_errors.append(errors)
+    if len(preview.plaintext) > PLAINTEXT_MAX:
+        preview.file_errors.append(
+            f"The file has {len(preview.plaintext)} plaintext passwords; at most "
+            f"{PLAINTEXT_MAX} are hashed during a preview. Hash the others first (doveadm pw "
+            "-s BLF-CRYPT) and put them in a password_hash column.")
+    problems = services.mailbox_import_problems(domain=domain, rows=imports)
+    for index, ((line, _, _), row) in enumerate(zip(table, imports, strict=True)):
+        errors = local_errors[index] + problems[index]
+        normalized = hashes[index]
+        if index in preview.plaintext:
+            hash_cell = "plaintext (hidden)"
+        elif normalized:
+            hash_cell = normalized[1:normalized.index("}")] + " hash"
+        else:
+            hash_cell = "hash (not valid)" if table[index][1].get("password_hash") else ""
+        shown = [row.email, row.name, "default" if row.quota is None else str(row.quota), hash_cell,
+                 "yes" if flags[index] else "no"]
+        _add_row(preview, line, shown, errors)
+        if not errors:
+            # The address as written: import_mailboxes normalises it again anyway.
+            preview.records.append([
+                row.email, row.name, None if row.quota is None else parse_size(row.quota),
+                normalized, flags[index],
+            ])
+    if preview.bad or preview.file_errors:
+        preview.records.clear()
+        preview.plaintext.clear()
+
+
+def _check_aliases(domain: Domain, table: list[TableLine],
+                   preview: Preview) -> None:
+    imports: list[AliasImport] = []
+    local_errors: list[list[str]] = []
+    for _, cells, line_errors in table:
+        errors = list(line_errors)
+        active = _parse_flag(cells.get("active", ""), errors)
+        targets = tuple(t for t in _DESTINATION_SEPARATORS.split(cells["destinations"]) if t)
+        imports.append(AliasImport(source=cells["source"], destinations=targets,
+                                   active=active))
+        local_errors.append(errors)
+    problems = services.alias_import_problems(domain=domain, rows=imports)
+    for index, ((line, _, _), row) in enumerate(zip(table, imports, strict=True)):
+        errors = local_errors[index] + problems[index]
+        _add_row(preview, line, [row.source, ", ".join(row.destinations),
+                                 "yes" if row.active else "no"], errors)
+        if not errors:
+            addresses = [normalize_address(t) for t in row.destinations]
+            preview.records.append([normalize_address(row.source, allow_catchall=True),
+                                    ",".join(dict.fromkeys(addresses)), row.active])
+    if preview.bad or preview.file_errors:
+        preview.records.clear()
+
+
+def _add_row(preview: Preview, line: int, cells: list[str], errors: list[str]) -> None:
+    preview.total += 1
+    if errors:
+        preview.bad += 1
+        if preview.bad == 1:
+            preview.shown.clear()  # from now on only rows with problems are shown
+        if len(preview.shown) < SHOWN_ERRORS:
+            preview.shown.append(PreviewRow(line, cells, errors))
+    elif not preview.bad and len(preview.shown) < SHOWN_SAMPLE:
+        preview.shown.append(PreviewRow(line, cells, []))
+
+
+def _parse_flag(raw: str, errors: list[str]) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    errors.append(f"active must be true or false, not {raw.strip()[:20]!r}.")
+    return True
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def create_job(*, domain: Domain, actor: str, preview: Preview) -> ImportJob:
+    """Store a clean preview's rows for the confirm step; plaintext is hashed first."""
+    if not preview.ok:
+        raise ValueError("Only a preview without problems becomes an import job.")
+    for index, plain in preview.plaintext.items():
+        preview.records[index][3] = passwords.hash_password(plain)
+    preview.plaintext.clear()
+    ImportJob.objects.filter(state=ImportJob.State.PENDING,
+                             created__lt=timezone.now() - PENDING_KEPT).delete()
+    return ImportJob.objects.create(domain=domain, kind=preview.kind, actor=actor,
+                                    rows=preview.records, total=len(preview.records))
+
+
+def confirm_job(job: ImportJob, enqueue: Callable[[int], Any]) -> bool:
+    """Mark a pending job confirmed and enqueue it once the transaction commits.
+
+    False when it was confirmed before (a second click enqueues nothing).
+    """
+    with transaction.atomic():
+        claimed = ImportJob.objects.filter(
+            pk=job.pk, state=ImportJob.State.PENDING, confirmed__isnull=True,
+        ).update(confirmed=timezone.now())
+        if claimed:
+            job_id = job.pk
+            transaction.on_commit(lambda: enqueue(job_id))
+    return bool(claimed)
+
+
+def run_job(job_id: int) -> int:
+    """Import a confirmed job's rows, all or none; the number created.
+
+    A job that is not pending is left alone, so running it twice imports
+    once. Progress (`done`) counts rows checked and prepared before the one
+    transaction that writes them all: the insert itself shows no progress,
+    since rows written inside it are invisible until it commits.
+    """
+    claimed = ImportJob.objects.filter(pk=job_id, state=ImportJob.State.PENDING).update(
+        state=ImportJob.State.RUNNING, done=0, started=timezone.now())
+    if not claimed:
+        return 0
+    job = ImportJob.objects.select_related("domain").get(pk=job_id)
+    try:
+        run = _run_mailboxes if job.kind == ImportJob.Kind.MAILBOXES else _run_aliases
+        created = run(job)
+    except ValidationError as exc:
+        _finish(job_id, ImportJob.State.FAILED, error=_error_text(exc.messages))
+        return 0
+    except SoftTimeLimitExceeded:
+        _finish(job_id, ImportJob.State.FAILED,
+                error="The import took too long and was stopped; nothing was imported.")
+        return 0
+    except Exception:
+        logger.exception("Import job %s failed", job_id)
+        _finish(job_id, ImportJob.State.FAILED,
+                error="The import failed on an unexpected error (see the server log); "
+                      "nothing was imported.")
+        return 0
+    _finish(job_id, ImportJob.State.DONE, done=created)
+    return created
+
+
+def _run_mailboxes(job: ImportJob) -> int:
+    rows: list[MailboxImport] = []
+    inactive: list[str] = []
+    for start, part in _batches(job):
+        for email, name, quota, hashed, active in part:
+            # The checks import_mailboxes repeats, so progress moves while they run.
+            rows.append(MailboxImport(email=normalize_address(email), name=name, quota=quota,
+                                      password_hash=passwords.normalize_hash(hashed)))
+            if not active:
+                inactive.append(rows[-1].email)
+        _progress(job.pk, start + len(part))
+    created = services.import_mailboxes_with_state(actor=job.actor, domain=job.domain,
+                                                   rows=rows, inactive=inactive)
+    return len(created)
+
+
+def _run_aliases(job: ImportJob) -> int:
+    rows: list[AliasImport] = []
+    for start, part in _batches(job):
+        for source, destinations, active in part:
+            rows.append(AliasImport(source=normalize_address(source, allow_catchall=True),
+                                    destinations=destinations, active=bool(active)))
+        _progress(job.pk, start + len(part))
+    return len(services.import_aliases(actor=job.actor, domain=job.domain, rows=rows))
+
+
+def _batches(job: ImportJob) -> Iterator[tuple[int, list[list[Any]]]]:
+    rows = job.rows
+    for start in range(0, len(rows), PROGRESS_BATCH):
+        yield start, rows[start:start + PROGRESS_BATCH]
+
+
+def _progress(job_id: int, done: int) -> None:
+    # Autocommit, outside the import's transaction: the job page sees it at once.
+    ImportJob.objects.filter(pk=job_id).update(done=done)
+
+
+def _finish(job_id: int, state: str, *, done: int | None = None, error: str = "") -> None:
+    changes: dict[str, Any] = {"state": state, "error": error, "finished": timezone.now(),
+                               "rows": []}
+    if done is not None:
+        changes["done"] = done
+    ImportJob.objects.filter(pk=job_id).update(**changes)
+
+
+def _error_text(messages: Sequence[str]) -> str:
+    kept = list(messages[:ERROR_LINES_KEPT])
+    if len(messages) > ERROR_LINES_KEPT:
+        kept.append(f"... and {len(messages) - ERROR_LINES_KEPT} more.")
+    return "\n".join(["Nothing was imported.", *kept])

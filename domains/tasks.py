@@ -1,0 +1,23 @@
+"""Celery tasks of the domains app. Without a broker they run inline (settings)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from domains import csv_io
+
+# A 200,000-mailbox import takes a few minutes; the soft limit rolls the
+# transaction back and marks the job failed, the hard one kills the worker.
+IMPORT_SOFT_TIME_LIMIT = 900
+IMPORT_TIME_LIMIT = 960
+
+
+@shared_task(name="domains.run_import", soft_time_limit=IMPORT_SOFT_TIME_LIMIT,
+             time_limit=IMPORT_TIME_LIMIT, acks_late=True, ignore_result=True)
+def run_import(job_id: int) -> int:
+    """Run ImportJob `job_id`; a job that is not pending is skipped (returns 0).
+
+    Takes only the id: the rows (password hashes) stay in the database, never
+    in the broker.
+    """
+    return csv_io.run_job(int(job_id))

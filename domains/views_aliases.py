@@ -1,0 +1,167 @@
+"""Pages for aliases and alias domains: permission helper, form, one service call."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.permissions import (
+    admin_required,
+    alias_domain_or_404,
+    domain_or_404,
+    superadmin_required,
+    visible_domains,
+)
+from domains import services
+from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
+from domains.models import Alias
+from domains.views import PAGE_SIZE, actor, is_htmx, page_of, show_errors
+
+
+def alias_or_404(request: HttpRequest, source: str) -> Alias:
+    """The alias by its address (`@domain` for a catch-all), if the user may see it."""
+    alias = (Alias.objects.select_related("domain")
+             .filter(source=source.strip().lower(),
+                     domain__in=visible_domains(request.user)).first())
+    if alias is None:
+        raise Http404
+    return alias
+
+
+# ---------------------------------------------------------------- aliases
+
+
+@admin_required
+def alias_list(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    query = request.GET.get("q", "").strip().lower()[:254]
+    aliases = Alias.objects.filter(domain=domain)
+    if query:
+        # A prefix search stays an index lookup on the unique source column.
+        aliases = aliases.filter(source__startswith=query)
+    page = page_of(request)
+    rows = list(aliases.order_by("source").only("source", "destinations", "active")
+                [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+    context = {"domain": domain, "aliases": rows[:PAGE_SIZE], "page": page,
+               "has_next": len(rows) > PAGE_SIZE, "q": query}
+    template = "domains/alias_rows.html" if is_htmx(request) else "domains/alias_list.html"
+    return render(request, template, context)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_create(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    form = AliasForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            alias = services.create_alias(
+                actor=actor(request), source=f"{data['local_part'].strip()}@{domain.name}",
+                destinations=data["destinations"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Added {alias.source}.")
+            return redirect("aliases:alias-list", name=domain.name)
+    return render(request, "domains/alias_form.html", {"form": form, "domain": domain})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_edit(request: HttpRequest, source: str) -> HttpResponse:
+    alias = alias_or_404(request, source)
+    form = AliasEditForm(request.POST or None, initial={
+        "destinations": "\n".join(alias.destination_list), "active": alias.active})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.update_alias(actor=actor(request), alias=alias,
+                                  destinations=data["destinations"], active=data["active"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Saved {alias.source}.")
+            return redirect("aliases:alias-list", name=alias.domain.name)
+    return render(request, "domains/alias_edit.html", {"form": form, "alias": alias})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_delete(request: HttpRequest, source: str) -> HttpResponse:
+    alias = alias_or_404(request, source)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.delete_alias(actor=actor(request), alias=alias)
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, f"Deleted {alias.source}.")
+            return redirect("aliases:alias-list", name=alias.domain.name)
+    return render(request, "domains/alias_delete.html", {"alias": alias, "error": error},
+                  status=400 if error else 200)
+
+
+# ---------------------------------------------------------------- alias domains
+
+
+# Superadmins only: an alias domain adds a domain name to the server, and a
+# domain admin must not be able to claim a name they do not own (mail from
+# local users to that name would then be delivered here).
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def alias_domain_create(request: HttpRequest, name: str) -> HttpResponse:
+    domain = domain_or_404(request, name)
+    form = AliasDomainForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            alias_domain = services.create_alias_domain(
+                actor=actor(request), name=form.cleaned_data["name"], target=domain)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Added {alias_domain.name} as an alias of {domain.name}.")
+            return redirect("domains:domain-detail", name=domain.name)
+    return render(request, "domains/aliasdomain_form.html", {"form": form, "domain": domain})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_domain_edit(request: HttpRequest, alias: str) -> HttpResponse:
+    alias_domain = alias_domain_or_404(request, alias)
+    # An unchecked box sends nothing: a POST can be empty and must still bind the form.
+    form = AliasDomainEditForm(request.POST if request.method == "POST" else None,
+                               initial={"active": alias_domain.active})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_alias_domain_active(actor=actor(request), alias_domain=alias_domain,
+                                             active=form.cleaned_data["active"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Saved {alias_domain.name}.")
+            return redirect("domains:domain-detail", name=alias_domain.target.name)
+    return render(request, "domains/aliasdomain_edit.html",
+                  {"form": form, "alias_domain": alias_domain})
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def alias_domain_delete(request: HttpRequest, alias: str) -> HttpResponse:
+    alias_domain = alias_domain_or_404(request, alias)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.delete_alias_domain(actor=actor(request), alias_domain=alias_domain)
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, f"Deleted the alias domain {alias_domain.name}.")
+            return redirect("domains:domain-detail", name=alias_domain.target.name)
+    return render(request, "domains/aliasdomain_delete.html",
+                  {"alias_domain": alias_domain, "error": error},
+                  status=400 if error else 200)

@@ -1,0 +1,16 @@
+"""Permission-walk rows for the CSV export/import pages (domains/urls_csv.py).
+
+Persona order: anonymous, superadmin, admin_a, admin_b, mailbox.
+"""
+
+LOGIN = "login"
+NO_JOB = 999999
+
+EXPECTED = {
+    ("csv:export-mailboxes", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("csv:export-aliases", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("csv:import", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("csv:import-job", ("a.example", NO_JOB)): (LOGIN, 404, 404, 404, 404),
+    # POST only: GET is 405 once the domain is known to be within reach.
+    ("csv:import-confirm", ("a.example", NO_JOB)): (LOGIN, 405, 405, 404, 404),
+}

@@ -1,0 +1,550 @@
+"""CSV export and import of a domain's mailboxes and aliases (domains/csv_io.py)."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import html
+import io
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from passlib.hash import sha512_crypt
+
+from accounts.models import AuditEntry
+from domains import csv_io, passwords, services, tasks
+from domains.models import Alias, Domain, ImportJob, Mailbox
+from domains.services import AliasImport, MailboxImport
+from tests.conftest import MAILBOX_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+PLAIN = "Plain text pw 42!"
+_SHA512 = sha512_crypt.using(rounds=1000)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def upload(client, domain: str, kind: str, content: bytes | str, filename: str = "f.csv"):
+    if isinstance(content, str):
+        content = content.encode()
+    return client.post(reverse("csv:import", args=[domain]), {
+        "kind": kind, "file": SimpleUploadedFile(filename, content, content_type="text/csv")})
+
+
+def export(client, domain: str, what: str) -> str:
+    response = client.get(reverse(f"csv:export-{what}", args=[domain]))
+    assert response.status_code == 200
+    assert response.streaming
+    return b"".join(response.streaming_content).decode()
+
+
+def confirm(client, domain: str, job: ImportJob, capture):
+    with capture(execute=True):
+        response = client.post(reverse("csv:import-confirm", args=[domain, job.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("csv:import-job", args=[domain, job.pk])
+    return client.get(response["Location"])
+
+
+def only_job() -> ImportJob:
+    return ImportJob.objects.get()
+
+
+def text_of(response) -> str:
+    return html.unescape(response.content.decode())
+
+
+def table(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def snapshot() -> dict[str, int]:
+    return {model.__name__: model.objects.count()
+            for model in (Domain, Mailbox, Alias, AuditEntry, ImportJob)}
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_mailboxes_carries_the_stored_hash(world):
+    client = world.client_for("superadmin")
+    response = client.get(reverse("csv:export-mailboxes", args=["a.example"]))
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="a.example-mailboxes.csv"'
+    assert response["Cache-Control"] == "no-store"
+    text = b"".join(response.streaming_content).decode()
+    assert text.endswith("\r\n")
+    rows = table(text)
+    assert rows[0] == ["email", "name", "quota", "active", "password_hash"]
+    assert rows[1:] == [["bob@a.example", "", "0", "true", world.bob.password]]
+    entry = AuditEntry.objects.get(action="domain.export")
+    assert (entry.actor, entry.domain, entry.after) == (
+        "root@admin.test", "a.example", {"what": "mailboxes"})
+    assert "$2" not in json.dumps(entry.after)
+
+
+def test_export_aliases_keeps_the_catchall_source(world):
+    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example")
+    services.create_alias(actor="t", source="team@a.example",
+                          destinations="bob@a.example,info@a.example,x@else.net",
+                          active=False)
+    rows = table(export(world.client_for("admin_a"), "a.example", "aliases"))
+    assert rows == [  # in creation order
+        ["source", "destinations", "active"],
+        ["info@a.example", "bob@a.example", "true"],
+        ["@a.example", "bob@a.example", "true"],
+        ["team@a.example", "bob@a.example,info@a.example,x@else.net", "false"],
+    ]
+
+
+def test_formula_looking_names_are_neutralised(world):
+    names = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(1)", "plain, with comma",
+             "'already quoted"]
+    for index, name in enumerate(names):
+        services.create_domain(actor="t", name=f"n{index}.example")
+        services.create_mailbox(actor="t", email=f"-{index}@n{index}.example",
+                                password_hash=world.bob.password, name=name)
+    client = world.client_for("superadmin")
+    exported = []
+    for index in range(len(names)):
+        rows = table(export(client, f"n{index}.example", "mailboxes"))
+        exported.append(rows[1])
+    assert [row[1] for row in exported] == [
+        "'=HYPERLINK(\"http://x\",\"y\")", "'+1", "'-2", "'@SUM(1)",
+        "plain, with comma", "'already quoted"]
+    # Addresses and hashes stay exactly as stored, even an address starting with "-".
+    assert [row[0] for row in exported] == [f"-{i}@n{i}.example" for i in range(len(names))]
+    assert all(row[4] == world.bob.password for row in exported)
+    assert [csv_io.unneutralise(row[1]) for row in exported] == names
+
+
+def test_export_of_2000_mailboxes_uses_a_constant_number_of_queries(world):
+    big = services.create_domain(actor="t", name="big.example")
+    hashed = "{SHA512-CRYPT}" + _SHA512.hash(MAILBOX_PASSWORD)
+    services.import_mailboxes(actor="t", domain=big, rows=[
+        MailboxImport(email=f"user{i:04}@big.example", password_hash=hashed, name=f"U {i}")
+        for i in range(2000)])
+    client = world.client_for("superadmin")
+    client.get(reverse("home"))  # the session and user lookups, out of the way
+
+    def queries(domain: str) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as captured:
+            lines = export(client, domain, "mailboxes").count("\r\n")
+        return len(captured), lines
+
+    small_queries, small_lines = queries("a.example")
+    big_queries, big_lines = queries("big.example")
+    assert (small_lines, big_lines) == (2, 2001)
+    assert big_queries == small_queries
+
+
+def test_export_pages_through_every_row_exactly_once(world):
+    big = services.create_domain(actor="t", name="big.example")
+    hashed = "{SHA512-CRYPT}" + _SHA512.hash(MAILBOX_PASSWORD)
+    emails = sorted(f"u{i}@big.example" for i in range(250))
+    services.import_mailboxes(actor="t", domain=big, rows=[
+        MailboxImport(email=e, password_hash=hashed) for e in emails])
+    for chunk in (1, 7, 50, 250, 1000):
+        with CaptureQueriesContext(connection) as captured:
+            rows = table("".join(csv_io.mailbox_csv(big, chunk=chunk)))
+        assert [r[0] for r in rows[1:]] == emails, chunk
+        assert len(captured) == max(1, -(-250 // chunk)), chunk
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def test_round_trip_moves_mailboxes_with_their_hashes(world, django_capture_on_commit_callbacks):
+    services.update_mailbox(actor="t", mailbox=world.bob, name="=Bob, the builder", quota="1G")
+    services.set_mailbox_active(actor="t", mailbox=world.bob, active=False)
+    services.create_mailbox(actor="t", email="dora@a.example", password="dora's password 1")
+    client = world.client_for("superadmin")
+    exported = export(client, "a.example", "mailboxes")
+    services.create_domain(actor="t", name="c.example")
+
+    response = upload(client, "c.example", "mailboxes", exported.replace("@a.example",
+                                                                          "@c.example"))
+    assert response.status_code == 200
+    assert "2 rows can be imported" in text_of(response)
+    job = only_job()
+    assert (job.state, job.total, job.confirmed) == ("pending", 2, None)
+    assert not Mailbox.objects.filter(domain__name="c.example").exists()
+
+    page = confirm(client, "c.example", job, django_capture_on_commit_callbacks)
+    assert "Done: imported 2 mailboxes into c.example." in text_of(page)
+    bob = Mailbox.objects.get(email="bob@c.example")
+    assert bob.password == Mailbox.objects.get(email="bob@a.example").password
+    assert passwords.verify_password(MAILBOX_PASSWORD, bob.password)
+    assert (bob.name, bob.quota, bob.active) == ("=Bob, the builder", 1024**3, False)
+    dora = Mailbox.objects.get(email="dora@c.example")
+    assert dora.active and passwords.verify_password("dora's password 1", dora.password)
+    job.refresh_from_db()
+    assert (job.state, job.done, job.rows, job.error) == ("done", 2, [], "")
+    actions = sorted(AuditEntry.objects.filter(domain="c.example")
+                     .values_list("action", flat=True))
+    assert actions == ["domain.create", "mailbox.disable", "mailbox.import", "mailbox.import"]
+
+
+def test_round_trip_of_aliases(world, django_capture_on_commit_callbacks):
+    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example")
+    services.create_alias(actor="t", source="team@a.example",
+                          destinations="info@a.example,x@else.net", active=False)
+    client = world.client_for("superadmin")
+    exported = export(client, "a.example", "aliases").replace("@a.example", "@c.example")
+    services.create_domain(actor="t", name="c.example")
+    services.create_mailbox(actor="t", email="bob@c.example", password=MAILBOX_PASSWORD)
+
+    response = upload(client, "c.example", "aliases", exported)
+    assert response.status_code == 200, text_of(response)
+    page = confirm(client, "c.example", only_job(), django_capture_on_commit_callbacks)
+    assert "Done: imported 3 aliases into c.example." in text_of(page)
+    aliases = {a.source: (a.destinations, a.active)
+               for a in Alias.objects.filter(domain__name="c.example")}
+    assert aliases == {
+        "@c.example": ("bob@c.example", True),
+        "info@c.example": ("bob@c.example", True),
+        "team@c.example": ("info@c.example,x@else.net", False),
+    }
+
+
+# ---------------------------------------------------------------- preview
+
+
+def test_preview_shows_every_row_problem_and_writes_nothing(world):
+    good = world.bob.password
+    before = snapshot()
+    content = "\n".join([
+        "email,password_hash,quota",
+        f"not an address,{good},",
+        f"x@b.example,{good},",
+        f"new1@a.example,{good},",
+        f"NEW1@a.example,{good},",
+        f"bob@a.example,{good},",
+        "new2@a.example,{FOO}abc,",
+        f"new3@a.example,{good},lots",
+        f"new4@a.example,{good},",
+    ])
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", content)
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "7 of 8 rows have problems" in text
+    assert "is not a mail address" in text
+    assert "x@b.example is not in a.example." in text
+    assert "new1@a.example appears twice." in text
+    assert "bob@a.example already exists." in text
+    assert "Unsupported password hash" in text
+    assert "is not a size" in text
+    # bob, new1 and new2 fill the limit of 3 (a row with a bad hash still counts).
+    assert "Over the limit: a.example allows 3 mailboxes and has 1" in text
+    preview = response.context["preview"]
+    by_line = {row.line: row.errors for row in preview.shown}
+    assert set(by_line) == {2, 3, 5, 6, 7, 8, 9}
+    assert by_line[9] == ["Over the limit: a.example allows 3 mailboxes and has 1; this would "
+                          "be mailbox number 5."]
+    assert "/confirm/" not in text
+    assert snapshot() == before
+    assert good not in text  # the hash is never shown, only its scheme
+
+
+def test_preview_of_aliases_checks_destinations(world):
+    content = "\r\n".join([
+        "source,destinations",
+        "@a.example,bob@a.example",
+        "list@a.example,\"team@a.example, x@else.net\"",
+        "team@a.example,bob@a.example;info@a.example",
+        "ghost@a.example,nobody@a.example",
+        "self@a.example,self@a.example",
+        "info@a.example,bob@a.example",
+        "x@b.example,bob@a.example",
+        "empty@a.example,",
+    ])
+    response = upload(world.client_for("admin_a"), "a.example", "aliases", content)
+    assert response.status_code == 200
+    errors = {row.line: row.errors for row in response.context["preview"].shown}
+    assert errors == {
+        5: ["nobody@a.example is in a domain of this server but neither a mailbox nor an "
+            "alias."],
+        6: ["self@a.example cannot deliver to itself."],
+        7: ["info@a.example already exists."],
+        8: ["x@b.example is not in a.example."],
+        9: ["An alias needs at least one destination address."],
+    }
+    assert not ImportJob.objects.exists()
+
+
+def test_preview_refuses_files_it_cannot_read(world):
+    client = world.client_for("admin_a")
+    cases = [
+        ("", "The file is empty"),
+        ("bob@a.example,{x}\n", "must be the header row"),
+        ("email;password_hash\nx;y\n", "separated by semicolons"),
+        ("email,pasword\n", "Unknown column 'pasword'"),
+        ("email,name\nx@a.example,X\n", "lacks password_hash (or password)"),
+        ("email,password_hash\n\r\n,\n", "no data rows"),
+    ]
+    for content, message in cases:
+        response = upload(client, "a.example", "mailboxes", content or " ")
+        assert response.status_code == 400, content
+        assert message in text_of(response), (content, text_of(response))
+    latin1 = "email,name,password\nann@a.example,Ann Müller,pw\n".encode("latin-1")
+    response = upload(client, "a.example", "mailboxes", latin1)
+    assert response.status_code == 400
+    assert "Line 2 is not UTF-8 text" in text_of(response)
+    utf16 = "email,password\n".encode("utf-16")
+    assert "UTF-16" in text_of(upload(client, "a.example", "mailboxes", utf16))
+    assert not ImportJob.objects.exists()
+
+
+def test_bom_and_windows_line_endings_work(world):
+    content = ("\ufeffEmail,Name,Password_Hash\r\n"
+               f"new1@a.example,\"Ann\r\nB\",{world.bob.password}\r\n"
+               f"new2@a.example,Ben,{world.bob.password}\r\n\r\n").encode()
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", content)
+    preview = response.context["preview"]
+    assert preview.file_errors == []
+    # A quoted line end is a cell's content: the name is refused, the line found.
+    assert [(row.line, row.errors) for row in preview.shown] == [
+        (3, ["The name cannot contain control characters."])]
+    content = content.replace(b"\"Ann\r\nB\"", b"Ann")
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", content)
+    assert response.status_code == 200
+    assert response.context["preview"].ok
+    assert [r[0] for r in only_job().rows] == ["new1@a.example", "new2@a.example"]
+
+
+def test_a_21_mb_upload_is_refused_with_a_clear_message(world):
+    content = b"email,password_hash\r\n" + b"x" * (21 * 1024 * 1024)
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", content)
+    assert response.status_code == 400
+    assert "The file is larger than 12 MB" in text_of(response)
+    assert "This field is required" not in text_of(response)
+    # Dropped by the upload handler while streaming in, before any parsing.
+    assert response.context["form"].errors["file"] == [csv_io.too_large_message()]
+    assert "preview" not in response.context
+    assert not ImportJob.objects.exists()
+
+
+def test_the_upload_still_needs_a_csrf_token(world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.admin_a)
+    response = upload(client, "a.example", "mailboxes",
+                      f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
+    assert response.status_code == 403
+    assert not ImportJob.objects.exists()
+
+
+def test_plaintext_passwords_are_hashed_before_anything_is_stored(
+        world, django_capture_on_commit_callbacks):
+    content = f"email,password\nnew1@a.example,{PLAIN}\nnew2@a.example,  {PLAIN}  \n"
+    client = world.client_for("admin_a")
+    response = upload(client, "a.example", "mailboxes", content)
+    assert PLAIN not in text_of(response)
+    assert "plaintext (hidden)" in text_of(response)
+    job = only_job()
+    stored = json.dumps(job.rows)
+    assert PLAIN not in stored
+    assert [row[3].startswith("{BLF-CRYPT}$2y$") for row in job.rows] == [True, True]
+    confirm(client, "a.example", job, django_capture_on_commit_callbacks)
+    assert passwords.verify_password(PLAIN, Mailbox.objects.get(email="new1@a.example").password)
+    assert passwords.verify_password(f"  {PLAIN}  ",
+                                     Mailbox.objects.get(email="new2@a.example").password)
+    job.refresh_from_db()
+    assert job.rows == []
+    for entry in AuditEntry.objects.all():
+        text = json.dumps([entry.before, entry.after, entry.object_repr])
+        assert PLAIN not in text
+        assert "$2y$" not in text
+        assert "password" not in (entry.before or {}) and "password" not in (entry.after or {})
+
+
+def test_too_many_plaintext_passwords_are_refused(world):
+    domain = services.create_domain(actor="t", name="c.example")
+    rows = "\n".join(f"u{i}@c.example,{PLAIN}" for i in range(csv_io.PLAINTEXT_MAX + 1))
+    response = upload(world.client_for("superadmin"), domain.name, "mailboxes",
+                      "email,password\n" + rows)
+    assert response.status_code == 400
+    assert f"at most {csv_io.PLAINTEXT_MAX} are hashed" in text_of(response)
+    assert not ImportJob.objects.exists()
+
+
+# ---------------------------------------------------------------- confirm and the task
+
+
+def test_confirm_with_one_bad_row_imports_nothing(world, django_capture_on_commit_callbacks):
+    client = world.client_for("admin_a")
+    content = f"email,password_hash\nnew1@a.example,{world.bob.password}\n" \
+              f"new2@a.example,{world.bob.password}\n"
+    assert upload(client, "a.example", "mailboxes", content).status_code == 200
+    job = only_job()
+    # Between preview and confirm, someone else takes one of the addresses.
+    services.create_mailbox(actor="t", email="new2@a.example", password=MAILBOX_PASSWORD)
+    before = snapshot()
+    page = confirm(client, "a.example", job, django_capture_on_commit_callbacks)
+    text = text_of(page)
+    assert "Nothing was imported." in text
+    assert "new2@a.example already exists." in text
+    assert not Mailbox.objects.filter(email="new1@a.example").exists()
+    assert snapshot() == before
+    job.refresh_from_db()
+    assert (job.state, job.rows) == ("failed", [])
+
+
+def test_a_job_with_a_bad_row_fails_whole(world):
+    good = world.bob.password
+    job = ImportJob.objects.create(domain=world.a, kind="mailboxes", actor="t", total=2, rows=[
+        ["new1@a.example", "", None, good, True],
+        ["new2@a.example", "", None, "{BLF-CRYPT}nonsense", True],
+    ])
+    assert tasks.run_import(job.pk) == 0
+    job.refresh_from_db()
+    assert job.state == "failed"
+    assert "not a valid BLF-CRYPT hash" in job.error
+    assert "nonsense" not in job.error
+    assert not Mailbox.objects.filter(email__startswith="new").exists()
+
+
+def test_the_task_is_idempotent(world, django_capture_on_commit_callbacks):
+    client = world.client_for("admin_a")
+    upload(client, "a.example", "mailboxes",
+           f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
+    job = only_job()
+    assert tasks.run_import(job.pk) == 1
+    count = Mailbox.objects.count()
+    audit = AuditEntry.objects.count()
+    assert tasks.run_import(job.pk) == 0
+    assert tasks.run_import.delay(job.pk).get() == 0
+    assert (Mailbox.objects.count(), AuditEntry.objects.count()) == (count, audit)
+    job.refresh_from_db()
+    assert (job.state, job.done) == ("done", 1)
+    # A job already run is never enqueued again by a (repeated) confirm.
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(reverse("csv:import-confirm", args=["a.example", job.pk]))
+    assert response.status_code == 302 and callbacks == []
+
+
+def test_a_second_confirm_enqueues_nothing(world, django_capture_on_commit_callbacks):
+    client = world.client_for("admin_a")
+    upload(client, "a.example", "mailboxes",
+           f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
+    job = only_job()
+    url = reverse("csv:import-confirm", args=["a.example", job.pk])
+    with django_capture_on_commit_callbacks() as first:
+        client.post(url)
+    with django_capture_on_commit_callbacks() as second:
+        page = client.post(url, follow=True)
+    assert (len(first), len(second)) == (1, 0)
+    assert "This import was confirmed already." in text_of(page)
+
+
+def test_import_aliases_is_all_or_nothing(world):
+    before = snapshot()
+    with pytest.raises(ValidationError) as exc:
+        services.import_aliases(actor="t", domain=world.a, rows=[
+            AliasImport(source="one@a.example", destinations="bob@a.example"),
+            AliasImport(source="two@a.example", destinations="ghost@a.example"),
+        ])
+    assert exc.value.messages == [
+        "ghost@a.example is in a domain of this server but neither a mailbox nor an alias."]
+    assert snapshot() == before
+    created = services.import_aliases(actor="t", domain=world.a, rows=[
+        AliasImport(source="one@a.example", destinations="two@a.example"),
+        AliasImport(source="two@a.example", destinations=("bob@a.example",), active=False),
+    ])
+    assert [(a.source, a.active) for a in created] == [("one@a.example", True),
+                                                       ("two@a.example", False)]
+    assert AuditEntry.objects.filter(action="alias.import").count() == 2
+
+
+# ---------------------------------------------------------------- the job page
+
+
+def test_the_job_page_polls_until_the_job_ends(world):
+    client = world.client_for("admin_a")
+    upload(client, "a.example", "mailboxes",
+           f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
+    job = only_job()
+    url = reverse("csv:import-job", args=["a.example", job.pk])
+    unconfirmed = text_of(client.get(url))
+    assert "has not been confirmed" in unconfirmed and "hx-trigger" not in unconfirmed
+
+    ImportJob.objects.filter(pk=job.pk).update(confirmed=job.created, state="running", done=0)
+    page = text_of(client.get(url))
+    assert 'hx-trigger="every 500ms"' in page
+    assert f'hx-get="{url}"' in page
+    assert '<meta http-equiv="refresh" content="2">' in page  # inside <noscript>
+    assert '<progress max="1" value="0"' in page
+    partial = client.get(url, HTTP_HX_REQUEST="true")
+    assert "<html" not in text_of(partial)
+    assert 'hx-trigger="every 500ms"' in text_of(partial)
+
+    ImportJob.objects.filter(pk=job.pk).update(state="pending")
+    assert tasks.run_import(job.pk) == 1
+    done = text_of(client.get(url, HTTP_HX_REQUEST="true"))
+    assert "Done: imported 1 mailbox into a.example." in done
+    assert "hx-trigger" not in done
+    assert "http-equiv" not in text_of(client.get(url))
+
+
+# ---------------------------------------------------------------- permissions
+
+
+def test_admin_b_gets_404_for_a_example(world):
+    upload(world.client_for("admin_a"), "a.example", "mailboxes",
+           f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
+    job = only_job()
+    client = world.client_for("admin_b")
+    for url in (reverse("csv:export-mailboxes", args=["a.example"]),
+                reverse("csv:export-aliases", args=["a.example"]),
+                reverse("csv:import", args=["a.example"]),
+                reverse("csv:import-job", args=["a.example", job.pk]),
+                # b.example is admin_b's, but the job is not b.example's.
+                reverse("csv:import-job", args=["b.example", job.pk])):
+        assert client.get(url).status_code == 404, url
+    for url in (reverse("csv:import-confirm", args=["a.example", job.pk]),
+                reverse("csv:import-confirm", args=["b.example", job.pk])):
+        assert client.post(url).status_code == 404, url
+    response = upload(client, "a.example", "mailboxes",
+                      f"email,password_hash\nnew2@a.example,{world.bob.password}\n")
+    assert response.status_code == 404
+    job.refresh_from_db()
+    assert (job.state, job.confirmed) == ("pending", None)
+    assert ImportJob.objects.count() == 1
+    assert not AuditEntry.objects.filter(action="domain.export").exists()
+    superadmin = world.client_for("superadmin")
+    assert superadmin.get(reverse("csv:import-job", args=["b.example", job.pk])
+                          ).status_code == 404
+
+
+def test_a_mailbox_user_gets_404(world):
+    client = world.client_for("mailbox")
+    assert client.get(reverse("csv:export-mailboxes", args=["a.example"])).status_code == 404
+    response = upload(client, "a.example", "mailboxes",
+                      f"email,password_hash\nnew2@a.example,{world.bob.password}\n")
+    assert response.status_code == 404
+    assert not ImportJob.objects.exists()
+
+
+def test_a_job_whose_worker_died_stops_polling(world):
+    job = ImportJob.objects.create(domain=world.a, kind="mailboxes", actor="t", total=5,
+                                   rows=[], state="running")
+    long_ago = job.created - datetime.timedelta(hours=2)
+    ImportJob.objects.filter(pk=job.pk).update(confirmed=long_ago, started=long_ago)
+    page = text_of(world.client_for("admin_a").get(
+        reverse("csv:import-job", args=["a.example", job.pk])))
+    assert "The import stopped answering" in page
+    assert "hx-trigger" not in page and "http-equiv" not in page
+
+
+def test_deleting_a_domain_deletes_its_import_jobs(world):
+    domain = services.create_domain(actor="t", name="c.example")
+    ImportJob.objects.create(domain=domain, kind="aliases", actor="t", total=0)
+    services.delete_domain(actor="t", domain=domain, force=True)
+    assert not ImportJob.objects.exists()
