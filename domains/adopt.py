@@ -43,12 +43,15 @@ class Plan:
     add_unique: list[str] = field(default_factory=list)
     add_indexes: list[str] = field(default_factory=list)
     merge_aliases: dict[str, list[int]] = field(default_factory=dict)
+    widen_ids: bool = False
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
     def changes(self) -> list[str]:
         return (
-            [f"create table {t}" for t in self.create_tables]
+            (["widen domains.id and the columns that refer to it to BIGINT"]
+             if self.widen_ids else [])
+            + [f"create table {t}" for t in self.create_tables]
             + [f"add column {c}" for c in self.add_columns]
             + [f"widen column {c}" for c in self.widen_columns]
             + [f"add unique index on {c}" for c in self.add_unique]
@@ -76,6 +79,7 @@ def inspect() -> Plan:
         plan.problems.append(f"the recipe's tables are incomplete: {', '.join(sorted(missing))} "
                              "missing")
         return plan
+    plan.widen_ids = connection.vendor == "mysql" and _domain_id_type() != "bigint"
     with connection.cursor() as cursor:
         for model in MODELS:
             table = model._meta.db_table
@@ -208,9 +212,11 @@ def _merge_alias_rows(source: str, ids: list[int]) -> None:
 
 def _apply_schema(plan: Plan) -> None:
     by_table = {m._meta.db_table: m for m in MODELS}
+    if plan.widen_ids:
+        _widen_domain_ids()
     with connection.schema_editor() as editor:
         for table in plan.create_tables:
-            _create_table(editor, by_table[table])
+            editor.create_model(by_table[table])
         for item in plan.add_columns:
             model, model_field = _field(by_table, item)
             _add_column(editor, model, model_field)
@@ -252,28 +258,41 @@ def _add_column(editor: Any, model: type[models.Model], model_field: Any) -> Non
                    f"{editor.quote_name(model_field.column)} {definition}{clause}")
 
 
-def _create_table(editor: Any, model: type[models.Model]) -> None:
-    """Create a new table; its foreign keys get no database constraint when the
-    recipe's `domains.id` is not the BIGINT they would be (MariaDB refuses a
-    constraint between different integer types). The services delete what
-    refers to a domain themselves, so the rule still holds."""
-    relaxed: list[Any] = []
-    if connection.vendor == "mysql":
-        with connection.cursor() as cursor:
+def _domain_id_type() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = 'domains' AND COLUMN_NAME = 'id'")
+        row = cursor.fetchone()
+    return str(row[0]).lower() if row else ""
+
+
+def _widen_domain_ids() -> None:
+    """The recipe's INT domains.id becomes the BIGINT the panel's tables refer to.
+
+    MariaDB refuses a foreign key between different integer types, so every
+    table the panel adds later (domain admins, import jobs) needs this. The
+    recipe's own foreign keys are dropped, their columns widened, and they are
+    put back with their original ON DELETE/ON UPDATE rules.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.TABLE_NAME, k.COLUMN_NAME, k.CONSTRAINT_NAME, r.DELETE_RULE, r.UPDATE_RULE "
+            "FROM information_schema.KEY_COLUMN_USAGE k JOIN "
+            "information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = "
+            "k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+            "WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME = 'domains'")
+        references = cursor.fetchall()
+        quote = connection.ops.quote_name
+        for table, _column, constraint, _delete, _update in references:
+            cursor.execute(f"ALTER TABLE {quote(table)} DROP FOREIGN KEY {quote(constraint)}")
+        cursor.execute("ALTER TABLE domains MODIFY id BIGINT NOT NULL AUTO_INCREMENT")
+        for table, column, constraint, delete_rule, update_rule in references:
+            cursor.execute(f"ALTER TABLE {quote(table)} MODIFY {quote(column)} BIGINT NOT NULL")
             cursor.execute(
-                "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
-                "DATABASE() AND TABLE_NAME = 'domains' AND COLUMN_NAME = 'id'")
-            (id_type,) = cursor.fetchone()
-        if id_type.lower() != "bigint":
-            relaxed = [f for f in model._meta.local_fields
-                       if f.is_relation and getattr(f, "db_constraint", False)]
-    for fk in relaxed:
-        fk.db_constraint = False
-    try:
-        editor.create_model(model)
-    finally:
-        for fk in relaxed:
-            fk.db_constraint = True
+                f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(constraint)} FOREIGN KEY "
+                f"({quote(column)}) REFERENCES domains (id) ON DELETE {delete_rule} "
+                f"ON UPDATE {update_rule}")
 
 
 def _field(by_table: dict[str, type[models.Model]], item: str

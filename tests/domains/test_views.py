@@ -560,8 +560,8 @@ def test_it_answers_an_htmx_search_with_the_rows_only(world):
 def test_it_finds_a_mailbox_by_a_non_ascii_name_as_typed(world):
     services.update_mailbox(actor="t", mailbox=world.bob, name="Émile Zola")
     client = world.client_for("superadmin")
-    assert [m.email for m in client.get(reverse("domains:mailbox-list"), {"q": "Emil"})
-            .context["mailboxes"]] == []
+    # (Whether "Emil" also finds it depends on the collation: MariaDB's
+    # utf8mb4_unicode_ci ignores accents, SQLite does not.)
     response = client.get(reverse("domains:mailbox-list"), {"q": "Émile"})
     assert response.status_code == 200
     assert [m.email for m in response.context["mailboxes"]] == ["bob@a.example"]

@@ -15,10 +15,6 @@ from domains.models import Alias, Mailbox
 
 pytestmark = pytest.mark.daemons
 
-# Playwright's sync API keeps an event loop in this thread; the test's own ORM
-# calls are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 ROOT_PW = "root passphrase 123"
@@ -27,7 +23,10 @@ BOB_PW = "correct horse battery"
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the test's own
+    # ORM calls are still plain synchronous code. Only for this test.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         message = "Chromium is not installed (bin/test installs Debian's chromium)"
         if os.environ.get("CI"):
