@@ -14,6 +14,14 @@ ADMIN_PASSWORD = "admin passphrase 123"
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """The dashboard caches its totals; every test starts from the database."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_hashing(settings):
     """bcrypt at cost 4 in tests; production uses MAILADMIN_BCRYPT_ROUNDS (12)."""
     settings.MAILADMIN_BCRYPT_ROUNDS = 4
