@@ -1,0 +1,124 @@
+"""Random and hostile text in every field of the forms not fuzzed beside their views.
+
+(Domain and mailbox forms are fuzzed in tests/domains/test_views.py.) Each
+example posts valid values with one field replaced; the answer must be a
+redirect (the write was accepted), a 4xx or a re-rendered form, never a
+500, and a refusal must leave every table as it was.
+"""
+
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from accounts.models import AuditEntry, DomainAdmin
+from domains.models import Alias, AliasDomain, Domain, ImportJob, Mailbox
+
+HOSTILE = [
+    "\x00", "a\x00b", "'; DROP TABLE users; --", "' OR 1=1 --", "a\r\nBcc: x@evil.example",
+    "x" * 10_000, "<script>alert(1)</script>", "\u202eevil", "😀" * 80, "%s%n%d%u",
+    "@", "@@", "..", "-", "=1+1", "bob@a.example\nroot@b.example",
+]
+# No lone surrogates: no browser can send one (invalid UTF-8 bytes are tested
+# below as the percent-encoded bytes a client really sends).
+TEXT = st.one_of(st.text(st.characters(blacklist_categories=["Cs"]), max_size=300),
+                 st.sampled_from(HOSTILE))
+FUZZ = hsettings(max_examples=40, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+TABLES = [Domain, Mailbox, Alias, AliasDomain, AuditEntry, User, DomainAdmin, ImportJob]
+OK = {200, 302, 400, 404, 405, 429}
+
+# (persona, url name, args, valid fields, fields to fuzz)
+FORMS = [
+    ("admin_a", "aliases:alias-create", ["a.example"],
+     {"local_part": "sales", "destinations": "bob@a.example"}, ["local_part", "destinations"]),
+    ("admin_a", "aliases:alias-edit", ["info@a.example"],
+     {"destinations": "bob@a.example", "active": "on"}, ["destinations"]),
+    ("superadmin", "aliases:aliasdomain-create", ["a.example"],
+     {"name": "other-alias.example"}, ["name"]),
+    ("superadmin", "admins:admin-create", [],
+     {"username": "new@a.example", "password": "admin passphrase 9",
+      "password_again": "admin passphrase 9", "domains": "a.example"},
+     ["username", "password", "domains"]),
+    ("mailbox", "accounts:password", [],
+     {"current": "correct horse battery", "new": "another long phrase",
+      "new_again": "another long phrase"}, ["new", "new_again"]),
+    ("mailbox", "accounts:password-hint", [], {"new": "x"}, ["new"]),
+]
+
+
+def counts() -> list[int]:
+    return [model.objects.count() for model in TABLES]
+
+
+def check(response, before: list[int]) -> None:
+    assert response.status_code in OK, response.status_code
+    if response.status_code != 302:
+        assert counts() == before
+
+
+@pytest.mark.parametrize(("persona", "name", "args", "valid", "fuzzed"), FORMS,
+                         ids=[f[1] for f in FORMS])
+def test_every_field_takes_hostile_text(world, persona, name, args, valid, fuzzed):
+    client = world.client_for(persona)
+    url = reverse(name, args=args)
+
+    @FUZZ
+    @given(field=st.sampled_from(fuzzed), text=TEXT)
+    def post(field: str, text: str) -> None:
+        before = counts()
+        check(client.post(url, {**valid, field: text}), before)
+
+    post()
+
+
+@FUZZ
+@given(params=st.dictionaries(st.sampled_from(["actor", "domain", "action", "since", "until",
+                                               "page"]), TEXT, max_size=4))
+def test_the_audit_filters_take_hostile_text(world, params):
+    response = world.client_for("admin_a").get(reverse("admins:audit"), params)
+    assert response.status_code == 200
+
+
+@FUZZ
+@given(content=st.binary(max_size=2000), kind=st.sampled_from(["mailboxes", "aliases", "x"]))
+def test_a_csv_upload_takes_hostile_bytes(world, content, kind):
+    client = world.client_for("admin_a")
+    before = counts()
+    upload = SimpleUploadedFile("rows.csv", content, content_type="text/csv")
+    response = client.post(reverse("csv:import", args=["a.example"]),
+                           {"kind": kind, "file": upload})
+    assert response.status_code in OK
+    # A preview stores nothing but a pending job; mailboxes and aliases never change.
+    after = counts()
+    assert after[:4] == before[:4]
+
+
+def test_a_hostile_csv_row_shows_in_the_preview_without_a_write(world):
+    rows = "email,password\r\n" + "\r\n".join(
+        f"{bad},correct horse battery" for bad in
+        ["'; DROP TABLE users; --@a.example", "a\x00b@a.example", "=cmd|' /c calc'!A0@a.example"])
+    client = world.client_for("admin_a")
+    before = counts()
+    response = client.post(reverse("csv:import", args=["a.example"]), {
+        "kind": "mailboxes", "file": io.BytesIO(rows.encode())})
+    assert response.status_code in {200, 400}
+    assert counts()[:4] == before[:4]
+
+
+@pytest.mark.parametrize(("persona", "name", "args", "valid", "fuzzed"), FORMS,
+                         ids=[f[1] for f in FORMS])
+def test_invalid_utf8_bytes_in_every_field(world, persona, name, args, valid, fuzzed):
+    from urllib.parse import urlencode
+
+    client = world.client_for(persona)
+    for field in fuzzed:
+        body = urlencode({**valid, field: "x"}).replace(f"{field}=x", f"{field}=%FF%FE%80")
+        before = counts()
+        check(client.post(reverse(name, args=args), body,
+                          content_type="application/x-www-form-urlencoded"), before)
