@@ -28,6 +28,14 @@ class DomainEditForm(DomainForm):
 class MailboxForm(forms.Form):
     local_part = forms.CharField(max_length=200, label="Address",
                                  help_text="the part before the @")
+
+    def __init__(self, *args: object, check_url: str = "", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if check_url:
+            # Checked as it is typed; the answer lands under the field.
+            self.fields["local_part"].widget.attrs.update({
+                "hx-get": check_url, "hx-trigger": "input changed delay:300ms",
+                "hx-target": "#address-check", "autocomplete": "off"})
     name = forms.CharField(max_length=1000, required=False)
     quota = forms.CharField(max_length=40, required=False,
                             help_text="e.g. 2G; empty for the domain's default, 0 is unlimited")

@@ -58,6 +58,19 @@ def domains_with_usage() -> QuerySet[Domain]:
     return with_usage(Domain.objects.all())
 
 
+def new_address_problem(local_part: str, domain: Domain) -> str | None:
+    """Why `local_part@domain` cannot become a new mailbox or alias, or None."""
+    try:
+        address = normalize_address(f"{local_part}@{domain.name}")
+    except ValidationError as error:
+        return " ".join(error.messages)
+    if Mailbox.objects.filter(email=address).exists():
+        return f"{address} is already a mailbox."
+    if Alias.objects.filter(source=address).exists():
+        return f"{address} is already an alias."
+    return None
+
+
 def _one(queryset: QuerySet[_M], message: str, **lookup: str) -> _M:
     try:
         return queryset.get(**lookup)

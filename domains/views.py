@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import (
@@ -171,7 +172,8 @@ def mailbox_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
-    form = MailboxForm(request.POST or None)
+    form = MailboxForm(request.POST or None,
+                       check_url=reverse("domains:mailbox-check", args=[domain.name]))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         password = data["password"] or generated_password()
@@ -188,6 +190,19 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
                               {"mailbox": mailbox, "password": password})
             return redirect("domains:domain-detail", name=domain.name)
     return render(request, "domains/mailbox_form.html", {"form": form, "domain": domain})
+
+
+@admin_required
+def mailbox_check(request: HttpRequest, name: str) -> HttpResponse:
+    """Inline validation of a new address as it is typed (htmx): free, taken or invalid."""
+    domain = domain_or_404(request, name)
+    local = request.GET.get("local_part", "").strip()[:300]
+    problem, ok = selectors.new_address_problem(local, domain), False
+    if not local:
+        problem = ""
+    elif problem is None:
+        problem, ok = f"{local.lower()}@{domain.name} is free.", True
+    return render(request, "domains/_address_check.html", {"message": problem, "ok": ok})
 
 
 @admin_required

@@ -820,3 +820,16 @@ def test_a_domain_admin_post_without_a_csrf_token_is_refused(world):
                            mailbox_data())
     assert response.status_code == 403
     assert counts() == before
+
+
+def test_the_new_address_is_checked_as_it_is_typed(world):
+    client = world.client_for("admin_a")
+    url = reverse("domains:mailbox-check", args=["a.example"])
+    assert "dave@a.example is free." in client.get(url, {"local_part": "Dave"}).content.decode()
+    assert "bob@a.example is already a mailbox." in client.get(
+        url, {"local_part": "bob"}).content.decode()
+    assert "info@a.example is already an alias." in client.get(
+        url, {"local_part": "info"}).content.decode()
+    assert "not a valid address" in client.get(url, {"local_part": "a b"}).content.decode()
+    page = client.get(reverse("domains:mailbox-create", args=["a.example"])).content.decode()
+    assert f'hx-get="{url}"' in page

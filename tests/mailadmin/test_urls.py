@@ -29,6 +29,7 @@ EXPECTED = {
     ("domains:domain-edit", ("a.example",)): (LOGIN, 200, 404, 404, 404),
     ("domains:domain-delete", ("a.example",)): (LOGIN, 200, 404, 404, 404),
     ("domains:mailbox-create", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("domains:mailbox-check", ("a.example",)): (LOGIN, 200, 200, 404, 404),
     ("domains:mailbox-list", ()): (LOGIN, 200, 200, 200, 404),
     ("domains:mailbox-edit", ("bob@a.example",)): (LOGIN, 200, 200, 404, 404),
     ("domains:mailbox-delete", ("bob@a.example",)): (LOGIN, 200, 200, 404, 404),
