@@ -247,17 +247,7 @@ def import_mailboxes(
         _check_mailbox_limits(locked, usage, adding=len(mailboxes),
                               quota=sum(m.quota for m in mailboxes),
                               any_unlimited=any(m.quota == 0 for m in mailboxes))
-        Mailbox.objects.bulk_create(mailboxes, batch_size=batch_size)
-        if not all(m.pk for m in mailboxes):
-            # A database that returns no ids from a bulk insert (MariaDB < 10.5).
-            ids = dict(Mailbox.objects.filter(domain=locked).values_list("email", "pk"))
-            for mailbox in mailboxes:
-                mailbox.pk = ids[mailbox.email]
-        AuditEntry.objects.bulk_create(
-            [audit.entry(actor=actor, action="mailbox.import", obj=m, domain=locked.name,
-                         after=audit.snapshot(m)) for m in mailboxes],
-            batch_size=batch_size,
-        )
+        _insert_many(actor, "mailbox.import", locked, mailboxes, "email", batch_size)
     return mailboxes
 
 
@@ -747,6 +737,23 @@ def _audit_change(actor: str, action: str, obj: Any, domain: str,
                  after={k: after[k] for k in changed})
 
 
+def _insert_many(actor: str, action: str, domain: Domain, rows: Sequence[Any], key: str,
+                 batch_size: int) -> None:
+    """Bulk-insert new rows of `domain` and write one audit row for each."""
+    model = type(rows[0]) if rows else Mailbox
+    model._default_manager.bulk_create(rows, batch_size=batch_size)
+    if not all(row.pk for row in rows):
+        # A database that returns no ids from a bulk insert (MariaDB < 10.5).
+        ids = dict(model._default_manager.filter(domain=domain).values_list(key, "pk"))
+        for row in rows:
+            row.pk = ids[getattr(row, key)]
+    AuditEntry.objects.bulk_create(
+        [audit.entry(actor=actor, action=action, obj=row, domain=domain.name,
+                     after=audit.snapshot(row)) for row in rows],
+        batch_size=batch_size,
+    )
+
+
 def _insert(obj: Any, duplicate_message: str) -> None:
     try:
         with transaction.atomic():
@@ -939,17 +946,7 @@ def import_aliases(
             )
         for alias in aliases:
             alias.domain = locked
-        Alias.objects.bulk_create(aliases, batch_size=batch_size)
-        if not all(a.pk for a in aliases):
-            # A database that returns no ids from a bulk insert (MariaDB < 10.5).
-            ids = dict(Alias.objects.filter(domain=locked).values_list("source", "pk"))
-            for alias in aliases:
-                alias.pk = ids[alias.source]
-        AuditEntry.objects.bulk_create(
-            [audit.entry(actor=actor, action="alias.import", obj=a, domain=locked.name,
-                         after=audit.snapshot(a)) for a in aliases],
-            batch_size=batch_size,
-        )
+        _insert_many(actor, "alias.import", locked, aliases, "source", batch_size)
     return aliases
 
 
