@@ -144,8 +144,8 @@ if AXES_FAILURE_LIMIT < 1 or _cooloff_minutes < 1:
 # Counted from the latest failure: every attempt while locked starts it again.
 AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes)
 AXES_RESET_ON_SUCCESS = True
-# Bob@Example.org and bob@example.org are one counter; a mailbox user's session
-# account ("mailbox:bob@example.org") counts as the address.
+# Bob@Example.org and bob@example.org are one counter: the typed name counts,
+# lowercased (see accounts.security.lockout_username).
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.security.lockout_username"
 # REMOTE_ADDR, or X-Forwarded-For only from MAILADMIN_TRUSTED_PROXIES.
