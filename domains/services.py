@@ -239,10 +239,7 @@ def import_mailboxes(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        locked = _lock_domain(domain)
-        taken = _taken_addresses(seen)
-        if taken:
-            raise ValidationError([f"{address} already exists." for address in sorted(taken)])
+        locked = _lock_for_import(domain, seen)
         usage = domain_usage(locked)
         _check_mailbox_limits(locked, usage, adding=len(mailboxes),
                               quota=sum(m.quota for m in mailboxes),
@@ -554,6 +551,15 @@ def _check_address_free(address: str) -> None:
     if Alias.objects.filter(source=address).exists():
         what = "the catch-all" if address.startswith("@") else "an alias"
         raise ValidationError(f"{address} is already {what}.")
+
+
+def _lock_for_import(domain: Domain, addresses: set[str]) -> Domain:
+    """Lock the domain, then refuse the import if any of its addresses is taken."""
+    locked = _lock_domain(domain)
+    taken = _taken_addresses(addresses)
+    if taken:
+        raise ValidationError([f"{address} already exists." for address in sorted(taken)])
+    return locked
 
 
 def _taken_addresses(addresses: set[str]) -> set[str]:
@@ -931,10 +937,7 @@ def import_aliases(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        locked = _lock_domain(domain)
-        taken = _taken_addresses(seen)
-        if taken:
-            raise ValidationError([f"{address} already exists." for address in sorted(taken)])
+        locked = _lock_for_import(domain, seen)
         unknown = _unknown_local_destinations(all_targets, known=seen)
         if unknown:
             raise ValidationError(_unknown_message(sorted(unknown)))
