@@ -113,8 +113,10 @@ def mailbox_or_404(request: HttpRequest, email: str) -> Mailbox:
     return mailbox
 
 
-def alias_or_404(request: HttpRequest, pk: int) -> Alias:
-    alias = in_reach(request.user, Alias.objects.select_related("domain").filter(pk=pk)).first()
+def alias_or_404(request: HttpRequest, source: str) -> Alias:
+    """The alias by its address (`@domain` for a catch-all), if the user may see it."""
+    alias = in_reach(request.user, Alias.objects.select_related("domain")
+                     .filter(source=source.strip().lower())).first()
     if alias is None:
         raise Http404
     return alias

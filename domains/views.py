@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -44,6 +46,24 @@ def show_errors(form: Form, error: ValidationError) -> None:
 def is_htmx(request: HttpRequest) -> bool:
     """An htmx request wants only the part of the page it swaps in."""
     return bool(getattr(request, "htmx", False))
+
+
+def confirm_delete(request: HttpRequest, template: str, context: dict[str, object],
+                   delete: Callable[[], str], done_url: str) -> HttpResponse:
+    """A confirmation page on GET; on POST the delete, or its refusal shown (400).
+
+    `delete` calls the service and returns the message to show when it is done.
+    """
+    error = ""
+    if request.method == "POST":
+        try:
+            done = delete()
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, done)
+            return redirect(done_url)
+    return render(request, template, {**context, "error": error}, status=400 if error else 200)
 
 
 def page_of(request: HttpRequest) -> int:
@@ -131,20 +151,15 @@ def domain_edit(request: HttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def domain_delete(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
-    error = ""
-    if request.method == "POST":
-        try:
-            kept = services.delete_domain(actor=actor(request), domain=domain,
-                                          force=request.POST.get("force") == "on")
-        except ValidationError as refusal:
-            error = " ".join(refusal.messages)
-        else:
-            messages.success(request, f"Deleted {name}; mail kept on disk for "
-                                      f"{len(kept)} mailboxes.")
-            return redirect("domains:domain-list")
-    return render(request, "domains/domain_delete.html",
-                  {"domain": domain, "usage": services.domain_usage(domain), "error": error},
-                  status=400 if error else 200)
+
+    def delete() -> str:
+        kept = services.delete_domain(actor=actor(request), domain=domain,
+                                      force=request.POST.get("force") == "on")
+        return f"Deleted {name}; mail kept on disk for {len(kept)} mailboxes."
+
+    return confirm_delete(request, "domains/domain_delete.html",
+                          {"domain": domain, "usage": services.domain_usage(domain)},
+                          delete, reverse("domains:domain-list"))
 
 
 @admin_required
@@ -230,8 +245,10 @@ def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def mailbox_delete(request: HttpRequest, email: str) -> HttpResponse:
     mailbox = mailbox_or_404(request, email)
-    if request.method == "POST":
+
+    def delete() -> str:
         path = services.delete_mailbox(actor=actor(request), mailbox=mailbox)
-        messages.success(request, f"Deleted {mailbox.email}; its mail stays on disk in {path}.")
-        return redirect("domains:domain-detail", name=mailbox.domain.name)
-    return render(request, "domains/mailbox_delete.html", {"mailbox": mailbox})
+        return f"Deleted {mailbox.email}; its mail stays on disk in {path}."
+
+    return confirm_delete(request, "domains/mailbox_delete.html", {"mailbox": mailbox}, delete,
+                          reverse("domains:domain-detail", args=[mailbox.domain.name]))

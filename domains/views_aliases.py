@@ -4,32 +4,22 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import (
     admin_required,
     alias_domain_or_404,
+    alias_or_404,
     domain_or_404,
     superadmin_required,
-    visible_domains,
 )
 from domains import services
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias
-from domains.views import PAGE_SIZE, actor, is_htmx, page_of, show_errors
-
-
-def alias_or_404(request: HttpRequest, source: str) -> Alias:
-    """The alias by its address (`@domain` for a catch-all), if the user may see it."""
-    alias = (Alias.objects.select_related("domain")
-             .filter(source=source.strip().lower(),
-                     domain__in=visible_domains(request.user)).first())
-    if alias is None:
-        raise Http404
-    return alias
-
+from domains.views import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
 
 # ---------------------------------------------------------------- aliases
 
@@ -93,17 +83,13 @@ def alias_edit(request: HttpRequest, source: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def alias_delete(request: HttpRequest, source: str) -> HttpResponse:
     alias = alias_or_404(request, source)
-    error = ""
-    if request.method == "POST":
-        try:
-            services.delete_alias(actor=actor(request), alias=alias)
-        except ValidationError as refusal:
-            error = " ".join(refusal.messages)
-        else:
-            messages.success(request, f"Deleted {alias.source}.")
-            return redirect("aliases:alias-list", name=alias.domain.name)
-    return render(request, "domains/alias_delete.html", {"alias": alias, "error": error},
-                  status=400 if error else 200)
+
+    def delete() -> str:
+        services.delete_alias(actor=actor(request), alias=alias)
+        return f"Deleted {alias.source}."
+
+    return confirm_delete(request, "domains/alias_delete.html", {"alias": alias}, delete,
+                          reverse("aliases:alias-list", args=[alias.domain.name]))
 
 
 # ---------------------------------------------------------------- alias domains
@@ -153,15 +139,11 @@ def alias_domain_edit(request: HttpRequest, alias: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def alias_domain_delete(request: HttpRequest, alias: str) -> HttpResponse:
     alias_domain = alias_domain_or_404(request, alias)
-    error = ""
-    if request.method == "POST":
-        try:
-            services.delete_alias_domain(actor=actor(request), alias_domain=alias_domain)
-        except ValidationError as refusal:
-            error = " ".join(refusal.messages)
-        else:
-            messages.success(request, f"Deleted the alias domain {alias_domain.name}.")
-            return redirect("domains:domain-detail", name=alias_domain.target.name)
-    return render(request, "domains/aliasdomain_delete.html",
-                  {"alias_domain": alias_domain, "error": error},
-                  status=400 if error else 200)
+
+    def delete() -> str:
+        services.delete_alias_domain(actor=actor(request), alias_domain=alias_domain)
+        return f"Deleted the alias domain {alias_domain.name}."
+
+    return confirm_delete(request, "domains/aliasdomain_delete.html",
+                          {"alias_domain": alias_domain}, delete,
+                          reverse("domains:domain-detail", args=[alias_domain.target.name]))
