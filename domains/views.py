@@ -21,6 +21,7 @@ from accounts.permissions import (
     superadmin_required,
     visible_domains,
 )
+from dnscheck import selectors as dnscheck_selectors
 from domains import selectors, services
 from domains.forms import DomainEditForm, DomainForm, MailboxEditForm, MailboxForm
 from domains.models import Mailbox
@@ -120,6 +121,8 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
         "mailboxes": domain.mailboxes.order_by("email")[:PAGE_SIZE],
         "aliases": domain.aliases.order_by("source")[:PAGE_SIZE],
         "alias_domains": domain.alias_domains.order_by("name"),
+        # dnscheck: the DNS health section (templates/dnscheck/_health.html).
+        "health": dnscheck_selectors.health(domain),
     }
     return render(request, "domains/domain_detail.html", context)
 

@@ -11,11 +11,13 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from mailadmin.env import (
     database_from_url,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -234,6 +236,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Beat spreads the DNS checks over a window (below); a task waiting for its
+# turn must not be handed to a second worker before that window is over.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
 
 # Mailbox passwords, in the {SCHEME}hash form Dovecot reads.
 MAILADMIN_PASSWORD_SCHEME = env_str("MAILADMIN_PASSWORD_SCHEME", "BLF-CRYPT")
@@ -258,3 +263,78 @@ MAILADMIN_SASL = env_str("MAILADMIN_SASL", "unix:private/auth")
 MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
 MAILADMIN_TLS_CERT = env_str("MAILADMIN_TLS_CERT", "/etc/ssl/certs/ssl-cert-snakeoil.pem")
 MAILADMIN_TLS_KEY = env_str("MAILADMIN_TLS_KEY", "/etc/ssl/private/ssl-cert-snakeoil.key")
+
+# The mail host as the world should see it: DNS health checks compare the
+# published records with these. Host names are what MX records should name
+# (the first is the one PTR records should give); addresses are the public ones.
+MAILADMIN_MX_HOSTS = [h.lower().rstrip(".") for h in
+                      env_list("MAILADMIN_MX_HOSTS", [MAILADMIN_MAIL_HOSTNAME])]
+MAILADMIN_PUBLIC_IPV4 = env_list("MAILADMIN_PUBLIC_IPV4", [])
+MAILADMIN_PUBLIC_IPV6 = env_list("MAILADMIN_PUBLIC_IPV6", [])
+for _name, _addresses, _version in (("MAILADMIN_PUBLIC_IPV4", MAILADMIN_PUBLIC_IPV4, 4),
+                                    ("MAILADMIN_PUBLIC_IPV6", MAILADMIN_PUBLIC_IPV6, 6)):
+    for _address in _addresses:
+        try:
+            if ipaddress.ip_address(_address).version != _version:
+                raise ValueError
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{_name}: {_address!r} is not an IPv{_version} address") from None
+
+# DNS checks. Resolvers: "address" or "address@port" (empty: /etc/resolv.conf).
+# Each lookup waits MAILADMIN_DNS_TIMEOUT seconds per try, MAILADMIN_DNS_TRIES
+# times; a domain's whole run stops asking after MAILADMIN_DNS_DOMAIN_BUDGET.
+MAILADMIN_DNS_RESOLVERS = env_list("MAILADMIN_DNS_RESOLVERS", [])
+MAILADMIN_DNS_TIMEOUT = env_float("MAILADMIN_DNS_TIMEOUT", 2.0)
+MAILADMIN_DNS_TRIES = env_int("MAILADMIN_DNS_TRIES", 2)
+MAILADMIN_DNS_DOMAIN_BUDGET = env_float("MAILADMIN_DNS_DOMAIN_BUDGET", 30.0)
+MAILADMIN_DNS_CONCURRENCY = env_int("MAILADMIN_DNS_CONCURRENCY", 32)
+if MAILADMIN_DNS_TIMEOUT <= 0 or MAILADMIN_DNS_TRIES < 1 or MAILADMIN_DNS_DOMAIN_BUDGET <= 0:
+    raise ImproperlyConfigured(
+        "MAILADMIN_DNS_TIMEOUT and MAILADMIN_DNS_DOMAIN_BUDGET must be above 0, "
+        "MAILADMIN_DNS_TRIES at least 1")
+# Block lists: our addresses against the IP lists, each domain against the domain lists.
+MAILADMIN_DNSBL_ZONES = env_list("MAILADMIN_DNSBL_ZONES", ["zen.spamhaus.org"])
+MAILADMIN_DNSBL_DOMAIN_ZONES = env_list("MAILADMIN_DNSBL_DOMAIN_ZONES", ["dbl.spamhaus.org"])
+# Check runs are kept this many days (the latest run of each domain always).
+MAILADMIN_DNSCHECK_RETENTION_DAYS = env_int("MAILADMIN_DNSCHECK_RETENTION_DAYS", 90)
+
+# Schedules, all in one place. Beat checks every domain every
+# MAILADMIN_DNSCHECK_INTERVAL_HOURS; each domain's run starts at its own fixed
+# offset within the first MAILADMIN_DNSCHECK_SPREAD_MINUTES, so a thousand
+# domains do not all query at the same second.
+MAILADMIN_DNSCHECK_INTERVAL_HOURS = env_float("MAILADMIN_DNSCHECK_INTERVAL_HOURS", 6)
+MAILADMIN_DNSCHECK_SPREAD_MINUTES = env_float("MAILADMIN_DNSCHECK_SPREAD_MINUTES", 60)
+# The health report: daily at this hour (MAILADMIN_TIME_ZONE); sent only when
+# something changed, unless MAILADMIN_REPORT_WHEN_UNCHANGED is set.
+MAILADMIN_REPORT_HOUR = env_int("MAILADMIN_REPORT_HOUR", 7)
+MAILADMIN_REPORT_WHEN_UNCHANGED = env_bool("MAILADMIN_REPORT_WHEN_UNCHANGED", False)
+if not 0 <= MAILADMIN_REPORT_HOUR <= 23:
+    raise ImproperlyConfigured("MAILADMIN_REPORT_HOUR must be 0 to 23")
+if MAILADMIN_DNSCHECK_INTERVAL_HOURS <= 0 or MAILADMIN_DNSCHECK_SPREAD_MINUTES < 0:
+    raise ImproperlyConfigured(
+        "MAILADMIN_DNSCHECK_INTERVAL_HOURS must be above 0, "
+        "MAILADMIN_DNSCHECK_SPREAD_MINUTES not below 0")
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "dnscheck-all-domains": {
+        "task": "dnscheck.check_all",
+        "schedule": timedelta(hours=MAILADMIN_DNSCHECK_INTERVAL_HOURS),
+    },
+    "dnscheck-daily-report": {
+        "task": "dnscheck.send_report",
+        "schedule": crontab(hour=MAILADMIN_REPORT_HOUR, minute=0),
+    },
+    "dnscheck-prune-history": {
+        "task": "dnscheck.prune_history",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}
+
+# Outgoing mail (the health report) goes through the local Postfix.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("MAILADMIN_SMTP_HOST", "localhost")
+EMAIL_PORT = env_int("MAILADMIN_SMTP_PORT", 25)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env_str("MAILADMIN_REPORT_FROM", f"mailadmin@{MAILADMIN_MAIL_HOSTNAME}")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("domains.urls_aliases")),
     path("", include("domains.urls_csv")),
     path("", include("accounts.urls_admins")),
+    path("", include("dnscheck.urls")),
 ]

@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 
 from accounts.models import AuditEntry
 from accounts.permissions import is_admin, is_mailbox_user, visible_domains
+from dnscheck import selectors as dnscheck_selectors
 from domains import selectors
 
 
@@ -23,7 +24,8 @@ def home(request: HttpRequest) -> HttpResponse:
         recent = AuditEntry.objects.filter(domain__in=[name for _, name in pairs])
     context = {
         "counts": counts,
-        "domains": selectors.with_usage(domains)[:20],
+        # dnscheck: each domain's latest worst verdict, in the same query.
+        "domains": dnscheck_selectors.with_worst(selectors.with_usage(domains))[:20],
         "recent": recent.order_by("-at", "-id")[:15],
     }
     return render(request, "home.html", context)

@@ -22,6 +22,17 @@ def empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def dns_on_loopback_only(settings):
+    """No test asks a real resolver: DNS goes to a closed loopback port unless a
+    test points it at its own server (tests/integration/dnsserver.py)."""
+    settings.MAILADMIN_DNS_RESOLVERS = ["127.0.0.1@9"]
+    settings.MAILADMIN_DNS_TIMEOUT = 0.2
+    settings.MAILADMIN_DNS_TRIES = 1
+    settings.MAILADMIN_DNSBL_ZONES = ["zen.dnsbl.test"]
+    settings.MAILADMIN_DNSBL_DOMAIN_ZONES = ["dbl.dnsbl.test"]
+
+
+@pytest.fixture(autouse=True)
 def fast_hashing(settings):
     """bcrypt at cost 4 in tests; production uses MAILADMIN_BCRYPT_ROUNDS (12)."""
     settings.MAILADMIN_BCRYPT_ROUNDS = 4

@@ -1,0 +1,104 @@
+"""DKIM public keys and key records: parsing, normalising, measuring."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+ED25519_KEY_BYTES = 32
+SELECTOR_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?"
+                         r"(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_PEM = re.compile(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", re.S)
+
+
+class BadKey(ValueError):
+    """A key or record that cannot be used; the message is one line for the admin."""
+
+
+def tags(record: str) -> dict[str, str]:
+    """Tag=value pairs of a DKIM (or DMARC, TLS-RPT, MTA-STS) record.
+
+    Raises BadKey on a malformed pair or a repeated tag.
+    """
+    result: dict[str, str] = {}
+    for part in record.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            raise BadKey(f"malformed tag {part[:40]!r}")
+        if name in result:
+            raise BadKey(f"tag {name!r} appears twice")
+        result[name] = value.strip()
+    return result
+
+
+def key_bits(public_key: str, algorithm: str = "rsa") -> int:
+    """The size of a base64 `p=` key; raises BadKey when it does not parse."""
+    der = _decode(public_key)
+    if algorithm == "ed25519":
+        if len(der) != ED25519_KEY_BYTES:
+            raise BadKey("an ed25519 key is 32 bytes")
+        return 256
+    if algorithm != "rsa":
+        raise BadKey(f"unknown key type {algorithm!r}")
+    try:
+        key = load_der_public_key(der)
+    except (ValueError, TypeError):
+        raise BadKey("p= is not an RSA public key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise BadKey("p= is not an RSA public key")
+    return int(key.key_size)
+
+
+def _decode(public_key: str) -> bytes:
+    compact = re.sub(r"\s+", "", public_key)
+    if not compact:
+        raise BadKey("the key is empty (a revoked key)")
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadKey("the key is not valid base64") from None
+
+
+def normalise(text: str) -> tuple[str, str]:
+    """(algorithm, base64 key) from what an admin pastes.
+
+    Accepts a bare base64 key, a PEM public key, a `v=DKIM1; k=rsa; p=...`
+    record, or the zone-file line `rspamadm dkim_keygen` prints (quoted
+    strings, parentheses).
+    """
+    text = text.strip()
+    algorithm = "rsa"
+    pem = _PEM.search(text)
+    if pem:
+        key = re.sub(r"\s+", "", pem.group(1))
+    else:
+        quoted = _QUOTED.findall(text)
+        if quoted:
+            text = "".join(quoted)
+        if "=" in text and "p=" in text.replace(" ", ""):
+            record = tags(text)
+            algorithm = record.get("k", "rsa").lower() or "rsa"
+            key = record.get("p", "")
+        else:
+            key = text
+        key = re.sub(r"\s+", "", key)
+    key_bits(key, algorithm)
+    return algorithm, key
+
+
+def txt_record(selector: str, domain: str, algorithm: str, public_key: str) -> str:
+    """The zone-file line to publish, split into strings DNS accepts (255 bytes each)."""
+    value = f"v=DKIM1; k={algorithm}; p={public_key}"
+    chunks = [value[i:i + 250] for i in range(0, len(value), 250)]
+    quoted = " ".join(f'"{chunk}"' for chunk in chunks)
+    owner = f"{selector}._domainkey.{domain}."
+    return f"{owner} IN TXT ( {quoted} )" if len(chunks) > 1 else f"{owner} IN TXT {quoted}"

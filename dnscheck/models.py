@@ -1,0 +1,109 @@
+"""DNS health: the DKIM key each domain should publish, check runs and their results."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from domains.models import Domain
+
+
+class Verdict(models.IntegerChoices):
+    # Ordered by how bad: a domain's worst verdict is the maximum of its results.
+    OK = 0, "ok"
+    UNKNOWN = 1, "unknown"
+    WARNING = 2, "warning"
+    ERROR = 3, "error"
+
+
+class DkimKey(models.Model):
+    """The public key a domain should publish under `<selector>._domainkey`.
+
+    Set by hand (`manage.py dkim set`) until key rotation fills it in.
+    """
+
+    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="dkim_key")
+    selector = models.CharField(max_length=63)
+    # The base64 of the DER SubjectPublicKeyInfo (RSA) or raw key (ed25519):
+    # exactly what goes after `p=` in the TXT record.
+    public_key = models.TextField()
+    algorithm = models.CharField(max_length=10, default="rsa")
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "dnscheck_dkim_keys"
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain.name}"
+
+
+class CheckRun(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="check_runs")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    # Who asked: a panel user, "beat" or "command".
+    requested_by = models.CharField(max_length=254, default="")
+    requested = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    worst = models.PositiveSmallIntegerField(choices=Verdict.choices, null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        db_table = "dnscheck_runs"
+        indexes = [
+            models.Index(fields=["domain", "state", "-finished"], name="dnscheck_run_latest"),
+            models.Index(fields=["finished"], name="dnscheck_run_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain.name} run {self.pk} ({self.state})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in {self.State.QUEUED, self.State.RUNNING}
+
+
+class CheckResult(models.Model):
+    run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="results")
+    # Which check ("mx", "spf", ...) and what it looked at (an address, a
+    # block list): together they identify a result from one run to the next.
+    check_name = models.CharField(max_length=32)
+    subject = models.CharField(max_length=255, blank=True, default="")
+    verdict = models.PositiveSmallIntegerField(choices=Verdict.choices)
+    reason = models.CharField(max_length=500)
+    observed = models.TextField(blank=True, default="")
+    expected = models.TextField(blank=True, default="")
+    # The zone-file line(s) that fix it, when the fix is a DNS record.
+    record = models.TextField(blank=True, default="")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "dnscheck_results"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.check_name} {self.subject}: {self.get_verdict_display()}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.check_name, self.subject)
+
+
+class HealthReport(models.Model):
+    """One sending of the daily report: the next one reports changes since it."""
+
+    sent_at = models.DateTimeField(auto_now_add=True)
+    recipients = models.PositiveIntegerField(default=0)
+    changes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "dnscheck_reports"
+        get_latest_by = "sent_at"
+
+    def __str__(self) -> str:
+        return f"report {self.sent_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,403 @@
+"""The daily DNS health report: what changed since the last one, to each admin.
+
+Superadmins get every active domain, domain admins their own; mailbox users
+nothing. Each recipient gets one e-mail (plain text and HTML) listing, first,
+the results that changed since the previous report (worse, then better, then
+checks that appeared or went away), then a summary of all their domains.
+
+"Since the previous report" compares, per domain, the latest finished run as
+of the previous report's `sent_at` with the latest finished run as of now,
+result by result (check name and subject). The first report ever has nothing
+to compare with, so it lists the current problems.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import OuterRef, Subquery
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
+from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
+from domains.models import Domain
+
+log = logging.getLogger(__name__)
+
+# A report sent less than this long ago is not sent again (unless forced):
+# the daily task may be delivered twice, and must not mail twice.
+MIN_INTERVAL = timedelta(hours=20)
+# Ids per `IN (...)`: far below every backend's limit on query parameters.
+CHUNK = 500
+# Changed domains named in the subject line.
+SUBJECT_DOMAINS = 3
+
+WORSE, BETTER, NEW, GONE = "worse", "better", "new", "gone"
+KIND_ORDER = {WORSE: 0, BETTER: 1, NEW: 2, GONE: 3}
+SECTION_TITLES = {WORSE: "Worse", BETTER: "Better", NEW: "New checks",
+                  GONE: "No longer checked"}
+# Inline styles only: mail clients drop style sheets and must not fetch anything.
+COLOURS = {Verdict.OK: "#1b7a3a", Verdict.UNKNOWN: "#5f6368",
+           Verdict.WARNING: "#a15c00", Verdict.ERROR: "#b3261e"}
+
+
+@dataclass(frozen=True)
+class Change:
+    domain: str
+    kind: str  # WORSE, BETTER, NEW or GONE
+    check_name: str
+    subject: str
+    before: Verdict | None  # None: no result for this check before
+    after: Verdict | None  # None: the check yields no result any more
+    reason: str  # the current reason (the last one, for a check that went away)
+    record: str  # what to publish, for a change for the worse
+    position: int  # the result's place in its run: checks keep the engine's order
+
+    @property
+    def check_label(self) -> str:
+        return f"{self.check_name} {self.subject}" if self.subject else self.check_name
+
+    @property
+    def record_lines(self) -> list[str]:
+        return self.record.splitlines()
+
+    @property
+    def before_label(self) -> str:
+        return Verdict(self.before).label if self.before is not None else "none"
+
+    @property
+    def after_label(self) -> str:
+        return Verdict(self.after).label if self.after is not None else "none"
+
+    @property
+    def before_colour(self) -> str:
+        return COLOURS[Verdict(self.before)] if self.before is not None else COLOURS[Verdict.UNKNOWN]
+
+    @property
+    def after_colour(self) -> str:
+        return COLOURS[Verdict(self.after)] if self.after is not None else COLOURS[Verdict.UNKNOWN]
+
+
+@dataclass
+class DomainSummary:
+    name: str
+    checked: datetime | None = None  # when its latest run finished; None: never checked
+    worst: Verdict | None = None
+    ok: int = 0
+    unknown: int = 0
+    warning: int = 0
+    error: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def worst_label(self) -> str:
+        return Verdict(self.worst).label if self.worst is not None else "not checked"
+
+    @property
+    def worst_colour(self) -> str:
+        return COLOURS[Verdict(self.worst)] if self.worst is not None else COLOURS[Verdict.UNKNOWN]
+
+
+@dataclass
+class Recipient:
+    address: str
+    everything: bool = False  # a superadmin: every domain
+    domain_ids: set[int] = field(default_factory=set)
+
+
+# Result rows as fetched: (check_name, subject) -> (verdict, reason, record, position).
+Results = dict[tuple[str, str], tuple[int, str, str, int]]
+
+
+def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
+    """Mail the health report to every admin whose domains changed; returns how many went.
+
+    Sends nothing within MIN_INTERVAL of the previous report unless `force`.
+    With `force` or MAILADMIN_REPORT_WHEN_UNCHANGED every admin with a domain
+    gets one, changes or not.
+    """
+    now = now or timezone.now()
+    last = HealthReport.objects.order_by("-sent_at", "-pk").first()
+    if last is not None and not force and now - last.sent_at < MIN_INTERVAL:
+        log.info("health report: the last one went at %s; not sending again", last.sent_at)
+        return 0
+    since = last.sent_at if last is not None else None
+    summaries = domain_summaries(now, since)
+    send_unchanged = force or settings.MAILADMIN_REPORT_WHEN_UNCHANGED
+    messages = []
+    for recipient in recipients():
+        mine = (list(summaries.values()) if recipient.everything else
+                [summaries[pk] for pk in sorted(recipient.domain_ids) if pk in summaries])
+        if not mine:
+            continue
+        changes = sorted((c for s in mine for c in s.changes),
+                         key=lambda c: (KIND_ORDER[c.kind], c.domain, c.position))
+        if changes or send_unchanged:
+            messages.append(build_message(recipient.address, mine, changes, since, now))
+    if not messages:
+        log.info("health report: nothing changed; no report sent")
+        return 0
+    sent, failed = deliver(messages)
+    if failed:
+        log.error("health report: not delivered to %s", ", ".join(failed))
+    if sent:
+        record_report(sent_at=now, recipients=sent,
+                      changes=sum(len(s.changes) for s in summaries.values()))
+    return sent
+
+
+# ---------------------------------------------------------------- what changed
+
+
+def domain_summaries(now: datetime, since: datetime | None) -> dict[int, DomainSummary]:
+    """Every active domain's state as of `now` and its changes since `since`, by domain id.
+
+    A fixed number of queries whatever the number of domains: one for the
+    domains with their two runs, then the runs and results in chunks.
+    """
+    domains = Domain.objects.filter(active=True).order_by("name").annotate(
+        current_run=_latest_run(now),
+        previous_run=_latest_run(since) if since is not None else _no_run())
+    rows = list(domains.values_list("pk", "name", "current_run", "previous_run"))
+    current_ids = [r[2] for r in rows if r[2] is not None]
+    run_ids = set(current_ids) | {r[3] for r in rows if r[3] is not None}
+    runs: dict[int, tuple[datetime | None, int | None]] = {}
+    for chunk in _chunks(current_ids):
+        runs.update((pk, (finished, worst)) for pk, finished, worst in
+                    CheckRun.objects.filter(pk__in=chunk).values_list("pk", "finished", "worst"))
+    results: dict[int, Results] = defaultdict(dict)
+    for chunk in _chunks(sorted(run_ids)):
+        fetched = (CheckResult.objects.filter(run_id__in=chunk).order_by("run_id", "pk")
+                   .values_list("run_id", "check_name", "subject", "verdict", "reason", "record"))
+        for run_id, check_name, subject, verdict, reason, record in fetched:
+            found = results[run_id]
+            found[(check_name, subject)] = (verdict, reason, record, len(found))
+
+    summaries = {}
+    for pk, name, current_id, previous_id in rows:
+        summary = DomainSummary(name=name)
+        summaries[pk] = summary
+        if current_id is None:
+            continue
+        finished, worst = runs[current_id]
+        summary.checked, summary.worst = finished, _verdict(worst)
+        current = results.get(current_id, {})
+        for verdict, _reason, _record, _position in current.values():
+            label = Verdict(verdict).label
+            setattr(summary, label, getattr(summary, label) + 1)
+        if current_id != previous_id:
+            previous = results.get(previous_id, {}) if previous_id is not None else None
+            summary.changes = compare(name, previous, current)
+    return summaries
+
+
+def compare(domain: str, previous: Results | None, current: Results) -> list[Change]:
+    """How `current` differs from `previous`; `previous` None: no run to compare with.
+
+    A check that appeared with a problem is a change for the worse (a new
+    DNSBL zone that lists us matters as much as a record that broke); one
+    that appeared fine is just new. With nothing to compare with (the first
+    report, a domain first checked since the last one), the problems are the
+    changes.
+    """
+    changes = []
+    for key, (verdict, reason, record, position) in current.items():
+        before = previous.get(key) if previous is not None else None
+        if before is None:
+            if verdict != Verdict.OK:
+                kind = WORSE
+            elif previous is not None:
+                kind = NEW
+            else:
+                continue
+        elif verdict > before[0]:
+            kind = WORSE
+        elif verdict < before[0]:
+            kind = BETTER
+        else:
+            continue
+        changes.append(Change(
+            domain=domain, kind=kind, check_name=key[0], subject=key[1],
+            before=_verdict(before[0]) if before is not None else None,
+            after=Verdict(verdict), reason=reason,
+            record=record if kind == WORSE else "", position=position))
+    for key, (verdict, reason, _record, position) in (previous or {}).items():
+        if key not in current:
+            changes.append(Change(
+                domain=domain, kind=GONE, check_name=key[0], subject=key[1],
+                before=Verdict(verdict), after=None, reason=reason, record="",
+                position=len(current) + position))
+    return changes
+
+
+def _latest_run(at: datetime) -> Subquery:
+    return Subquery(CheckRun.objects.filter(domain=OuterRef("pk"), state=CheckRun.State.DONE,
+                                            finished__lte=at)
+                    .order_by("-finished", "-pk").values("pk")[:1])
+
+
+def _no_run() -> Subquery:
+    return Subquery(CheckRun.objects.none().values("pk")[:1])
+
+
+def _verdict(value: int | None) -> Verdict | None:
+    return Verdict(value) if value is not None else None
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    iterator = iter(ids)
+    while chunk := list(islice(iterator, CHUNK)):
+        yield chunk
+
+
+# ---------------------------------------------------------------- who gets it
+
+
+def recipients() -> list[Recipient]:
+    """Active superadmins (every domain) and domain admins (theirs), one per address.
+
+    An admin's address is the account's e-mail, or its user name when that is
+    an address (accounts are usually named by address). An admin with
+    neither gets no report. Two accounts with one address get one e-mail.
+    """
+    by_address: dict[str, Recipient] = {}
+
+    def recipient(username: str, email: str) -> Recipient | None:
+        address = _address(username, email)
+        if address is None:
+            log.warning("health report: admin %s has no e-mail address", username)
+            return None
+        return by_address.setdefault(address.lower(), Recipient(address=address))
+
+    superadmins = (User.objects.filter(is_superuser=True, is_active=True)
+                   .exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+                   .values_list("username", "email"))
+    for username, email in superadmins:
+        if (found := recipient(username, email)) is not None:
+            found.everything = True
+    grants = (DomainAdmin.objects.filter(user__is_active=True, user__is_superuser=False,
+                                         domain__active=True)
+              .exclude(user__username__startswith=MAILBOX_ACCOUNT_PREFIX)
+              .values_list("user__username", "user__email", "domain_id"))
+    for username, email, domain_id in grants:
+        if (found := recipient(username, email)) is not None:
+            found.domain_ids.add(domain_id)
+    return [by_address[key] for key in sorted(by_address)]
+
+
+def _address(username: str, email: str) -> str | None:
+    for candidate in (email.strip(), username.strip()):
+        try:
+            validate_email(candidate)
+        except ValidationError:
+            continue
+        return candidate
+    return None
+
+
+# ---------------------------------------------------------------- the e-mail
+
+
+def build_message(address: str, summaries: Sequence[DomainSummary], changes: Sequence[Change],
+                  since: datetime | None, now: datetime) -> mail.EmailMultiAlternatives:
+    by_kind: dict[str, list[Change]] = {kind: [] for kind in KIND_ORDER}
+    for change in changes:
+        by_kind[change.kind].append(change)
+    worse = _names(c.domain for c in by_kind[WORSE])
+    better = _names(c.domain for c in by_kind[BETTER])
+    changed = _names([*worse, *better, *(c.domain for c in changes)])
+    ordered = sorted(summaries, key=lambda s: (-(s.worst if s.worst is not None else -1), s.name))
+    context: dict[str, Any] = {
+        "address": address, "since": since, "now": now, "first": since is None,
+        "changes": changes, "worse": by_kind[WORSE], "better": by_kind[BETTER],
+        "new": by_kind[NEW], "gone": by_kind[GONE],
+        "worse_domains": worse, "better_domains": better, "changed_domains": changed,
+        "named": changed[:SUBJECT_DOMAINS], "more": len(changed) > SUBJECT_DOMAINS,
+        "sections": [(title, by_kind[kind]) for kind, title in SECTION_TITLES.items()
+                     if by_kind[kind]],
+        "summaries": ordered, "name_width": max(len(s.name) for s in summaries),
+    }
+    # One line whatever the template does: a header holds no line breaks.
+    subject = " ".join(render_to_string("dnscheck/email/subject.txt", context).split())
+    text = render_to_string("dnscheck/email/report.txt", context)
+    html = render_to_string("dnscheck/email/report.html", context)
+    message = mail.EmailMultiAlternatives(subject=subject, body=text,
+                                          from_email=settings.DEFAULT_FROM_EMAIL, to=[address])
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def _names(domains: Iterable[str]) -> list[str]:
+    """Distinct, in the order first seen."""
+    return list(dict.fromkeys(domains))
+
+
+# ---------------------------------------------------------------- sending
+
+
+def deliver(messages: Sequence[mail.EmailMultiAlternatives]) -> tuple[int, list[str]]:
+    """Send each message on one connection; returns how many went, and who was missed.
+
+    A refused recipient does not stop the others. A mail server that cannot
+    be reached at all fails every message, once each, without a traceback:
+    the caller then records nothing, so the next report (the next day, or a
+    retry) still covers everything since the last one that went out.
+    """
+    connection = mail.get_connection()
+    sent, failed = 0, []
+    try:
+        connection.open()
+    except (OSError, smtplib.SMTPException) as error:
+        log.error("health report: cannot reach the mail server %s:%s: %s",
+                  settings.EMAIL_HOST, settings.EMAIL_PORT, error)
+        return 0, [address for m in messages for address in m.to]
+    try:
+        for message in messages:
+            try:
+                sent += connection.send_messages([message]) or 0
+            except (OSError, smtplib.SMTPException) as error:
+                log.warning("health report to %s failed: %s", ", ".join(message.to), error)
+                failed.extend(message.to)
+                # The session may be broken: the next message opens a fresh one.
+                _close(connection)
+    finally:
+        _close(connection)
+    return sent, failed
+
+
+def _close(connection: Any) -> None:
+    try:
+        connection.close()
+    except (OSError, smtplib.SMTPException):
+        log.debug("health report: closing the SMTP connection failed", exc_info=True)
+
+
+def record_report(*, sent_at: datetime, recipients: int, changes: int) -> HealthReport:
+    """Remember that the report as of `sent_at` went out: the next one starts from here.
+
+    Written after sending, and only when at least one e-mail went: a report
+    that reached no one moves nothing, so the next one still covers it. When
+    only some recipients were missed it is recorded anyway (and their miss is
+    logged): sending again would mail the others twice.
+    """
+    with transaction.atomic():
+        report = HealthReport.objects.create(recipients=recipients, changes=changes)
+        # `sent_at` is auto_now_add: set it to the moment the report compared
+        # at, so a run that finished while mails went out counts next time.
+        HealthReport.objects.filter(pk=report.pk).update(sent_at=sent_at)
+    report.sent_at = sent_at
+    return report

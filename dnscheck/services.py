@@ -1,0 +1,236 @@
+"""Every write of the dnscheck app: DKIM keys, check runs and their results.
+
+Check runs are history, not admin changes: a run asked for in the panel is
+audited (who asked), the results themselves are the run's own record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from accounts import audit
+from dnscheck import checks, dkim
+from dnscheck.findings import Finding, Identity, Target
+from dnscheck.models import CheckResult, CheckRun, DkimKey, Verdict
+from dnscheck.resolver import Resolver
+from domains.models import Alias, Domain, Mailbox
+
+log = logging.getLogger(__name__)
+
+# Actors that are the system itself: their runs are not audited.
+BEAT = "beat"
+COMMAND = "command"
+REQUIRED_LOCAL_PARTS = ("postmaster", "abuse")
+# A run still "running" after this was cut off (worker killed); it may be claimed again.
+STALE_AFTER = timedelta(minutes=10)
+
+
+# ---------------------------------------------------------------- DKIM keys
+
+
+def set_dkim_key(*, actor: str, domain: Domain, selector: str, public_key: str) -> DkimKey:
+    """Record the key `domain` should publish at `<selector>._domainkey`."""
+    selector = selector.strip().lower()
+    if not dkim.SELECTOR_RE.match(selector):
+        raise ValidationError(f"{selector!r} is not a valid DKIM selector.")
+    try:
+        algorithm, key = dkim.normalise(public_key)
+    except dkim.BadKey as error:
+        raise ValidationError(f"That DKIM key cannot be used: {error}.") from None
+    with transaction.atomic():
+        locked = Domain.objects.select_for_update().get(pk=domain.pk)
+        existing = DkimKey.objects.filter(domain=locked).first()
+        before = audit.snapshot(existing) if existing else None
+        row = existing or DkimKey(domain=locked)
+        row.selector, row.public_key, row.algorithm = selector, key, algorithm
+        row.save()
+        audit.record(actor=actor, action="dkim.set", obj=row, domain=locked.name,
+                     before=before, after=audit.snapshot(row))
+    return row
+
+
+def remove_dkim_key(*, actor: str, domain: Domain) -> None:
+    with transaction.atomic():
+        locked = Domain.objects.select_for_update().get(pk=domain.pk)
+        row = DkimKey.objects.filter(domain=locked).first()
+        if row is None:
+            raise ValidationError(f"{domain.name} has no DKIM key set.")
+        audit.record(actor=actor, action="dkim.remove", obj=row, domain=locked.name,
+                     before=audit.snapshot(row))
+        row.delete()
+
+
+# ---------------------------------------------------------------- check runs
+
+
+def request_check(*, actor: str, domain: Domain, countdown: float = 0) -> CheckRun:
+    """Queue a check of `domain`, or return the run already queued or running.
+
+    The task is enqueued after commit. A queued run is enqueued again: if its
+    first message was lost or waits for a later slot, this one runs it now,
+    and whichever comes second finds nothing to claim.
+    """
+    from dnscheck import tasks  # the tasks module imports this one
+
+    with transaction.atomic():
+        locked = Domain.objects.select_for_update().get(pk=domain.pk)
+        run = _open_run(locked)
+        if run is None:
+            run = CheckRun.objects.create(domain=locked, requested_by=actor[:254])
+            if actor not in {BEAT, COMMAND}:
+                audit.record(actor=actor, action="dnscheck.request", obj=locked,
+                             domain=locked.name, after={"run": run.pk})
+        if run.state == CheckRun.State.QUEUED:
+            run_id = run.pk
+            transaction.on_commit(
+                lambda: tasks.run_check.apply_async((run_id,), countdown=countdown))
+    run.refresh_from_db()
+    return run
+
+
+def _open_run(domain: Domain) -> CheckRun | None:
+    """The domain's queued or running run; a run cut off long ago is closed as failed."""
+    run = (CheckRun.objects.filter(domain=domain, state__in=[CheckRun.State.QUEUED,
+                                                             CheckRun.State.RUNNING])
+           .order_by("-pk").first())
+    if run is None:
+        return None
+    if run.state == CheckRun.State.RUNNING and run.started and \
+            run.started < timezone.now() - STALE_AFTER:
+        _fail(run.pk, "the worker stopped before the run finished")
+        return None
+    return run
+
+
+def execute_run(run_id: int) -> CheckRun | None:
+    """Claim queued run `run_id`, check its domain and store the results.
+
+    Returns None when there is nothing to do (the run is done, or another
+    worker has it), so a redelivered task is harmless.
+    """
+    now = timezone.now()
+    claimable = Q(state=CheckRun.State.QUEUED) | Q(state=CheckRun.State.RUNNING,
+                                                    started__lt=now - STALE_AFTER)
+    if not CheckRun.objects.filter(claimable, pk=run_id).update(
+            state=CheckRun.State.RUNNING, started=now):
+        return None
+    run = CheckRun.objects.select_related("domain").get(pk=run_id)
+    try:
+        target = targets_for([run.domain])[0]
+        findings = checks.check_domain(target, Identity.from_settings(),
+                                       Resolver.from_settings(),
+                                       budget=settings.MAILADMIN_DNS_DOMAIN_BUDGET)
+    except SoftTimeLimitExceeded:
+        _fail(run_id, "the run took longer than its time limit")
+        raise
+    except Exception as error:
+        log.exception("DNS check run %s failed", run_id)
+        _fail(run_id, f"the checks failed: {type(error).__name__}")
+        return CheckRun.objects.get(pk=run_id)
+    return _store(run, findings)
+
+
+def check_domains_now(*, actor: str, domains: Sequence[Domain]) -> list[CheckRun]:
+    """Check `domains` in this process, concurrently, and store a run for each."""
+    now = timezone.now()
+    runs = [CheckRun.objects.create(domain=d, requested_by=actor[:254],
+                                    state=CheckRun.State.RUNNING, started=now)
+            for d in domains]
+    results = checks.check_many(targets_for(domains), Identity.from_settings(),
+                                resolver=Resolver.from_settings(),
+                                concurrency=settings.MAILADMIN_DNS_CONCURRENCY,
+                                budget=settings.MAILADMIN_DNS_DOMAIN_BUDGET)
+    return [_store(run, results[run.domain.name]) for run in runs]
+
+
+def _store(run: CheckRun, findings: Sequence[Finding]) -> CheckRun:
+    finished = timezone.now()
+    with transaction.atomic():
+        CheckResult.objects.bulk_create(
+            CheckResult(run=run, check_name=f.check, subject=f.subject[:255],
+                        verdict=f.verdict, reason=f.reason[:500], observed=f.observed,
+                        expected=f.expected, record=f.record, checked_at=finished)
+            for f in findings)
+        worst = max((f.verdict for f in findings), default=Verdict.UNKNOWN)
+        CheckRun.objects.filter(pk=run.pk).update(state=CheckRun.State.DONE,
+                                                  finished=finished, worst=worst)
+    run.refresh_from_db()
+    return run
+
+
+def _fail(run_id: int, reason: str) -> None:
+    CheckRun.objects.filter(pk=run_id).update(state=CheckRun.State.FAILED,
+                                              finished=timezone.now(), error=reason[:255])
+
+
+def targets_for(domains: Sequence[Domain]) -> list[Target]:
+    """What the database knows that the checks need, in a fixed number of queries."""
+    names = [d.name for d in domains]
+    keys = {k.domain_id: k for k in DkimKey.objects.filter(domain__in=[d.pk for d in domains])}
+    wanted = [f"{local}@{name}" for name in names for local in REQUIRED_LOCAL_PARTS]
+    mailboxes = set(Mailbox.objects.filter(email__in=wanted, active=True)
+                    .values_list("email", flat=True))
+    aliases = set(Alias.objects.filter(source__in=wanted + [f"@{n}" for n in names],
+                                       active=True).values_list("source", flat=True))
+    targets = []
+    for domain in domains:
+        required = {}
+        for local in REQUIRED_LOCAL_PARTS:
+            address = f"{local}@{domain.name}"
+            required[local] = ("mailbox" if address in mailboxes else
+                               "alias" if address in aliases else
+                               "catch-all" if f"@{domain.name}" in aliases else "")
+        key = keys.get(domain.pk)
+        targets.append(Target(name=domain.name,
+                              dkim_selector=key.selector if key else "",
+                              dkim_key=key.public_key if key else "",
+                              dkim_algorithm=key.algorithm if key else "rsa",
+                              required=required))
+    return targets
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def spread_offset(domain_id: int, window_seconds: float) -> float:
+    """A domain's fixed start offset within the window, scattered evenly by its id."""
+    if window_seconds <= 0:
+        return 0.0
+    return (domain_id * 2654435761 % 2**32) / 2**32 * window_seconds
+
+
+def schedule_all() -> int:
+    """Queue a run for every active domain at its own offset; returns how many."""
+    window = settings.MAILADMIN_DNSCHECK_SPREAD_MINUTES * 60
+    count = 0
+    for domain in Domain.objects.filter(active=True).order_by("pk").iterator():
+        request_check(actor=BEAT, domain=domain, countdown=spread_offset(domain.pk, window))
+        count += 1
+    return count
+
+
+def prune_history(now: datetime | None = None) -> int:
+    """Delete runs older than the retention, keeping each domain's latest run."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.MAILADMIN_DNSCHECK_RETENTION_DAYS)
+    latest = (CheckRun.objects.filter(state=CheckRun.State.DONE).values("domain")
+              .annotate(last=Max("pk")).values_list("last", flat=True))
+    keep = set(latest)
+    old = list(CheckRun.objects.filter(requested__lt=cutoff).exclude(pk__in=keep)
+               .exclude(state__in=[CheckRun.State.QUEUED, CheckRun.State.RUNNING])
+               .values_list("pk", flat=True))
+    deleted = 0
+    for start in range(0, len(old), 1000):
+        with transaction.atomic():
+            batch = old[start:start + 1000]
+            CheckResult.objects.filter(run__in=batch).delete()
+            deleted += CheckRun.objects.filter(pk__in=batch).delete()[0]
+    return deleted

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from dnscheck import views
+
+app_name = "dnscheck"
+urlpatterns = [
+    path("domains/<str:name>/health/", views.health, name="health"),
+    path("domains/<str:name>/health/check/", views.check_now, name="check"),
+]

@@ -1,0 +1,38 @@
+"""The DNS health of a domain: its section (polled while a run is open) and "Check now"."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from accounts.permissions import admin_required, domain_or_404
+from dnscheck import selectors, services
+from domains.views import actor, is_htmx
+
+SECTION = "dnscheck/_health.html"
+
+
+@admin_required
+def health(request: HttpRequest, name: str) -> HttpResponse:
+    """The section alone for htmx (its polling asks for this), else a page of its own."""
+    domain = domain_or_404(request, name)
+    context = {"domain": domain, "health": selectors.health(domain)}
+    return render(request, SECTION if is_htmx(request) else "dnscheck/health.html", context)
+
+
+@admin_required
+def check_now(request: HttpRequest, name: str) -> HttpResponse:
+    # The domain first: outside the user's reach is a 404 whatever the method.
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    run = services.request_check(actor=actor(request), domain=domain)
+    if is_htmx(request):
+        return render(request, SECTION, {"domain": domain, "health": selectors.health(domain)})
+    if run.in_progress:
+        messages.success(request, f"Checking the DNS of {domain.name}.")
+    else:
+        messages.success(request, f"Checked the DNS of {domain.name}.")
+    return redirect(reverse("domains:domain-detail", args=[domain.name]) + "#dns-health")
