@@ -41,7 +41,7 @@ def check_many(targets: Sequence[Target], identity: Identity, *,
 
 def check_domain(target: Target, identity: Identity, resolver: Resolver,
                  budget: float | None = None) -> list[Finding]:
-    lookup = resolver.session(budget)
+    lookup = resolver.session(budget, zone=target.name)
     findings: list[Finding] = []
     for check in CHECKS:
         try:

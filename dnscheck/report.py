@@ -28,7 +28,7 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import BigIntegerField, OuterRef, Subquery, Value
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -53,6 +53,11 @@ SECTION_TITLES = {WORSE: "Worse", BETTER: "Better", NEW: "New checks",
 # Inline styles only: mail clients drop style sheets and must not fetch anything.
 COLOURS = {Verdict.OK: "#1b7a3a", Verdict.UNKNOWN: "#5f6368",
            Verdict.WARNING: "#a15c00", Verdict.ERROR: "#b3261e"}
+
+
+def _colour(verdict: Verdict | None) -> str:
+    # No verdict (never checked, no result) looks like unknown: grey.
+    return COLOURS[Verdict(verdict) if verdict is not None else Verdict.UNKNOWN]
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,11 @@ class Change:
 
     @property
     def before_colour(self) -> str:
-        return COLOURS[Verdict(self.before)] if self.before is not None else COLOURS[Verdict.UNKNOWN]
+        return _colour(self.before)
 
     @property
     def after_colour(self) -> str:
-        return COLOURS[Verdict(self.after)] if self.after is not None else COLOURS[Verdict.UNKNOWN]
+        return _colour(self.after)
 
 
 @dataclass
@@ -109,7 +114,7 @@ class DomainSummary:
 
     @property
     def worst_colour(self) -> str:
-        return COLOURS[Verdict(self.worst)] if self.worst is not None else COLOURS[Verdict.UNKNOWN]
+        return _colour(self.worst)
 
 
 @dataclass
@@ -250,8 +255,8 @@ def _latest_run(at: datetime) -> Subquery:
                     .order_by("-finished", "-pk").values("pk")[:1])
 
 
-def _no_run() -> Subquery:
-    return Subquery(CheckRun.objects.none().values("pk")[:1])
+def _no_run() -> Value:
+    return Value(None, output_field=BigIntegerField())
 
 
 def _verdict(value: int | None) -> Verdict | None:
@@ -271,7 +276,7 @@ def recipients() -> list[Recipient]:
     """Active superadmins (every domain) and domain admins (theirs), one per address.
 
     An admin's address is the account's e-mail, or its user name when that is
-    an address (accounts are usually named by address). An admin with
+    an address (as the panel's accounts often are). An admin with
     neither gets no report. Two accounts with one address get one e-mail.
     """
     by_address: dict[str, Recipient] = {}
@@ -322,9 +327,7 @@ def build_message(address: str, summaries: Sequence[DomainSummary], changes: Seq
     changed = _names([*worse, *better, *(c.domain for c in changes)])
     ordered = sorted(summaries, key=lambda s: (-(s.worst if s.worst is not None else -1), s.name))
     context: dict[str, Any] = {
-        "address": address, "since": since, "now": now, "first": since is None,
-        "changes": changes, "worse": by_kind[WORSE], "better": by_kind[BETTER],
-        "new": by_kind[NEW], "gone": by_kind[GONE],
+        "since": since, "now": now, "first": since is None,
         "worse_domains": worse, "better_domains": better, "changed_domains": changed,
         "named": changed[:SUBJECT_DOMAINS], "more": len(changed) > SUBJECT_DOMAINS,
         "sections": [(title, by_kind[kind]) for kind, title in SECTION_TITLES.items()
@@ -353,9 +356,10 @@ def deliver(messages: Sequence[mail.EmailMultiAlternatives]) -> tuple[int, list[
     """Send each message on one connection; returns how many went, and who was missed.
 
     A refused recipient does not stop the others. A mail server that cannot
-    be reached at all fails every message, once each, without a traceback:
-    the caller then records nothing, so the next report (the next day, or a
-    retry) still covers everything since the last one that went out.
+    be reached fails them all at once, logged in one line rather than a
+    traceback: the caller then records nothing, so the next report still
+    covers everything since the last one that went out. Nothing is raised:
+    a Celery retry would mail again whoever did get it.
     """
     connection = mail.get_connection()
     sent, failed = 0, []

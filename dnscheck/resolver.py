@@ -50,6 +50,11 @@ class Answer:
 
     def why(self) -> str:
         """Why there is no answer, in words for a reason line."""
+        if self.detail == "skipped":
+            return (f"{self.name} was not asked: an earlier lookup in the same domain "
+                    "timed out")
+        if self.detail == "budget":
+            return f"{self.name} was not asked: the domain's time for checks ran out"
         if self.status == "timeout":
             return f"the lookup of {self.name} {self.rdtype} timed out"
         if self.status == "servfail":
@@ -99,9 +104,9 @@ class Resolver:
         return cls(settings.MAILADMIN_DNS_RESOLVERS or None,
                    timeout=settings.MAILADMIN_DNS_TIMEOUT, tries=settings.MAILADMIN_DNS_TRIES)
 
-    def session(self, budget: float | None = None) -> Session:
+    def session(self, budget: float | None = None, zone: str = "") -> Session:
         deadline = time.monotonic() + budget if budget else None
-        return Session(self, deadline)
+        return Session(self, deadline, zone)
 
     def lookup(self, name: str, rdtype: str, deadline: float | None = None) -> Answer:
         key = (name.lower().rstrip("."), rdtype)
@@ -207,12 +212,23 @@ def _text(rdata, rdtype: int) -> str:  # type: ignore[no-untyped-def]
 class Session:
     """One domain's view of the batch resolver, with that domain's time budget."""
 
-    def __init__(self, resolver: Resolver, deadline: float | None) -> None:
+    def __init__(self, resolver: Resolver, deadline: float | None, zone: str = "") -> None:
         self.resolver = resolver
         self.deadline = deadline
+        self.zone = zone.lower().rstrip(".")
+        self.zone_silent = False
 
     def __call__(self, name: str, rdtype: str) -> Answer:
-        return self.resolver.lookup(name, rdtype, self.deadline)
+        inside = bool(self.zone) and (name.lower().rstrip(".") == self.zone
+                                      or name.lower().rstrip(".").endswith("." + self.zone))
+        if inside and self.zone_silent:
+            # Its servers did not answer once; asking the rest of the names
+            # would only spend the budget waiting for each of them.
+            return Answer(name, rdtype, "timeout", detail="skipped")
+        answer = self.resolver.lookup(name, rdtype, self.deadline)
+        if inside and answer.status == "timeout":
+            self.zone_silent = True
+        return answer
 
     def addresses(self, name: str) -> tuple[list[str], Answer | None]:
         """A and AAAA of `name`, and the first failed answer if either failed."""

@@ -281,7 +281,8 @@ def test_the_health_page_without_htmx_is_a_whole_page(world):
 
 def test_the_domain_page_stays_at_a_flat_query_count(world):
     client = world.client_for("admin_a")
-    make_run(world.a, [("mx", "", OK), ("spf", "", ERROR, "x", SPF)])
+    make_run(world.a, [("mx", "", OK)], minutes_ago=70)
+    make_run(world.a, [("mx", "", OK), ("spf", "", ERROR, "x", SPF)], minutes_ago=65)
     client.get(detail())
     with CaptureQueriesContext(connection) as few:
         client.get(detail())
@@ -341,3 +342,10 @@ def test_the_dashboard_stays_at_a_flat_query_count(world, persona):
         html = client.get(reverse("home")).content.decode()
     assert html.count('class="health-link"') == 20
     assert len(many) == len(few)
+
+
+def test_a_scheduled_run_says_so(world):
+    run = make_run(world.a, [("mx", "", OK)])
+    CheckRun.objects.filter(pk=run.pk).update(requested_by="beat")
+    section = section_of(world.client_for("admin_a").get(detail()).content.decode())
+    assert "(scheduled)" in section

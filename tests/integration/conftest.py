@@ -18,3 +18,7 @@ def stack(mailstack_session: MailStack, transactional_db):
     """
     with override_settings(**mailstack_session.overrides):
         yield mailstack_session
+
+
+# Knot and Unbound on loopback for the DNS health checks (fixtures live with the harness).
+from tests.integration.dnsserver import dns, dns_servers_session  # noqa: E402, F401
