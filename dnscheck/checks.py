@@ -55,7 +55,15 @@ def check_domain(target: Target, identity: Identity, resolver: Resolver,
 
 
 def _unknown(check: str, answer: Answer, subject: str = "") -> Finding:
-    return Finding(check, subject, UNKNOWN, answer.why()[:1].upper() + answer.why()[1:] + ".")
+    return Finding(check, subject, UNKNOWN, _capital(answer.why()) + ".")
+
+
+def _capital(text: str) -> str:
+    """Capitalise a reason's first word, unless it is a name or a tag (example.org, p=none)."""
+    first = text.split(" ", 1)[0]
+    if any(c in first for c in ".=@:+?~") or not first:
+        return text
+    return text[:1].upper() + text[1:]
 
 
 def _quoted(value: str) -> str:
@@ -112,7 +120,7 @@ def check_mx(target: Target, identity: Identity, lookup: Session) -> list[Findin
         return [Finding("mx", "", OK, "MX points at this mail host.", observed=observed)]
     verdict = _worst(v for v, _ in problems)
     reason = "; ".join(text for v, text in problems if v == verdict)
-    return [Finding("mx", "", verdict, reason[:1].upper() + reason[1:] + ".", observed=observed,
+    return [Finding("mx", "", verdict, _capital(reason) + ".", observed=observed,
                     expected=", ".join(identity.hosts),
                     record=fix if verdict == ERROR else "")]
 
@@ -286,8 +294,7 @@ def check_spf(target: Target, identity: Identity, lookup: Session) -> list[Findi
 
 
 def _sentence(parts: list[str]) -> str:
-    text = "; ".join(parts)
-    return text[:1].upper() + text[1:] + "."
+    return _capital("; ".join(parts)) + "."
 
 
 def _spf_suggestion(identity: Identity) -> str:

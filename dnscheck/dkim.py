@@ -6,14 +6,21 @@ import base64
 import binascii
 import re
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+    load_pem_public_key,
+)
 
 ED25519_KEY_BYTES = 32
+SELECTOR_MAX = 63  # one DNS label's worth, and the column's size
+PRIVATE_KEY_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 SELECTOR_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?"
                          r"(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_PEM = re.compile(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", re.S)
+_PEM = re.compile(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", re.S)
 
 
 class BadKey(ValueError):
@@ -68,31 +75,51 @@ def _decode(public_key: str) -> bytes:
         raise BadKey("the key is not valid base64") from None
 
 
+def valid_selector(selector: str) -> bool:
+    return len(selector) <= SELECTOR_MAX and bool(SELECTOR_RE.match(selector))
+
+
 def normalise(text: str) -> tuple[str, str]:
     """(algorithm, base64 key) from what an admin pastes.
 
-    Accepts a bare base64 key, a PEM public key, a `v=DKIM1; k=rsa; p=...`
+    Accepts a bare base64 key, a PEM public key, a `v=DKIM1; k=...; p=...`
     record, or the zone-file line `rspamadm dkim_keygen` prints (quoted
-    strings, parentheses).
+    strings, parentheses). A bare key of 32 bytes can only be a raw ed25519
+    key (an RSA key's DER is hundreds of bytes), and a PEM key says what it
+    is, so the algorithm is never guessed.
     """
-    text = text.strip()
-    algorithm = "rsa"
+    if PRIVATE_KEY_RE.search(text):
+        raise BadKey("that is a private key; give only the public key or the TXT record")
     pem = _PEM.search(text)
     if pem:
-        key = re.sub(r"\s+", "", pem.group(1))
+        return _from_pem(pem.group(0))
+    quoted = _QUOTED.findall(text)
+    if quoted:
+        text = "".join(quoted)
+    text = text.strip()
+    if "=" in text.rstrip("=") and "p=" in text.replace(" ", ""):
+        record = tags(text)
+        algorithm = record.get("k", "rsa").lower() or "rsa"
+        key = re.sub(r"\s+", "", record.get("p", ""))
     else:
-        quoted = _QUOTED.findall(text)
-        if quoted:
-            text = "".join(quoted)
-        if "=" in text and "p=" in text.replace(" ", ""):
-            record = tags(text)
-            algorithm = record.get("k", "rsa").lower() or "rsa"
-            key = record.get("p", "")
-        else:
-            key = text
-        key = re.sub(r"\s+", "", key)
+        key = re.sub(r"\s+", "", text)
+        algorithm = "ed25519" if len(_decode(key)) == ED25519_KEY_BYTES else "rsa"
     key_bits(key, algorithm)
     return algorithm, key
+
+
+def _from_pem(pem: str) -> tuple[str, str]:
+    try:
+        key = load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise BadKey("the PEM block is not a public key") from None
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return "ed25519", base64.b64encode(raw).decode()
+    if isinstance(key, rsa.RSAPublicKey):
+        der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return "rsa", base64.b64encode(der).decode()
+    raise BadKey("DKIM keys are RSA or ed25519")
 
 
 def txt_record(selector: str, domain: str, algorithm: str, public_key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from domains.models import Domain
 
@@ -97,7 +98,7 @@ class CheckResult(models.Model):
 class HealthReport(models.Model):
     """One sending of the daily report: the next one reports changes since it."""
 
-    sent_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(default=timezone.now)
     recipients = models.PositiveIntegerField(default=0)
     changes = models.PositiveIntegerField(default=0)
 

@@ -27,12 +27,12 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
 from django.db.models import BigIntegerField, OuterRef, Subquery, Value
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
+from dnscheck import services
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains.models import Domain
 
@@ -160,7 +160,7 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
     if failed:
         log.error("health report: not delivered to %s", ", ".join(failed))
     if sent:
-        record_report(sent_at=now, recipients=sent,
+        services.record_report(sent_at=now, recipients=sent,
                       changes=sum(len(s.changes) for s in summaries.values()))
     return sent
 
@@ -388,20 +388,3 @@ def _close(connection: Any) -> None:
         connection.close()
     except (OSError, smtplib.SMTPException):
         log.debug("health report: closing the SMTP connection failed", exc_info=True)
-
-
-def record_report(*, sent_at: datetime, recipients: int, changes: int) -> HealthReport:
-    """Remember that the report as of `sent_at` went out: the next one starts from here.
-
-    Written after sending, and only when at least one e-mail went: a report
-    that reached no one moves nothing, so the next one still covers it. When
-    only some recipients were missed it is recorded anyway (and their miss is
-    logged): sending again would mail the others twice.
-    """
-    with transaction.atomic():
-        report = HealthReport.objects.create(recipients=recipients, changes=changes)
-        # `sent_at` is auto_now_add: set it to the moment the report compared
-        # at, so a run that finished while mails went out counts next time.
-        HealthReport.objects.filter(pk=report.pk).update(sent_at=sent_at)
-    report.sent_at = sent_at
-    return report

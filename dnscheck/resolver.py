@@ -143,8 +143,11 @@ class Resolver:
             return Answer(name, rdtype, "error", detail=f"not a valid DNS name ({error})")
         query = dns.message.make_query(qname, rdtype)
         outcome = Answer(name, rdtype, "error", detail="no resolver configured")
+        refused: set[tuple[str, int]] = set()
         for _try in range(self.tries):
             for address, port in self.servers:
+                if (address, port) in refused:
+                    continue  # a refusal does not change on asking again
                 wait = self.timeout
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
@@ -171,6 +174,7 @@ class Resolver:
                 if rcode == dns.rcode.SERVFAIL:
                     outcome = Answer(name, rdtype, "servfail")
                 else:
+                    refused.add((address, port))
                     outcome = Answer(name, rdtype, "error", detail=dns.rcode.to_text(rcode))
         return outcome
 

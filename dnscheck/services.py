@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts import audit
 from dnscheck import checks, dkim
 from dnscheck.findings import Finding, Identity, Target
-from dnscheck.models import CheckResult, CheckRun, DkimKey, Verdict
+from dnscheck.models import CheckResult, CheckRun, DkimKey, HealthReport, Verdict
 from dnscheck.resolver import Resolver
 from domains.models import Alias, Domain, Mailbox
 
@@ -40,7 +40,7 @@ STALE_AFTER = timedelta(minutes=10)
 def set_dkim_key(*, actor: str, domain: Domain, selector: str, public_key: str) -> DkimKey:
     """Record the key `domain` should publish at `<selector>._domainkey`."""
     selector = selector.strip().lower()
-    if not dkim.SELECTOR_RE.match(selector):
+    if not dkim.valid_selector(selector):
         raise ValidationError(f"{selector!r} is not a valid DKIM selector.")
     try:
         algorithm, key = dkim.normalise(public_key)
@@ -234,3 +234,21 @@ def prune_history(now: datetime | None = None) -> int:
             CheckResult.objects.filter(run__in=batch).delete()
             deleted += CheckRun.objects.filter(pk__in=batch).delete()[0]
     return deleted
+
+
+# ---------------------------------------------------------------- the report
+
+
+def record_report(*, sent_at: datetime, recipients: int, changes: int) -> HealthReport:
+    """Remember that the report as of `sent_at` went out: the next one starts from here.
+
+    Written after sending, and only when at least one e-mail went: a report
+    that reached no one moves nothing, so the next one still covers it. When
+    only some recipients were missed it is recorded anyway (and their miss is
+    logged): sending again would mail the others twice. `sent_at` is the
+    moment the report compared at, so a run that finished while mail went out
+    counts next time.
+    """
+    with transaction.atomic():
+        return HealthReport.objects.create(sent_at=sent_at, recipients=recipients,
+                                           changes=changes)

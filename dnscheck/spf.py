@@ -43,8 +43,16 @@ class Term:
     cidr6: int = 128
 
     def __str__(self) -> str:
-        return f"{'' if self.qualifier == '+' else self.qualifier}{self.mechanism}" + (
-            f":{self.domain_spec}" if self.domain_spec else "")
+        text = ("" if self.qualifier == "+" else self.qualifier) + self.mechanism
+        if self.network is not None:
+            return f"{text}:{self.network}"
+        if self.domain_spec:
+            text += f":{self.domain_spec}"
+        if self.cidr4 != 32:
+            text += f"/{self.cidr4}"
+        if self.cidr6 != 128:
+            text += f"//{self.cidr6}"
+        return text
 
 
 @dataclass

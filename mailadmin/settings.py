@@ -285,6 +285,16 @@ for _name, _addresses, _version in (("MAILADMIN_PUBLIC_IPV4", MAILADMIN_PUBLIC_I
 # Each lookup waits MAILADMIN_DNS_TIMEOUT seconds per try, MAILADMIN_DNS_TRIES
 # times; a domain's whole run stops asking after MAILADMIN_DNS_DOMAIN_BUDGET.
 MAILADMIN_DNS_RESOLVERS = env_list("MAILADMIN_DNS_RESOLVERS", [])
+for _resolver in MAILADMIN_DNS_RESOLVERS:
+    _address, _, _port = _resolver.partition("@")
+    try:
+        ipaddress.ip_address(_address.strip("[]"))
+        if _port and not 0 < int(_port) < 65536:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"MAILADMIN_DNS_RESOLVERS: {_resolver!r} is not an address or address@port"
+        ) from None
 MAILADMIN_DNS_TIMEOUT = env_float("MAILADMIN_DNS_TIMEOUT", 2.0)
 MAILADMIN_DNS_TRIES = env_int("MAILADMIN_DNS_TRIES", 2)
 MAILADMIN_DNS_DOMAIN_BUDGET = env_float("MAILADMIN_DNS_DOMAIN_BUDGET", 30.0)
@@ -298,6 +308,8 @@ MAILADMIN_DNSBL_ZONES = env_list("MAILADMIN_DNSBL_ZONES", ["zen.spamhaus.org"])
 MAILADMIN_DNSBL_DOMAIN_ZONES = env_list("MAILADMIN_DNSBL_DOMAIN_ZONES", ["dbl.spamhaus.org"])
 # Check runs are kept this many days (the latest run of each domain always).
 MAILADMIN_DNSCHECK_RETENTION_DAYS = env_int("MAILADMIN_DNSCHECK_RETENTION_DAYS", 90)
+if MAILADMIN_DNSCHECK_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("MAILADMIN_DNSCHECK_RETENTION_DAYS must be at least 1")
 
 # Schedules, all in one place. Beat checks every domain every
 # MAILADMIN_DNSCHECK_INTERVAL_HOURS; each domain's run starts at its own fixed

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dnscheck import report, tasks
+from dnscheck import services as dnscheck_services
 from dnscheck.models import HealthReport
 from domains import services
 from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run
@@ -48,7 +49,7 @@ def history(world):
              finished=at(-2))
     make_run(world.b, [("mx", "", ERROR, "no MX record"), ("dkim", "s1", WARNING)],
              finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.a, [("mx", "", OK), ("spf", "", ERROR, "+all lets anyone send", SPF_RECORD),
                        ("dmarc", "", OK)], finished=at(1))
     make_run(world.b, [("mx", "", OK), ("tls-rpt", "", OK)], finished=at(1))
@@ -131,7 +132,7 @@ def test_the_html_part_escapes_what_dns_said(world, mailoutbox):
 
 def test_no_report_when_nothing_changed(world, mailoutbox):
     make_run(world.a, [("mx", "", OK), ("spf", "", WARNING)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.a, [("mx", "", OK), ("spf", "", WARNING)], finished=at(1))
     assert report.send_reports(at(24)) == 0
     assert mailoutbox == []
@@ -140,7 +141,7 @@ def test_no_report_when_nothing_changed(world, mailoutbox):
 
 def test_a_change_that_came_back_is_no_change(world, mailoutbox):
     make_run(world.a, [("mx", "", OK)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.a, [("mx", "", ERROR)], finished=at(1))
     make_run(world.a, [("mx", "", OK)], finished=at(2))
     assert report.send_reports(at(24)) == 0
@@ -149,7 +150,7 @@ def test_a_change_that_came_back_is_no_change(world, mailoutbox):
 def test_only_admins_whose_domains_changed_get_one(world, mailoutbox):
     make_run(world.a, [("mx", "", OK)], finished=at(-2))
     make_run(world.b, [("mx", "", OK)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.b, [("mx", "", UNKNOWN, "timed out")], finished=at(1))
     assert report.send_reports(at(24)) == 2
     sent = by_recipient(mailoutbox)
@@ -162,7 +163,7 @@ def test_only_admins_whose_domains_changed_get_one(world, mailoutbox):
 def test_report_when_unchanged_is_configurable(world, mailoutbox, settings):
     settings.MAILADMIN_REPORT_WHEN_UNCHANGED = True
     make_run(world.a, [("mx", "", OK)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     assert report.send_reports(at(24)) == 3
     sent = by_recipient(mailoutbox)
     assert {m.subject for m in sent.values()} == {"mailadmin: DNS health unchanged"}
@@ -210,7 +211,7 @@ def test_the_first_report_lists_current_problems(world, mailoutbox):
 
 def test_a_domain_first_checked_since_the_last_report_reports_its_problems(world, mailoutbox):
     make_run(world.a, [("mx", "", OK)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.b, [("mx", "", OK), ("ptr", "192.0.2.10", ERROR)], finished=at(1))
     assert report.send_reports(at(24)) == 2
     bert = by_recipient(mailoutbox)["bert@b.example"]
@@ -220,7 +221,7 @@ def test_a_domain_first_checked_since_the_last_report_reports_its_problems(world
 
 def test_runs_after_now_and_unfinished_runs_do_not_count(world, mailoutbox):
     make_run(world.a, [("mx", "", OK)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.a, [("mx", "", ERROR)], finished=at(30))
     make_run(world.a, [("mx", "", ERROR)], state="failed", finished=at(2))
     make_run(world.a, [], state="running")
@@ -262,7 +263,7 @@ def test_queries_do_not_grow_with_domains_or_results(world, mailoutbox):
         return len(queries)
 
     make_run(world.a, [("mx", "", OK)], finished=at(-2))
-    report.record_report(sent_at=at(-1), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
     make_run(world.a, [("mx", "", ERROR)], finished=at(1))
     few = count()
     for n in range(12):

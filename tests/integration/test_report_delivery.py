@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from dnscheck import report, tasks
+from dnscheck import services as dnscheck_services
 from dnscheck.models import HealthReport
 from domains import services
 from tests.dnscheck import ERROR, OK, WARNING, make_run
@@ -59,7 +60,7 @@ def reported(stack, settings) -> Reported:
     now = timezone.now()
     make_run(domain, [("mx", "", OK), ("spf", "", OK), ("dmarc", "", WARNING, "p=none")],
              finished=now - timedelta(hours=22))
-    report.record_report(sent_at=now - timedelta(hours=21), recipients=1, changes=0)
+    dnscheck_services.record_report(sent_at=now - timedelta(hours=21), recipients=1, changes=0)
     make_run(domain, [("mx", "", OK), ("spf", "", ERROR, HOSTILE, SPF_RECORD),
                       ("dmarc", "", OK, "p=quarantine")], finished=now - timedelta(minutes=5))
     return people

@@ -6,9 +6,12 @@ redirect (the write was accepted), a 4xx or a re-rendered form, never a
 500, and a refusal must leave every table as it was.
 """
 
+import base64
 import io
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -17,6 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from accounts.models import AuditEntry, DomainAdmin
+from dnscheck.models import DkimKey
 from domains.models import Alias, AliasDomain, Domain, ImportJob, Mailbox
 
 HOSTILE = [
@@ -30,8 +34,12 @@ TEXT = st.one_of(st.text(st.characters(blacklist_categories=["Cs"]), max_size=30
                  st.sampled_from(HOSTILE))
 FUZZ = hsettings(max_examples=40, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])
-TABLES = [Domain, Mailbox, Alias, AliasDomain, AuditEntry, User, DomainAdmin, ImportJob]
+TABLES = [Domain, Mailbox, Alias, AliasDomain, AuditEntry, User, DomainAdmin, ImportJob, DkimKey]
 OK = {200, 302, 400, 404, 405, 429}
+# A real public key (what follows p=), so that only the fuzzed field is wrong.
+DKIM_KEY = base64.b64encode(
+    rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).decode()
 
 # (persona, url name, args, valid fields, fields to fuzz)
 FORMS = [
@@ -49,6 +57,8 @@ FORMS = [
      {"current": "correct horse battery", "new": "another long phrase",
       "new_again": "another long phrase"}, ["new", "new_again"]),
     ("mailbox", "accounts:password-hint", [], {"new": "x"}, ["new"]),
+    ("admin_a", "dnscheck:dkim", ["a.example"],
+     {"selector": "mail", "public_key": DKIM_KEY}, ["selector", "public_key"]),
 ]
 
 
@@ -97,6 +107,28 @@ def test_a_csv_upload_takes_hostile_bytes(world, content, kind):
     # A preview stores nothing but a pending job; mailboxes and aliases never change.
     after = counts()
     assert after[:4] == before[:4]
+
+
+DKIM_WRAPPINGS = ["{}", "v=DKIM1; k=rsa; p={}", "v=DKIM1; k=ed25519; p={}", "k=x; p={}",
+                  "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----",
+                  'mail._domainkey IN TXT ( "v=DKIM1; k=rsa; " "p={}" ) ;']
+
+
+@FUZZ
+@given(raw=st.binary(max_size=600), wrapping=st.sampled_from(DKIM_WRAPPINGS),
+       selector=st.one_of(st.just("mail"), TEXT))
+def test_the_dkim_key_form_takes_random_keys(world, raw, wrapping, selector):
+    """Well-formed base64 of random bytes in every shape the form accepts: a key that
+    does not parse is a form error and the key already set stays as it was."""
+    client = world.client_for("admin_a")
+    before = counts()
+    kept = list(DkimKey.objects.values_list("selector", "public_key", "algorithm"))
+    text = wrapping.format(base64.b64encode(raw).decode())
+    response = client.post(reverse("dnscheck:dkim", args=["a.example"]),
+                           {"selector": selector, "public_key": text})
+    check(response, before)
+    if response.status_code != 302:
+        assert list(DkimKey.objects.values_list("selector", "public_key", "algorithm")) == kept
 
 
 def test_a_hostile_csv_row_shows_in_the_preview_without_a_write(world):

@@ -1,0 +1,43 @@
+"""The DKIM key form. It shapes what is pasted; services.set_dkim_key decides."""
+
+from __future__ import annotations
+
+from django import forms
+
+from dnscheck import dkim
+
+# An 8192-bit RSA key in PEM is under 1,500 characters; anything far longer is not a key.
+KEY_MAX = 16_000
+
+
+class DkimKeyForm(forms.Form):
+    selector = forms.CharField(
+        max_length=dkim.SELECTOR_MAX,
+        help_text="the name before ._domainkey, e.g. mail or 2025a")
+    public_key = forms.CharField(
+        max_length=KEY_MAX, label="Public key",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="a PEM public key, the base64 after p=, a whole v=DKIM1 record, "
+                  "or the record rspamadm dkim_keygen prints")
+
+    def clean_selector(self) -> str:
+        selector = str(self.cleaned_data["selector"]).strip().lower()
+        if not dkim.valid_selector(selector):
+            raise forms.ValidationError(
+                "A selector is letters, digits, hyphens and underscores, in labels "
+                "separated by dots.")
+        return selector
+
+    def clean_public_key(self) -> str:
+        text = str(self.cleaned_data["public_key"])
+        if dkim.PRIVATE_KEY_RE.search(text):
+            # Not shown again: the page re-rendered with the error must not carry it.
+            self.data = {**self.data, "public_key": ""}
+            raise forms.ValidationError(
+                "That is a private key. Paste only the public key or the TXT record: "
+                "the private key stays with the signer.")
+        try:
+            dkim.normalise(text)
+        except dkim.BadKey as error:
+            raise forms.ValidationError(f"That DKIM key cannot be used: {error}.") from None
+        return text
