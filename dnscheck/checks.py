@@ -255,7 +255,7 @@ def check_spf(target: Target, identity: Identity, lookup: Session) -> list[Findi
     errors: list[str] = []
     warnings: list[str] = []
     if tree.loops:
-        errors.append(f"include loop: {tree.loops[0]}")
+        errors.append(tree.loops[0])
     if tree.lookups > spf.MAX_LOOKUPS:
         errors.append(f"{tree.lookups} DNS-querying terms, more than {spf.MAX_LOOKUPS}")
     if tree.voids > spf.MAX_VOID_LOOKUPS:

@@ -145,10 +145,17 @@ def check_domains_now(*, actor: str, domains: Sequence[Domain]) -> list[CheckRun
     runs = [CheckRun.objects.create(domain=d, requested_by=actor[:254],
                                     state=CheckRun.State.RUNNING, started=now)
             for d in domains]
-    results = checks.check_many(targets_for(domains), Identity.from_settings(),
-                                resolver=Resolver.from_settings(),
-                                concurrency=settings.MAILADMIN_DNS_CONCURRENCY,
-                                budget=settings.MAILADMIN_DNS_DOMAIN_BUDGET)
+    try:
+        results = checks.check_many(targets_for(domains), Identity.from_settings(),
+                                    resolver=Resolver.from_settings(),
+                                    concurrency=settings.MAILADMIN_DNS_CONCURRENCY,
+                                    budget=settings.MAILADMIN_DNS_DOMAIN_BUDGET)
+    except BaseException:
+        # Interrupted (^C) or broken: close the runs, or the pages would
+        # follow them until they go stale.
+        for run in runs:
+            _fail(run.pk, "the command stopped before the run finished")
+        raise
     return [_store(run, results[run.domain.name]) for run in runs]
 
 

@@ -22,8 +22,13 @@ MAX_MX_OR_PTR_NAMES = 10
 LOOKUP_MECHANISMS = frozenset({"include", "a", "mx", "ptr", "exists"})
 MECHANISMS = LOOKUP_MECHANISMS | {"all", "ip4", "ip6"}
 QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
-_MACRO = re.compile(r"%\{([slodiphcrtv])(\d*)(r?)([.\-+,/_=]*)\}", re.I)
-_MACRO_STRING = re.compile(r"(?:%\{[slodiphcrtv]\d*r?[.\-+,/_=]*\}|%%|%_|%-|[!-$&-~])*", re.I)
+# Macros (RFC 7208 section 7): %{letter digits r delimiters}, %%, %_ and %-.
+# c, r and t may appear only in exp= text; a digit count is never 0.
+_TOKEN = re.compile(r"%\{([slodiphcrtv])([1-9]\d*)?(r?)([.\-+,/_=]*)\}|%%|%_|%-", re.I)
+_MACRO_STRING = re.compile(
+    r"(?:%\{[slodiphcrtv](?:[1-9]\d*)?r?[.\-+,/_=]*\}|%%|%_|%-|[!-$&-~])*", re.I)
+_DOMAIN_SPEC = re.compile(r"(?:%\{[slodiphv](?:[1-9]\d*)?r?[.\-+,/_=]*\}|%%|%_|%-|[!-$&-~])*",
+                          re.I)
 _MODIFIER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 
 Lookup = Callable[[str, str], Answer]
@@ -103,13 +108,18 @@ def _term(word: str) -> Term:
     qualifier = "+"
     if word[:1] in QUALIFIERS:
         qualifier, word = word[0], word[1:]
-    match = re.fullmatch(r"([A-Za-z][A-Za-z0-9._-]*)(?::([^/]*))?((?:/\d+)?(?://\d+)?)", word)
+    # The argument runs to the first '/' that is not inside a macro (a macro
+    # may use '/' as its delimiter); what follows is the prefix length.
+    match = re.fullmatch(r"([A-Za-z][A-Za-z0-9._-]*)(?::((?:%\{[^}]*\}|[^/])*))?"
+                         r"((?:/\d+)?(?://\d+)?)", word)
     if not match:
         raise SpfSyntaxError(f"cannot read the term {word!r}")
     mechanism, argument, cidr = match.group(1).lower(), match.group(2), match.group(3)
     if mechanism not in MECHANISMS:
         raise SpfSyntaxError(f"unknown mechanism {mechanism!r}")
     if mechanism in {"ip4", "ip6"}:
+        if not argument:
+            raise SpfSyntaxError(f"{mechanism} needs an address")
         try:
             network = ipaddress.ip_network(f"{argument}{cidr}", strict=False)
         except ValueError:
@@ -139,7 +149,7 @@ def _term(word: str) -> Term:
 
 def _valid_domain_spec(spec: str) -> bool:
     # '%' can only appear as part of a macro: the pattern has no bare '%'.
-    if not spec or not _MACRO_STRING.fullmatch(spec):
+    if not spec or not _DOMAIN_SPEC.fullmatch(spec):
         return False
     if "%" in spec:
         return True
@@ -158,18 +168,23 @@ def expand(spec: str, *, ip: str, domain: str, sender: str) -> str:
     else:
         dotted, version = ".".join(address.exploded.replace(":", "")), "ip6"
     values = {"s": sender, "l": local or "postmaster", "o": sender_domain or domain,
-              "d": domain, "i": dotted, "p": "unknown", "v": version, "h": domain}
+              "d": domain, "i": dotted, "p": "unknown", "v": version, "h": domain,
+              "c": str(address or ""), "r": "unknown", "t": "0"}
+    escapes = {"%%": "%", "%_": " ", "%-": "%20"}
 
     def one(match: re.Match[str]) -> str:
+        if match.group(0) in escapes:
+            return escapes[match.group(0)]
         letter, digits, reverse, delimiters = match.groups()
         parts = re.split("[" + re.escape(delimiters or ".") + "]", values[letter.lower()])
         if reverse:
             parts.reverse()
         if digits:
-            parts = parts[-int(digits):] if int(digits) else parts
+            parts = parts[-int(digits):]
         return ".".join(parts)
 
-    result = _MACRO.sub(one, spec).replace("%%", "%").replace("%_", " ").replace("%-", "%20")
+    # One pass over the tokens: "%%_" is a '%' then '_', not '%' then a space.
+    result = _TOKEN.sub(one, spec)
     result = result.rstrip(".")
     while len(result) > 253 and "." in result:
         result = result.split(".", 1)[1]
@@ -232,7 +247,7 @@ def _walk(lookup: Lookup, domain: str, record: Record, chain: list[str], out: Wa
 
 def _follow(lookup: Lookup, target: str, chain: list[str], out: Walk, how: str) -> None:
     if target in chain:
-        out.loops.append(" -> ".join([*chain, target]))
+        out.loops.append(f"{how} loop: " + " -> ".join([*chain, target]))
         return
     records, answer = fetch(lookup, target)
     if answer.failed:

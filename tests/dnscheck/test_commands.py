@@ -154,10 +154,6 @@ def test_a_domain_named_twice_is_checked_once(cli, healthy_addresses):
     assert CheckRun.objects.count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the command drops repeated names before normalising "
-                                       "them (dict.fromkeys on the raw arguments), so "
-                                       "'example.org EXAMPLE.org' checks and stores the "
-                                       "domain twice")
 def test_a_domain_named_twice_in_other_case_is_checked_once(cli, healthy_addresses):
     runs = json.loads(cli("dnscheck", "example.org", "EXAMPLE.org.", "--json"))
     assert [r["domain"] for r in runs] == ["example.org"]

@@ -289,10 +289,6 @@ def test_check_domains_now_checks_each_domain_in_this_process(domain):
     assert all(r.requested_by == services.COMMAND for r in runs)
 
 
-@pytest.mark.xfail(strict=True, reason="check_domains_now creates its runs as 'running' "
-                   "before calling check_many and does not close them when it raises (or the "
-                   "command is interrupted): they stay 'running' until STALE_AFTER, so the "
-                   "domain page polls and 'Check now' returns the dead run for 10 minutes")
 def test_check_domains_now_does_not_leave_runs_running_when_the_checks_raise(domain,
                                                                             monkeypatch):
     def explode(*args, **kwargs):
@@ -551,10 +547,6 @@ def test_set_dkim_key_refuses_a_bad_selector(domain, selector):
     assert audit("dkim.set") == []
 
 
-@pytest.mark.xfail(strict=True, reason="SELECTOR_RE allows dotted selectors of any length "
-                   "(63 per label) but DkimKey.selector is max_length=63: SQLite stores a "
-                   "longer one silently, MariaDB (strict mode) raises DataError instead of "
-                   "a ValidationError")
 def test_set_dkim_key_refuses_a_selector_longer_than_its_column(domain):
     selector = "a" * 40 + "." + "b" * 40
     with pytest.raises(ValidationError):

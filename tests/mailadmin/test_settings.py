@@ -198,34 +198,28 @@ def test_a_bad_dnscheck_setting_fails_loudly_in_one_line(load_settings, name, va
     assert says in refused(load_settings, **{name: value})
 
 
-@pytest.mark.xfail(strict=True, reason="MAILADMIN_DNS_RESOLVERS is not validated: a host "
-                                       "name or a bad port is accepted, then every lookup "
-                                       "raises ValueError (dns.query.udp / int(port)) and "
-                                       "every check of every run ends 'failed inside "
-                                       "mailadmin'")
-@pytest.mark.parametrize("value", ["resolver.example", "127.0.0.1@x"])
+@pytest.mark.parametrize("value", ["resolver.example", "127.0.0.1@x", "127.0.0.1@0",
+                                   "127.0.0.1@70000", "127.0.0.1:53", "192.0.2.1, nope"])
 def test_a_bad_resolver_fails_loudly(load_settings, value):
-    assert "MAILADMIN_DNS_RESOLVERS" in refused(load_settings, MAILADMIN_DNS_RESOLVERS=value)
+    assert "MAILADMIN_DNS_RESOLVERS: " in refused(load_settings, MAILADMIN_DNS_RESOLVERS=value)
 
 
-@pytest.mark.xfail(strict=True, reason="non-finite numbers pass the range checks: "
-                                       "MAILADMIN_DNS_TIMEOUT=nan/inf is accepted (nan <= 0 "
-                                       "is false), and MAILADMIN_DNSCHECK_INTERVAL_HOURS=nan "
-                                       "or inf crashes with ValueError/OverflowError in "
-                                       "timedelta() instead of ImproperlyConfigured")
+def test_resolvers_are_addresses_with_an_optional_port(load_settings):
+    value = "127.0.0.1@5353, ::1, [2001:db8::53]@53"
+    assert load_settings(MAILADMIN_DNS_RESOLVERS=value)["MAILADMIN_DNS_RESOLVERS"] == [
+        "127.0.0.1@5353", "::1", "[2001:db8::53]@53"]
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("MAILADMIN_DNS_TIMEOUT", "nan"), ("MAILADMIN_DNS_TIMEOUT", "inf"),
-    ("MAILADMIN_DNS_DOMAIN_BUDGET", "nan"),
+    ("MAILADMIN_DNS_DOMAIN_BUDGET", "nan"), ("MAILADMIN_DNSCHECK_SPREAD_MINUTES", "nan"),
     ("MAILADMIN_DNSCHECK_INTERVAL_HOURS", "nan"), ("MAILADMIN_DNSCHECK_INTERVAL_HOURS", "inf"),
 ])
 def test_a_number_that_is_not_finite_fails_loudly(load_settings, name, value):
     assert name in refused(load_settings, **{name: value})
 
 
-@pytest.mark.xfail(strict=True, reason="a negative MAILADMIN_DNSCHECK_RETENTION_DAYS is "
-                                       "accepted; prune_history then puts the cutoff in the "
-                                       "future and deletes all history but each domain's "
-                                       "latest run")
-def test_a_negative_retention_fails_loudly(load_settings):
-    assert "MAILADMIN_DNSCHECK_RETENTION_DAYS" in refused(
-        load_settings, MAILADMIN_DNSCHECK_RETENTION_DAYS="-5")
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_retention_below_one_day_fails_loudly(load_settings, value):
+    assert "MAILADMIN_DNSCHECK_RETENTION_DAYS must be at least 1" in refused(
+        load_settings, MAILADMIN_DNSCHECK_RETENTION_DAYS=value)

@@ -28,7 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["domains"]:
-                domains = [selectors.domain_by_name(n) for n in dict.fromkeys(options["domains"])]
+                # Distinct after normalising: "Example.org." is example.org.
+                found = [selectors.domain_by_name(n) for n in options["domains"]]
+                domains = list({d.pk: d for d in found}.values())
             else:
                 domains = list(Domain.objects.filter(active=True).order_by("name"))
         except ValidationError as error:
