@@ -465,58 +465,62 @@ def _same_organisation(domain: str, other: str) -> bool:
 # ---------------------------------------------------------------- MTA-STS and TLS-RPT
 
 
+def _one_policy_record(check: str, owner: str, prefix: str, suggestion: str, absent: str,
+                       lookup: Session) -> Finding | str:
+    """The one `prefix` TXT record at `owner`, or the Finding when there is not exactly one."""
+    answer = lookup(owner, "TXT")
+    if answer.failed:
+        return _unknown(check, answer)
+    records = [r for r in answer.records if r.lower().startswith(prefix.lower())]
+    if not records:
+        return Finding(check, "", WARNING, absent, "nothing", suggestion, _txt(owner, suggestion))
+    if len(records) > 1:
+        return Finding(check, "", ERROR, f"{len(records)} {prefix} records; publish one.",
+                       "\n".join(records), suggestion, _txt(owner, suggestion))
+    return records[0]
+
+
+def _policy_tags(record: str) -> dict[str, str]:
+    try:
+        return dkim.tags(record)
+    except dkim.BadKey:
+        return {}
+
+
 def check_mta_sts(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
     owner = f"_mta-sts.{target.name}"
     suggestion = "v=STSv1; id=20260101000000"
-    answer = lookup(owner, "TXT")
-    if answer.failed:
-        return [_unknown("mta-sts", answer)]
-    records = [r for r in answer.records if r.lower().startswith("v=stsv1")]
-    if not records:
-        return [Finding("mta-sts", "", WARNING,
-                        "No MTA-STS record: senders cannot insist on TLS. It also needs a "
-                        f"policy at https://mta-sts.{target.name}/.well-known/mta-sts.txt.",
-                        "nothing", suggestion, _txt(owner, suggestion))]
-    if len(records) > 1:
-        return [Finding("mta-sts", "", ERROR, f"{len(records)} MTA-STS records; publish one.",
-                        "\n".join(records), suggestion, _txt(owner, suggestion))]
-    try:
-        tags = dkim.tags(records[0])
-    except dkim.BadKey as error:
-        tags = {"error": str(error)}
+    record = _one_policy_record(
+        "mta-sts", owner, "v=STSv1", suggestion,
+        "No MTA-STS record: senders cannot insist on TLS. It also needs a policy at "
+        f"https://mta-sts.{target.name}/.well-known/mta-sts.txt.", lookup)
+    if isinstance(record, Finding):
+        return [record]
+    tags = _policy_tags(record)
     if tags.get("v") != "STSv1" or not MTA_STS_ID.fullmatch(tags.get("id", "")):
         return [Finding("mta-sts", "", ERROR,
                         "The MTA-STS record needs v=STSv1 and an id of 1 to 32 letters "
-                        "and digits.", records[0], suggestion, _txt(owner, suggestion))]
-    return [Finding("mta-sts", "", OK, "MTA-STS is announced.", records[0])]
+                        "and digits.", record, suggestion, _txt(owner, suggestion))]
+    return [Finding("mta-sts", "", OK, "MTA-STS is announced.", record)]
 
 
 def check_tls_rpt(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
     owner = f"_smtp._tls.{target.name}"
     suggestion = f"v=TLSRPTv1; rua=mailto:postmaster@{target.name}"
-    answer = lookup(owner, "TXT")
-    if answer.failed:
-        return [_unknown("tls-rpt", answer)]
-    records = [r for r in answer.records if r.lower().startswith("v=tlsrptv1")]
-    if not records:
-        return [Finding("tls-rpt", "", WARNING,
-                        "No TLS-RPT record: nobody hears about failed TLS deliveries.",
-                        "nothing", suggestion, _txt(owner, suggestion))]
-    if len(records) > 1:
-        return [Finding("tls-rpt", "", ERROR, f"{len(records)} TLS-RPT records; publish one.",
-                        "\n".join(records), suggestion, _txt(owner, suggestion))]
-    try:
-        tags = dkim.tags(records[0])
-    except dkim.BadKey:
-        tags = {}
+    record = _one_policy_record(
+        "tls-rpt", owner, "v=TLSRPTv1", suggestion,
+        "No TLS-RPT record: nobody hears about failed TLS deliveries.", lookup)
+    if isinstance(record, Finding):
+        return [record]
+    tags = _policy_tags(record)
     uris = [u.strip() for u in tags.get("rua", "").split(",") if u.strip()]
     if tags.get("v") != "TLSRPTv1" or not uris or not all(
             re.fullmatch(r"(mailto:[^@\s]+@[^@\s]+|https://\S+)", u, re.I) for u in uris):
         return [Finding("tls-rpt", "", ERROR,
                         "The TLS-RPT record needs v=TLSRPTv1 and rua= mailto: or https: "
-                        "addresses.", records[0], suggestion, _txt(owner, suggestion))]
+                        "addresses.", record, suggestion, _txt(owner, suggestion))]
     return [Finding("tls-rpt", "", OK, "TLS failure reports go to " + ", ".join(uris) + ".",
-                    records[0])]
+                    record)]
 
 
 # ---------------------------------------------------------------- block lists

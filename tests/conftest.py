@@ -1,7 +1,10 @@
+import io
+import sys
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.http import HttpRequest
 from django.test import Client
 
@@ -30,6 +33,19 @@ def dns_on_loopback_only(settings):
     settings.MAILADMIN_DNS_TRIES = 1
     settings.MAILADMIN_DNSBL_ZONES = ["zen.dnsbl.test"]
     settings.MAILADMIN_DNSBL_DOMAIN_ZONES = ["dbl.dnsbl.test"]
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run a command as `manage.py ARGS...` would; returns what it printed."""
+
+    def run(*args: str, stdin: str = "") -> str:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        out = io.StringIO()
+        call_command(*args, stdout=out, stderr=io.StringIO())
+        return out.getvalue()
+
+    return run
 
 
 @pytest.fixture(autouse=True)

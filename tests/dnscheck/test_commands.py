@@ -29,17 +29,10 @@ from dnscheck.models import CheckRun, DkimKey
 from domains import services as domain_services
 from domains.models import Domain
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dead_dns")]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETUP = "setup"
-
-
-@pytest.fixture(autouse=True)
-def dead_dns(settings):
-    settings.MAILADMIN_DNS_DOMAIN_BUDGET = 3.0
-    settings.MAILADMIN_PUBLIC_IPV4 = ["192.0.2.10"]
-    settings.MAILADMIN_PUBLIC_IPV6 = []
 
 
 @functools.cache
@@ -50,19 +43,6 @@ def rsa_pem_and_base64(bits: int = 2048) -> tuple[str, str]:
     der = public.public_bytes(serialization.Encoding.DER,
                               serialization.PublicFormat.SubjectPublicKeyInfo)
     return pem, base64.b64encode(der).decode()
-
-
-@pytest.fixture
-def cli(monkeypatch):
-    """Run `manage.py ARGS...` in-process, stdin given; returns what it printed."""
-
-    def run(*args: str, stdin: str = "") -> str:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        out = io.StringIO()
-        call_command(*args, stdout=out, stderr=io.StringIO())
-        return out.getvalue()
-
-    return run
 
 
 def refused(cli, *args: str, stdin: str = "") -> str:

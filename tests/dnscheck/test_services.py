@@ -28,15 +28,8 @@ from domains import services as domain_services
 from domains.models import Domain
 from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dead_dns")]
 SETUP = "setup"
-
-
-@pytest.fixture(autouse=True)
-def dead_dns(settings):
-    settings.MAILADMIN_DNS_DOMAIN_BUDGET = 3.0
-    settings.MAILADMIN_PUBLIC_IPV4 = ["192.0.2.10"]
-    settings.MAILADMIN_PUBLIC_IPV6 = []
 
 
 @pytest.fixture

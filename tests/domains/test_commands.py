@@ -61,19 +61,6 @@ class TTYInput(io.StringIO):
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """Run a command as `manage.py ARGS...` would; returns what it printed."""
-
-    def run(*args: str, stdin: str = "") -> str:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        out = io.StringIO()
-        call_command(*args, stdout=out, stderr=io.StringIO())
-        return out.getvalue()
-
-    return run
-
-
-@pytest.fixture
 def example() -> Domain:
     return services.create_domain(actor=SETUP, name="example.org", description="Example",
                                   max_quota="10G", default_quota="1G")

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,7 @@ def _database_url() -> str:
 class Celery:
     """A worker (and, on demand, beat) with their own Redis database and logs."""
 
-    def __init__(self, tmp: Path, broker: str) -> None:
+    def __init__(self, tmp: Path, broker: str, extra_env: Mapping[str, str] = {}) -> None:
         self.tmp = tmp
         self.broker = broker
         self.env = {
@@ -70,6 +70,8 @@ class Celery:
             "MAILADMIN_DNSBL_DOMAIN_ZONES": "dbl.dnsbl.test",
             # The worker's fan-out spreads the domains over 2 s instead of an hour.
             "MAILADMIN_DNSCHECK_SPREAD_MINUTES": "0.033",
+            # A test's own settings for the worker (celery_env), over the defaults above.
+            **extra_env,
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -96,7 +98,14 @@ class Celery:
 
 
 @pytest.fixture
-def celery(transactional_db, tmp_path: Path) -> Iterator[Celery]:
+def celery_env() -> dict[str, str]:
+    """Extra environment for the worker and beat; a module overrides this fixture to
+    point them elsewhere (its DNS servers, say)."""
+    return {}
+
+
+@pytest.fixture
+def celery(transactional_db, tmp_path: Path, celery_env: dict[str, str]) -> Iterator[Celery]:
     if not shutil.which(CELERY) or not _redis_up():
         message = f"needs Redis on {REDIS} and the celery command"
         if os.environ.get("CI"):
@@ -108,7 +117,7 @@ def celery(transactional_db, tmp_path: Path) -> Iterator[Celery]:
     number = 8 + secrets.randbelow(7)
     broker = f"redis://{REDIS}/{number}"
     redis.Redis.from_url(broker).flushdb()
-    harness = Celery(tmp_path, broker)
+    harness = Celery(tmp_path, broker, celery_env)
     harness.start("worker", "--concurrency=2", "--loglevel=INFO", "--without-gossip",
                   "--without-mingle", "--hostname", f"test{number}@%h", log="worker.log")
     saved = (app.conf.broker_url, app.conf.task_always_eager)
