@@ -66,15 +66,8 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _quoted(value: str) -> str:
-    """A TXT value as zone-file text: quoted, in strings of at most 255 bytes."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    chunks = [escaped[i:i + 250] for i in range(0, len(escaped), 250)] or [""]
-    return " ".join(f'"{c}"' for c in chunks)
-
-
 def _txt(owner: str, value: str) -> str:
-    return f"{owner}. IN TXT {_quoted(value)}"
+    return f"{owner}. IN TXT {dkim.quoted_txt(value)[0]}"
 
 
 def _worst(verdicts: Iterable[Verdict]) -> Verdict:

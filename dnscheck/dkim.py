@@ -122,10 +122,18 @@ def _from_pem(pem: str) -> tuple[str, str]:
     raise BadKey("DKIM keys are RSA or ed25519")
 
 
+def quoted_txt(value: str) -> tuple[str, int]:
+    """A TXT value as zone-file strings (at most 255 bytes each), and how many there are.
+
+    Split before escaping, so an escape is never cut in two.
+    """
+    chunks = [value[i:i + 250] for i in range(0, len(value), 250)] or [""]
+    escaped = (c.replace("\\", "\\\\").replace('"', '\\"') for c in chunks)
+    return " ".join(f'"{c}"' for c in escaped), len(chunks)
+
+
 def txt_record(selector: str, domain: str, algorithm: str, public_key: str) -> str:
-    """The zone-file line to publish, split into strings DNS accepts (255 bytes each)."""
-    value = f"v=DKIM1; k={algorithm}; p={public_key}"
-    chunks = [value[i:i + 250] for i in range(0, len(value), 250)]
-    quoted = " ".join(f'"{chunk}"' for chunk in chunks)
+    """The zone-file line to publish; a long key in parentheses, one string per piece."""
+    quoted, pieces = quoted_txt(f"v=DKIM1; k={algorithm}; p={public_key}")
     owner = f"{selector}._domainkey.{domain}."
-    return f"{owner} IN TXT ( {quoted} )" if len(chunks) > 1 else f"{owner} IN TXT {quoted}"
+    return f"{owner} IN TXT ( {quoted} )" if pieces > 1 else f"{owner} IN TXT {quoted}"

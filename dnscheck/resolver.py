@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -21,6 +22,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 from django.conf import settings
 
 MAX_CNAME_CHAIN = 8
@@ -195,7 +197,8 @@ def _records(name: str, rdtype: str, qname: dns.name.Name,
     return Answer(name, rdtype, "ok", tuple(_text(rdata, wanted) for rdata in rrset), cname)
 
 
-def _find(response: dns.message.Message, name: dns.name.Name, rdtype: int):  # type: ignore[no-untyped-def]
+def _find(response: dns.message.Message, name: dns.name.Name,
+          rdtype: int) -> dns.rrset.RRset | None:
     for rrset in response.answer:
         if rrset.name == name and rrset.rdtype == rdtype \
                 and rrset.rdclass == dns.rdataclass.IN:
@@ -203,7 +206,8 @@ def _find(response: dns.message.Message, name: dns.name.Name, rdtype: int):  # t
     return None
 
 
-def _text(rdata, rdtype: int) -> str:  # type: ignore[no-untyped-def]
+def _text(rdata: Any, rdtype: int) -> str:
+    # Any: each record type's fields (strings, exchange, target) are its own.
     if rdtype == dns.rdatatype.TXT:
         return b"".join(rdata.strings).decode("utf-8", "replace")
     if rdtype == dns.rdatatype.MX:

@@ -35,7 +35,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import override_settings
 
+from dnscheck import services as dnscheck_services
 from dnscheck.findings import Identity, Target
+from domains import services as domain_services
+from domains.models import Domain
 from tests.integration.mailstack import run
 
 ROOT = Path("/var/tmp")
@@ -463,6 +466,16 @@ class DnsServers:
         }
         values.update(changes)
         return Target(**values)
+
+    def create_domain(self, name: str) -> Domain:
+        """The domain in the database as target() describes it, through the services."""
+        domain = domain_services.create_domain(actor="t", name=name)
+        for local in ("postmaster", "abuse"):
+            domain_services.create_alias(actor="t", source=f"{local}@{name}",
+                                         destinations="hostmaster@other.test")
+        dnscheck_services.set_dkim_key(actor="t", domain=domain, selector=DKIM_SELECTOR,
+                                       public_key=self.keys.ours)
+        return domain
 
     def kdig(self, *args: str, port: int | None = None, timeout: float = 10
              ) -> subprocess.CompletedProcess[str]:

@@ -16,13 +16,9 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from accounts import services as account_services
-from dnscheck import services as dnscheck_services
 from dnscheck.models import CheckRun, Verdict
-from domains import services as domain_services
-from domains.models import Domain
 from mailadmin.celery import app
 from tests.integration.dnsserver import (
-    DKIM_SELECTOR,
     HEALTHY,
     MAIL_HOST,
     MAIL_IPV4,
@@ -57,17 +53,6 @@ def celery_env(dns_servers_session: DnsServers) -> dict[str, str]:
     return dns_servers_session.environ
 
 
-def _mail_domain(name: str, dns: DnsServers) -> Domain:
-    """A domain as the panel should know it: postmaster@ and abuse@, and our DKIM key."""
-    domain = domain_services.create_domain(actor="t", name=name)
-    for local in ("postmaster", "abuse"):
-        domain_services.create_alias(actor="t", source=f"{local}@{name}",
-                                     destinations="hostmaster@other.test")
-    dnscheck_services.set_dkim_key(actor="t", domain=domain, selector=DKIM_SELECTOR,
-                                   public_key=dns.keys.ours)
-    return domain
-
-
 def _consuming(on: bool) -> None:
     """Stop or resume the worker taking tasks, and wait for it to say it did."""
     command = app.control.add_consumer if on else app.control.cancel_consumer
@@ -96,8 +81,8 @@ def _check_now_and_wait(page: Page, section: Locator) -> None:
 def test_check_now_follows_the_worker_until_the_results_appear(
         celery: Celery, dns_servers_session: DnsServers, live_server, browser):  # noqa: F811
     dns = dns_servers_session
-    healthy = _mail_domain(HEALTHY, dns)
-    broken = _mail_domain(SPF_BROKEN, dns)
+    healthy = dns.create_domain(HEALTHY)
+    broken = dns.create_domain(SPF_BROKEN)
     account_services.create_admin(actor="t", username=f"dan@{HEALTHY}", password=DAN_PW,
                                   domains=[healthy, broken])
 
