@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import models
 
@@ -12,6 +12,16 @@ from accounts.models import AuditEntry
 
 # Columns that never go into an audit row.
 SECRET_FIELDS = frozenset({"password"})
+
+
+class AuditDomain(Protocol):
+    """What a row keeps of its domain (a domains.models.Domain)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def _plain(value: Any) -> Any:
@@ -37,18 +47,26 @@ def entry(
     actor: str,
     action: str,
     obj: models.Model,
-    domain: str = "",
+    domain: AuditDomain | str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """An unsaved row, for callers that write many at once with bulk_create."""
+    """An unsaved row, for callers that write many at once with bulk_create.
+
+    Pass the Domain itself: the row keeps its name for display and its id
+    for scoping. A name alone (a string) leaves the id empty, and such a row
+    is shown to superadmins only, since a later domain of the same name must
+    not read it.
+    """
+    name, ref = (domain, None) if isinstance(domain, str) else (domain.name, domain.pk)
     return AuditEntry(
         actor=actor,
         action=action,
         object_type=obj._meta.model_name or "",
         object_id=obj.pk,
         object_repr=str(obj)[:254],
-        domain=domain,
+        domain=name,
+        domain_ref=ref,
         before=before,
         after=after,
     )
@@ -59,7 +77,7 @@ def record(
     actor: str,
     action: str,
     obj: models.Model,
-    domain: str = "",
+    domain: AuditDomain | str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:

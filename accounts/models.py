@@ -4,7 +4,7 @@ from django.db import models
 class AuditEntry(models.Model):
     """One write of the panel: who did what to which object, before and after.
 
-    Plain strings, not foreign keys, so history outlives what it describes.
+    Plain values, not foreign keys, so history outlives what it describes.
     Secrets never reach `before`/`after`: services pass snapshots made by
     `accounts.audit.snapshot`, which leaves password hashes out.
     """
@@ -16,6 +16,10 @@ class AuditEntry(models.Model):
     object_id = models.BigIntegerField(null=True)
     object_repr = models.CharField(max_length=254)
     domain = models.CharField(max_length=253, blank=True, default="", db_index=True)
+    # The domain's id, not a foreign key: the row outlives the domain, and a
+    # later domain of the same name (a new id) must not see it. Pages scope
+    # by this; `domain` is the name shown.
+    domain_ref = models.IntegerField(null=True, blank=True, db_index=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
 

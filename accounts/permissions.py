@@ -84,6 +84,24 @@ def visible_domains(user: User | AnonymousUser) -> QuerySet[Domain]:
     return Domain.objects.filter(admin_grants__user_id=int(user.pk or 0))
 
 
+def checked_domains(user: User | AnonymousUser | None) -> frozenset[str] | None:
+    """The domain names a service may look into for this user; None for every domain.
+
+    Services take it as `checked_domains`: what lies outside is answered as
+    if it were not on this server, so a domain admin learns nothing about it.
+    """
+    if user is not None and is_admin(user) and user.is_superuser:
+        return None
+    if user is None:
+        return frozenset()
+    return frozenset(visible_domains(user).values_list("name", flat=True))
+
+
+def checked_domains_of(username: str) -> frozenset[str] | None:
+    """checked_domains of the account named `username` (a background job's actor)."""
+    return checked_domains(User.objects.filter(username=username).first())
+
+
 def in_reach(user: User | AnonymousUser, rows: QuerySet[_M], domain_field: str = "domain"
              ) -> QuerySet[_M]:
     """`rows` limited to the user's domains.

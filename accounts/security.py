@@ -12,6 +12,7 @@ which deploy/fail2ban/filter.d/mailadmin.conf matches.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from datetime import timedelta
@@ -21,10 +22,12 @@ from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.models import MAILBOX_ACCOUNT_PREFIX
+from domains.validators import normalize_address
 
 auth_log = logging.getLogger("mailadmin.auth")
 
@@ -75,17 +78,25 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None = None
                      ) -> str | None:
-    """The name a failure counts against: lower case, without the session prefix.
+    """The name a failure counts against: the address as sign-in reads it.
 
-    Bob@Example.org and bob@example.org share one counter; a typed
-    "mailbox:..." (the prefix of mailbox session accounts) counts as the
-    name behind it, so nobody gets a fresh counter by adding it.
+    An address is normalised exactly as the mailbox sign-in does (IDNA/UTS-46,
+    lower case, no trailing dot), so Bob@Example.org., bob@example\u3002org and
+    bob@exam\u00adple.org share bob@example.org's counter instead of each
+    getting a fresh one. Anything else (an admin name, an address sign-in
+    would refuse) counts lower-cased. A typed "mailbox:..." (the prefix of
+    mailbox session accounts) counts as the name behind it, so nobody gets a
+    fresh counter by adding it.
     """
     source = credentials if credentials else getattr(request, "POST", {})
     name = source.get(settings.AXES_USERNAME_FORM_FIELD)
     if not isinstance(name, str):
         return None
     name = name.strip().lower().removeprefix(MAILBOX_ACCOUNT_PREFIX)
+    if "@" in name:
+        # An address sign-in refuses keeps its own (cut) spelling as the counter.
+        with contextlib.suppress(ValidationError):
+            name = normalize_address(name)
     return name[:MAX_LOGGED_NAME]
 
 
@@ -138,7 +149,12 @@ def escape_username(name: object) -> str:
 
 def log_failed_sign_in(sender: object, credentials: dict[str, Any],
                        request: HttpRequest | None = None, **kwargs: Any) -> None:
-    """user_login_failed receiver: one line per failure, never the password."""
+    """user_login_failed receiver: one line per failure, never the password.
+
+    The name is the one typed (escaped), not the counter's normalised one:
+    fail2ban counts by address, and whoever reads the log sees the spelling
+    tried (alice@a.example. and alice@a.example are one counter, two lines).
+    """
     address = client_ip(request) if request is not None else None
     auth_log.warning('mailadmin: authentication failure for "%s" from %s',
                      escape_username(credentials.get("username")),

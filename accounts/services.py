@@ -83,5 +83,5 @@ def mailbox_account(mailbox: Mailbox) -> User:
             user.set_unusable_password()
             user.save(update_fields=["password"])
             audit.record(actor=mailbox.email, action="mailbox.first_sign_in", obj=mailbox,
-                         domain=mailbox.domain.name)
+                         domain=mailbox.domain)
     return user

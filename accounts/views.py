@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, update_session_auth_hash
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -47,6 +48,9 @@ def password(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             show_errors(form, error)
         else:
+            # The change ended every session of this mailbox; this one goes on.
+            account = User.objects.get(username=request.user.get_username())
+            update_session_auth_hash(request, account)
             messages.success(request, "Your password is changed, for mail programs too.")
             return redirect("accounts:me")
     return render(request, "accounts/password.html", {"form": form, "mailbox": mailbox},

@@ -86,7 +86,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     entries = AuditEntry.objects.all()
     if not request.user.is_superuser:
-        entries = entries.filter(domain__in=visible_domains(request.user).values("name"))
+        # By the domain's id: an earlier domain of the same name is someone else's history.
+        entries = entries.filter(
+            domain_ref__in=list(visible_domains(request.user).values_list("pk", flat=True)))
     if form.is_valid():
         data = form.cleaned_data
         if data["actor"]:
@@ -95,10 +97,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             entries = entries.filter(domain=data["domain"].strip().lower())
         if data["action"]:
             entries = entries.filter(action__startswith=data["action"].strip())
-        if data["since"]:
-            entries = entries.filter(at__gte=_day_start(data["since"]))
-        if data["until"]:
-            entries = entries.filter(at__lt=_day_start(data["until"] + datetime.timedelta(1)))
+        if data["since"] and (start := _day_start(data["since"])):
+            entries = entries.filter(at__gte=start)
+        if data["until"] and (end := _day_start(data["until"], days_later=1)):
+            entries = entries.filter(at__lt=end)
     page = page_of(request)
     params = request.GET.copy()
     params.pop("page", None)
@@ -109,5 +111,17 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _day_start(day: datetime.date) -> datetime.datetime:
-    return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
+def _day_start(day: datetime.date, *, days_later: int = 0) -> datetime.datetime | None:
+    """Midnight `days_later` days after `day` begins, in the panel's zone.
+
+    None when that instant, or its UTC form the database compares, falls past
+    either end of the calendar (0001-01-01 east of UTC, the day after
+    9999-12-31): such a bound excludes nothing, so it is dropped, not a 500.
+    """
+    try:
+        start = timezone.make_aware(datetime.datetime.combine(
+            day + datetime.timedelta(days=days_later), datetime.time()))
+        start.astimezone(datetime.UTC)
+    except OverflowError:
+        return None
+    return start

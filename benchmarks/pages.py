@@ -2,24 +2,32 @@
 
 Run from the project root:
 
-    .venv/bin/python benchmarks/pages.py [--domains 10000] [--mailboxes 200000]
+    .venv/bin/python benchmarks/pages.py [--backend mariadb|sqlite] [--database NAME]
+                                         [--domains 10000] [--mailboxes 200000]
                                          [--requests 200]
 
-It builds its own MariaDB database `mailadmin_pages` (dropped at the end) with
-the fixture of benchmarks/lookups.py, starts gunicorn on a free loopback port,
+It builds its own database (on MariaDB `mailadmin_pages` or --database,
+dropped at the end; with --backend sqlite a file in a temporary directory,
+the embedded default) with the fixture of benchmarks/lookups.py, starts
+gunicorn on a free loopback port,
 signs in as a superadmin and times sequential requests to the mailbox list, a
 mailbox search, a domain's page and the dashboard (goal: p95 under 50 ms with
 50 rows a page). In-process it also counts the SQL queries of each page, and
 of the mailbox list with 10 and 100 rows a page: the count must not grow with
 the page size (the test suite shows it does not grow with the rows either).
+The summary, with the load average before and after the run (the machine may
+be shared), is printed and written to
+benchmarks/results/pages-<date>-<backend>[-<label>].json.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import http.cookiejar
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -34,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lookups  # the fixture and database plumbing are shared
 
 PROJECT = lookups.PROJECT
+RESULTS_DIR = lookups.RESULTS_DIR
 P95_GOAL_MS = 50.0
 ADMIN, ADMIN_PASSWORD = "bench-admin", "bench admin passphrase"
 
@@ -50,6 +59,10 @@ def pages(fixture: lookups.Fixture) -> dict[str, str]:
         "mailbox list": "/mailboxes/",
         "mailbox list, page 40": "/mailboxes/?page=40",
         "mailbox search": "/mailboxes/?q=user1",
+        "mailbox search, page 40": "/mailboxes/?q=user1&page=40",
+        "mailbox search, domain": f"/mailboxes/?q=user1&domain={fixture.domain(middle)}",
+        "alias search": f"/domains/{fixture.domain(middle)}/aliases/?q=info",
+        "domain search": "/domains/?q=domain12",
         "domain page": f"/domains/{fixture.domain(middle)}/",
         "dashboard": "/",
     }
@@ -117,17 +130,30 @@ def query_counts(fixture: lookups.Fixture) -> dict[str, dict[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("mariadb", "sqlite"), default="mariadb")
+    parser.add_argument("--database", default="mailadmin_pages",
+                        help="MariaDB database to create and drop (never a real one)")
+    parser.add_argument("--label", default="", help="added to the results file's name")
     parser.add_argument("--domains", type=int, default=10_000)
     parser.add_argument("--mailboxes", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args(argv)
     fixture = lookups.Fixture(domains=args.domains, per_domain=args.mailboxes // args.domains)
-    lookups.DB_NAME = "mailadmin_pages"  # never the lookup benchmark's database
+    # Never the lookup benchmark's database, nor its read-only user.
+    lookups.DB_NAME, lookups.RO_USER = args.database, f"{args.database}_ro"
+    sqlite = args.backend == "sqlite"
     workdir = Path(tempfile.mkdtemp(prefix="mailadmin-pages-"))
     server: subprocess.Popen[bytes] | None = None
+    started_at = datetime.datetime.now(datetime.UTC)
+    load_before = lookups.load_average()
     try:
-        lookups.recreate_database()
-        lookups.setup_django(workdir / "data", workdir / "etc")
+        if sqlite:
+            (workdir / "data").mkdir(mode=0o700)
+            database_url = f"sqlite:///{workdir / 'data' / 'pages.sqlite3'}"
+        else:
+            lookups.recreate_database()
+            database_url = ""
+        lookups.setup_django(workdir / "data", workdir / "etc", database_url)
         from django.core.management import call_command
         from passlib.hash import bcrypt
 
@@ -161,9 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        lookups.drop_everything()
+        if not sqlite:
+            lookups.drop_everything()
+        shutil.rmtree(workdir, ignore_errors=True)
+    load_after = lookups.load_average()
 
-    print(f"\nfixture: {fixture.domains} domains, {fixture.mailboxes} mailboxes, loaded in "
+    print(f"\nbackend: {args.backend}; load average before {load_before}, after {load_after}"
+          f" ({os.cpu_count()} CPUs)")
+    print(f"fixture: {fixture.domains} domains, {fixture.mailboxes} mailboxes, loaded in "
           f"{load_s:.1f} s; {args.requests} sequential requests a page, gunicorn, 2 workers\n")
     print(f"{'page':<24}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}  queries  verdict")
     failed = False
@@ -179,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{k}: {v}" for k, v in variants.items())
         print(f"  {name}: {shown}{'' if flat else '  <- NOT FLAT'}")
     print(f"\n(goal: p95 < {P95_GOAL_MS:.0f} ms at 50 rows a page)")
+    label = f"-{args.label}" if args.label else ""
+    out = RESULTS_DIR / f"pages-{started_at:%Y-%m-%d}-{args.backend}{label}.json"
+    lookups.write_json(out, {
+        "started": started_at.isoformat(), "arguments": vars(args),
+        "load_average_before": load_before, "load_average_after": load_after,
+        "cpus": os.cpu_count(), "load_seconds": load_s, "p95_goal_ms": P95_GOAL_MS,
+        "pages": {name: {"url": pages(fixture)[name], **timing,
+                         "queries": counts[name]} for name, timing in timings.items()},
+    })
+    print(f"written to {out.relative_to(PROJECT)}")
     return 1 if failed else 0
 
 

@@ -79,6 +79,10 @@ def _worst(verdicts: Iterable[Verdict]) -> Verdict:
 
 def check_mx(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
     domain = target.name
+    if not identity.hosts:
+        # Nothing to compare with, and no record to suggest: not an error of the domain.
+        return [Finding("mx", "", UNKNOWN,
+                        identity.unset_hostname("the MX record to publish"))]
     fix = "\n".join(f"{domain}. IN MX {10 * (i + 1)} {host}."
                     for i, host in enumerate(identity.hosts))
     answer = lookup(domain, "MX")
@@ -140,6 +144,9 @@ def _mx_target(host: str, identity: Identity, lookup: Session) -> list[tuple[Ver
 
 
 def check_host_address(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
+    if not identity.hosts:
+        return [Finding("host-address", "", UNKNOWN,
+                        identity.unset_hostname("the address records it needs"))]
     findings = []
     for host in identity.hosts:
         if not identity.addresses:
@@ -175,6 +182,10 @@ def check_ptr(target: Target, identity: Identity, lookup: Session) -> list[Findi
     findings = []
     hostname = identity.hostname
     for address in identity.addresses:
+        if not hostname:
+            findings.append(Finding("ptr", address, UNKNOWN,
+                                    identity.unset_hostname("the PTR record to ask for")))
+            continue
         ip = ipaddress.ip_address(address)
         reverse = ip.reverse_pointer
         fix = f"{reverse}. IN PTR {hostname}."
@@ -317,8 +328,9 @@ def check_dkim(target: Target, identity: Identity, lookup: Session) -> list[Find
     domain, selector = target.name, target.dkim_selector
     if not selector or not target.dkim_key:
         return [Finding("dkim", "", UNKNOWN,
-                        "No DKIM key is set for this domain in the panel "
-                        "(manage.py dkim set), so there is nothing to compare.")]
+                        "No DKIM key is set for this domain, so there is nothing to compare: "
+                        "set it on the domain's page under DNS health, \"Set the DKIM key\", "
+                        "or with manage.py dkim set.")]
     owner = f"{selector}._domainkey.{domain}"
     fix = dkim.txt_record(selector, domain, target.dkim_algorithm, target.dkim_key)
     expected = f"p={target.dkim_key[:24]}… ({target.dkim_algorithm})"
@@ -357,10 +369,11 @@ def check_dkim(target: Target, identity: Identity, lookup: Session) -> list[Find
         return [Finding("dkim", selector, ERROR,
                         f"The key at {owner} is not the one this host signs with.",
                         observed, expected, fix)]
-    if algorithm == "rsa" and bits < 2048:
+    if algorithm == "rsa" and bits < dkim.RSA_RECOMMENDED_BITS:
         return [Finding("dkim", selector, WARNING,
-                        f"The RSA key has {bits} bits; use at least 2048.", observed,
-                        "2048 bits")]
+                        f"The RSA key has {bits} bits; use at least "
+                        f"{dkim.RSA_RECOMMENDED_BITS}.", observed,
+                        f"{dkim.RSA_RECOMMENDED_BITS} bits")]
     if "y" in tags.get("t", "").split(":"):
         return [Finding("dkim", selector, WARNING,
                         "The record is in test mode (t=y): receivers may ignore it.", observed)]

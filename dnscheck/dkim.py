@@ -15,6 +15,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 ED25519_KEY_BYTES = 32
+# Shorter RSA keys are accepted (some signers still have them) but warned about,
+# when set and by the DNS check.
+RSA_RECOMMENDED_BITS = 2048
 SELECTOR_MAX = 63  # one DNS label's worth, and the column's size
 PRIVATE_KEY_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 SELECTOR_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?"
@@ -63,6 +66,14 @@ def key_bits(public_key: str, algorithm: str = "rsa") -> int:
     if not isinstance(key, rsa.RSAPublicKey):
         raise BadKey("p= is not an RSA public key")
     return int(key.key_size)
+
+
+def weak_key_warning(algorithm: str, bits: int) -> str:
+    """One line when a key works but is shorter than recommended, else ""."""
+    if algorithm == "rsa" and bits < RSA_RECOMMENDED_BITS:
+        return (f"The RSA key has {bits} bits; {RSA_RECOMMENDED_BITS} bits is recommended "
+                "(the DNS check warns until then).")
+    return ""
 
 
 def _decode(public_key: str) -> bytes:

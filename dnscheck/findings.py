@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -24,6 +25,31 @@ class Finding:
         return (self.check, self.subject)
 
 
+# Names that never resolve on the Internet (RFC 6761, RFC 6762): an MX or PTR
+# record naming one would send mail nowhere. (.test is kept: the integration
+# tests serve a zone of their own under it.)
+PRIVATE_SUFFIXES = frozenset({"localhost", "localdomain", "local", "invalid"})
+SET_HOSTNAME = "Set MAILADMIN_MAIL_HOSTNAME (or MAILADMIN_MX_HOSTS) to this server's public name"
+
+
+def is_public_host_name(name: str) -> bool:
+    """Whether `name` can be published as an MX target or PTR name.
+
+    Not a bare machine name (no dot), an address, or a name under a suffix
+    that never resolves publicly. The defaults fall back to the machine's
+    name, which is often exactly that ("localhost").
+    """
+    name = name.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    return "." in name and last not in PRIVATE_SUFFIXES and not last.isdigit()
+
+
 @dataclass(frozen=True)
 class Identity:
     """The public face of the mail host: what the checks compare DNS with."""
@@ -33,6 +59,8 @@ class Identity:
     ipv6: tuple[str, ...] = ()
     ip_zones: tuple[str, ...] = ()  # DNSBLs for our addresses
     domain_zones: tuple[str, ...] = ()  # block lists for domain names
+    # Configured host names left out of `hosts` because they are not public.
+    private_hosts: tuple[str, ...] = ()
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -40,12 +68,22 @@ class Identity:
 
     @property
     def hostname(self) -> str:
-        return self.hosts[0]
+        """The name PTR records should give; "" when no public name is configured."""
+        return self.hosts[0] if self.hosts else ""
+
+    def unset_hostname(self, to_see: str) -> str:
+        """The reason of a check that needs this host's public name when none is set."""
+        shown = ", ".join(repr(h) for h in self.private_hosts)
+        why = f" ({shown} is not a public DNS name)" if shown else ""
+        return f"{SET_HOSTNAME} to see {to_see}{why}."
 
     @classmethod
     def from_settings(cls) -> Identity:
+        configured = (tuple(settings.MAILADMIN_MX_HOSTS)
+                      or (settings.MAILADMIN_MAIL_HOSTNAME.lower().rstrip("."),))
         return cls(
-            hosts=tuple(settings.MAILADMIN_MX_HOSTS) or (settings.MAILADMIN_MAIL_HOSTNAME,),
+            hosts=tuple(h for h in configured if is_public_host_name(h)),
+            private_hosts=tuple(h for h in configured if not is_public_host_name(h)),
             ipv4=tuple(settings.MAILADMIN_PUBLIC_IPV4),
             ipv6=tuple(settings.MAILADMIN_PUBLIC_IPV6),
             ip_zones=tuple(z.lower().strip(".") for z in settings.MAILADMIN_DNSBL_ZONES),

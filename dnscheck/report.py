@@ -32,6 +32,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
+from dnscheck import changes as moves
 from dnscheck import services
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains.models import Domain
@@ -46,10 +47,12 @@ CHUNK = 500
 # Changed domains named in the subject line.
 SUBJECT_DOMAINS = 3
 
-WORSE, BETTER, NEW, GONE = "worse", "better", "new", "gone"
-KIND_ORDER = {WORSE: 0, BETTER: 1, NEW: 2, GONE: 3}
-SECTION_TITLES = {WORSE: "Worse", BETTER: "Better", NEW: "New checks",
-                  GONE: "No longer checked"}
+# The kinds of change are dnscheck.changes', which the domain page shares.
+WORSE, BETTER, UNCHECKED, NEW, GONE = (moves.WORSE, moves.BETTER, moves.UNCHECKED, moves.NEW,
+                                       moves.GONE)
+KIND_ORDER = moves.ORDER
+SECTION_TITLES = {WORSE: "Worse", BETTER: "Better", UNCHECKED: "Could not check (then or now)",
+                  NEW: "New checks", GONE: "No longer checked"}
 # Inline styles only: mail clients drop style sheets and must not fetch anything.
 COLOURS = {Verdict.OK: "#1b7a3a", Verdict.UNKNOWN: "#5f6368",
            Verdict.WARNING: "#a15c00", Verdict.ERROR: "#b3261e"}
@@ -63,7 +66,7 @@ def _colour(verdict: Verdict | None) -> str:
 @dataclass(frozen=True)
 class Change:
     domain: str
-    kind: str  # WORSE, BETTER, NEW or GONE
+    kind: str  # WORSE, BETTER, UNCHECKED, NEW or GONE
     check_name: str
     subject: str
     before: Verdict | None  # None: no result for this check before
@@ -213,39 +216,33 @@ def domain_summaries(now: datetime, since: datetime | None) -> dict[int, DomainS
 def compare(domain: str, previous: Results | None, current: Results) -> list[Change]:
     """How `current` differs from `previous`; `previous` None: no run to compare with.
 
-    A check that appeared with a problem is a change for the worse (a new
-    DNSBL zone that lists us matters as much as a record that broke); one
-    that appeared fine is just new. With nothing to compare with (the first
-    report, a domain first checked since the last one), the problems are the
-    changes.
+    The kinds are dnscheck.changes' (the domain page's too): a check that
+    appeared with a problem is a change for the worse (a new DNSBL zone that
+    lists us matters as much as a record that broke); one that appeared fine
+    is just new; one that appeared unknown could not be checked. With nothing
+    to compare with (the first report, a domain first checked since the last
+    one), the results that are not ok are the changes.
     """
+    earlier = previous or {}
     changes = []
-    for key, (verdict, reason, record, position) in current.items():
-        before = previous.get(key) if previous is not None else None
-        if before is None:
-            if verdict != Verdict.OK:
-                kind = WORSE
-            elif previous is not None:
-                kind = NEW
-            else:
-                continue
-        elif verdict > before[0]:
-            kind = WORSE
-        elif verdict < before[0]:
-            kind = BETTER
-        else:
+    for key, kind in moves.compare({k: row[0] for k, row in earlier.items()},
+                                   {k: row[0] for k, row in current.items()}):
+        if kind == NEW and previous is None:
             continue
+        if kind == GONE:
+            verdict, reason, _record, position = earlier[key]
+            changes.append(Change(
+                domain=domain, kind=GONE, check_name=key[0], subject=key[1],
+                before=Verdict(verdict), after=None, reason=reason, record="",
+                position=len(current) + position))
+            continue
+        verdict, reason, record, position = current[key]
+        before = earlier.get(key)
         changes.append(Change(
             domain=domain, kind=kind, check_name=key[0], subject=key[1],
             before=_verdict(before[0]) if before is not None else None,
             after=Verdict(verdict), reason=reason,
             record=record if kind == WORSE else "", position=position))
-    for key, (verdict, reason, _record, position) in (previous or {}).items():
-        if key not in current:
-            changes.append(Change(
-                domain=domain, kind=GONE, check_name=key[0], subject=key[1],
-                before=Verdict(verdict), after=None, reason=reason, record="",
-                position=len(current) + position))
     return changes
 
 

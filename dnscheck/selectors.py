@@ -9,13 +9,15 @@ from typing import Protocol
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from dnscheck.models import CheckResult, CheckRun, Verdict
+from dnscheck import changes as moves
+from dnscheck.models import CheckResult, CheckRun, DkimKey, Verdict
 from domains.models import Domain
 
 OPEN_STATES = (CheckRun.State.QUEUED, CheckRun.State.RUNNING)
-# How a change sorts: what got worse first, then what got better, then the rest.
-WORSENED, IMPROVED, UNCHANGED = "worsened", "improved", "unchanged"
-_DIRECTION_ORDER = {WORSENED: 0, IMPROVED: 1, UNCHANGED: 2}
+# The page's words for the kinds of dnscheck.changes (also its CSS classes). A
+# move to or from unknown is "unchecked": neither better nor worse.
+WORSENED, IMPROVED, UNCHECKED, UNCHANGED = "worsened", "improved", "unchecked", "unchanged"
+_DIRECTIONS = {moves.WORSE: WORSENED, moves.BETTER: IMPROVED, moves.UNCHECKED: UNCHECKED}
 
 
 class Result(Protocol):
@@ -47,15 +49,14 @@ class Change:
         return "changed"
 
     @property
+    def change(self) -> str:
+        """The kind of move, as dnscheck.changes (and so the report) names it."""
+        return moves.change_kind(self.old, self.new) or UNCHANGED
+
+    @property
     def direction(self) -> str:
-        # A new result is measured against ok, a gone one as if it became ok.
-        before = Verdict.OK if self.old is None else self.old
-        after = Verdict.OK if self.new is None else self.new
-        if after > before:
-            return WORSENED
-        if after < before:
-            return IMPROVED
-        return UNCHANGED
+        # A result that is new while ok, or gone, is neither better nor worse.
+        return _DIRECTIONS.get(self.change, UNCHANGED)
 
     @property
     def worsened(self) -> bool:
@@ -106,17 +107,17 @@ def open_run(domain: Domain) -> CheckRun | None:
 
 
 def compare(before: Iterable[Result], after: Iterable[Result]) -> list[Change]:
-    """What differs between two sets of results: worsened first, then improved.
+    """What differs between two sets of results, as dnscheck.changes decides (as the report).
 
-    Within a direction the worst verdict comes first, then check and subject.
+    Worse first, then better, then unknown then or now, then new, then gone;
+    within a kind the worst verdict comes first, then check and subject.
     """
     old = {(r.check_name, r.subject): r for r in before}
     new = {(r.check_name, r.subject): r for r in after}
     changes = []
-    for key in [*new, *(k for k in old if k not in new)]:
+    for key, _kind in moves.compare({k: r.verdict for k, r in old.items()},
+                                    {k: r.verdict for k, r in new.items()}):
         was, now = old.get(key), new.get(key)
-        if was is not None and now is not None and was.verdict == now.verdict:
-            continue
         shown = now if now is not None else old[key]
         changes.append(Change(check_name=key[0], subject=key[1],
                               old=None if was is None else Verdict(was.verdict),
@@ -125,7 +126,7 @@ def compare(before: Iterable[Result], after: Iterable[Result]) -> list[Change]:
 
     def order(change: Change) -> tuple[int, int, str, str]:
         worst = max(change.old or Verdict.OK, change.new or Verdict.OK)
-        return (_DIRECTION_ORDER[change.direction], -worst, change.check_name, change.subject)
+        return (moves.ORDER[change.change], -worst, change.check_name, change.subject)
 
     return sorted(changes, key=order)
 
@@ -181,6 +182,7 @@ class Health:
     records: str = ""
     pending: CheckRun | None = None  # a run queued or running now
     failed: CheckRun | None = None  # the last run, when it failed after `run`
+    dkim_stale: bool = False  # the DKIM key was set or removed since `run` checked it
 
     @property
     def tally(self) -> list[tuple[str, int]]:
@@ -203,6 +205,27 @@ def health(domain: Domain) -> Health:
     results = list(run.results.all())
     previous = previous_run(run)
     changes = compare(previous.results.all(), results) if previous else []
+    stale = dkim_stale(domain, run, results)
+    # A stale DKIM result's record is for a key the panel no longer has.
+    current = [r for r in results if not (stale and r.check_name == "dkim")]
     return Health(domain=domain, run=run, results=results, changes=changes,
-                  has_previous=previous is not None, records=zone_records(results),
-                  pending=pending, failed=failed)
+                  has_previous=previous is not None, records=zone_records(current),
+                  pending=pending, failed=failed, dkim_stale=stale)
+
+
+def dkim_stale(domain: Domain, run: CheckRun, results: Iterable[CheckResult]) -> bool:
+    """Whether `run` checked DKIM with another key than the one set now.
+
+    Setting, replacing or removing the key does not check again: until the
+    next run the row must say so, not "no key is set" or show the record of
+    a key that is gone.
+    """
+    checked = {r.subject for r in results if r.check_name == "dkim"}
+    if not checked:
+        return False
+    key = DkimKey.objects.filter(domain=domain).only("selector", "modified").first()
+    if key is None:
+        return checked != {""}  # checked with a key that has been removed since
+    # The key is read when the run starts: one set after that is not in it.
+    since = run.started or run.finished
+    return checked != {key.selector} or (since is not None and key.modified >= since)

@@ -53,7 +53,7 @@ def set_dkim_key(*, actor: str, domain: Domain, selector: str, public_key: str) 
         row = existing or DkimKey(domain=locked)
         row.selector, row.public_key, row.algorithm = selector, key, algorithm
         row.save()
-        audit.record(actor=actor, action="dkim.set", obj=row, domain=locked.name,
+        audit.record(actor=actor, action="dkim.set", obj=row, domain=locked,
                      before=before, after=audit.snapshot(row))
     return row
 
@@ -64,7 +64,7 @@ def remove_dkim_key(*, actor: str, domain: Domain) -> None:
         row = DkimKey.objects.filter(domain=locked).first()
         if row is None:
             raise ValidationError(f"{domain.name} has no DKIM key set.")
-        audit.record(actor=actor, action="dkim.remove", obj=row, domain=locked.name,
+        audit.record(actor=actor, action="dkim.remove", obj=row, domain=locked,
                      before=audit.snapshot(row))
         row.delete()
 
@@ -88,7 +88,7 @@ def request_check(*, actor: str, domain: Domain, countdown: float = 0) -> CheckR
             run = CheckRun.objects.create(domain=locked, requested_by=actor[:254])
             if actor not in {BEAT, COMMAND}:
                 audit.record(actor=actor, action="dnscheck.request", obj=locked,
-                             domain=locked.name, after={"run": run.pk})
+                             domain=locked, after={"run": run.pk})
         if run.state == CheckRun.State.QUEUED:
             run_id = run.pk
             transaction.on_commit(

@@ -81,6 +81,8 @@ def dkim_key(request: HttpRequest, name: str) -> HttpResponse:
             messages.success(request, f"Set the DKIM key {key.selector}._domainkey.{domain.name} "
                                       f"({key.algorithm}, {bits} bits). Check now to see "
                                       f"whether its record is published.")
+            if warning := dkim.weak_key_warning(key.algorithm, bits):
+                messages.warning(request, warning)
             return redirect(reverse("domains:domain-detail", args=[domain.name]) + "#dns-health")
     return render(request, "dnscheck/dkim.html", _dkim_context(domain, form, current))
 

@@ -5,15 +5,16 @@ EXPORT_CHUNK rows, in creation order), so 200,000 mailboxes use the memory of
 one chunk on every backend. (QuerySet.iterator() would be one query, but mysqlclient buffers the
 whole result set client-side, so on MariaDB it is not flat.)
 
-Spreadsheet formulas: a free-text cell (the mailbox name) that starts with
-= + - @ (or a tab or carriage return) gets a leading apostrophe, and an import
-takes that apostrophe off again. Addresses, destinations, password hashes,
-quotas and flags are written as they are: a `{SCHEME}` hash never starts with
-those characters, and an address may (the `@domain` catch-all, and local parts
-may begin with = + -), but an export is for moving a server, so it must
-re-import byte for byte; it cannot hold spaces, quotes or parentheses, so it
-cannot carry a function call. Open these files in a text editor or import
-them as text, not by double-clicking them into a spreadsheet.
+Spreadsheet formulas (OWASP "CSV injection"): every exported cell that starts
+with = + - @ (or a tab or carriage return) gets a leading apostrophe, which
+spreadsheets take as "this is text". Addresses need it too: the `@domain`
+catch-all, and local parts may begin with = + -. An apostrophe is itself a
+legal local-part character, so a cell that already starts with apostrophes
+followed by one of those characters gets one more; an import takes exactly
+one apostrophe off a cell that starts with apostrophes followed by one of
+them, in every column but `password` (hand-typed, never exported). So an
+export re-imports byte for byte, and a hand-written `'=x@example.org` means
+`=x@example.org`.
 
 Import is two steps: `parse_upload` reads and checks every row without
 writing (a preview), `create_job` stores the checked rows, passwords hashed,
@@ -28,11 +29,12 @@ import datetime
 import io
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
@@ -40,6 +42,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.permissions import checked_domains_of
 from domains import passwords, services
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport
@@ -59,8 +62,6 @@ PROGRESS_BATCH = 1000
 SHOWN_ERRORS = 500
 SHOWN_SAMPLE = 20
 ERROR_LINES_KEPT = 50
-# Pending (never confirmed) jobs older than this are deleted with their hashes.
-PENDING_KEPT = datetime.timedelta(days=1)
 
 MAILBOX_EXPORT_COLUMNS = ("email", "name", "quota", "active", "password_hash")
 ALIAS_EXPORT_COLUMNS = ("source", "destinations", "active")
@@ -86,13 +87,17 @@ _DESTINATION_SEPARATORS = re.compile(r"[\s,;]+")
 
 
 def neutralise(value: str) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    """A cell a spreadsheet will show as text, never run as a formula.
+
+    Apostrophes already in front of a formula character get one more, so
+    unneutralise() can tell a stored `'=x` from a neutralised `=x`.
+    """
+    return "'" + value if value.lstrip("'").startswith(FORMULA_START) else value
 
 
 def unneutralise(value: str) -> str:
     """The value neutralise() was given (an import reads back its own exports)."""
-    if value.startswith("'") and value[1:].startswith(FORMULA_START):
+    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
         return value[1:]
     return value
 
@@ -102,13 +107,14 @@ def mailbox_csv(domain: Domain, chunk: int | None = None) -> Iterator[str]:
     rows = _keyset(Mailbox.objects.filter(domain=domain),
                    ("email", "name", "quota", "active", "password"), chunk or EXPORT_CHUNK)
     return _csv_pieces(MAILBOX_EXPORT_COLUMNS, rows, lambda r: [
-        r[1], neutralise(r[2]), str(r[3]), _flag(r[4]), r[5]])
+        neutralise(r[1]), neutralise(r[2]), str(r[3]), _flag(r[4]), neutralise(r[5])])
 
 
 def alias_csv(domain: Domain, chunk: int | None = None) -> Iterator[str]:
     rows = _keyset(Alias.objects.filter(domain=domain),
                    ("source", "destinations", "active"), chunk or EXPORT_CHUNK)
-    return _csv_pieces(ALIAS_EXPORT_COLUMNS, rows, lambda r: [r[1], r[2], _flag(r[3])])
+    return _csv_pieces(ALIAS_EXPORT_COLUMNS, rows,
+                       lambda r: [neutralise(r[1]), neutralise(r[2]), _flag(r[3])])
 
 
 def _flag(value: bool) -> str:
@@ -220,8 +226,12 @@ class Preview:
         return 0 if self.bad else self.total - len(self.shown)
 
 
-def parse_upload(*, domain: Domain, kind: str, upload: UploadedFile) -> Preview:
-    """Read and check every row of an uploaded CSV file; nothing is written."""
+def parse_upload(*, domain: Domain, kind: str, upload: UploadedFile,
+                 checked_domains: Collection[str] | None = None) -> Preview:
+    """Read and check every row of an uploaded CSV file; nothing is written.
+
+    `checked_domains`: the uploader's reach (services.create_alias explains).
+    """
     if kind == ImportJob.Kind.MAILBOXES:
         columns = ["email", "name", "quota", "password", "active"]
     else:
@@ -255,7 +265,7 @@ def parse_upload(*, domain: Domain, kind: str, upload: UploadedFile) -> Preview:
     if kind == ImportJob.Kind.MAILBOXES:
         _check_mailboxes(domain, table, preview)
     else:
-        _check_aliases(domain, table, preview)
+        _check_aliases(domain, table, preview, checked_domains)
     return preview
 
 
@@ -307,7 +317,9 @@ def _read_table(text: str, kind: str, preview: Preview) -> list[TableLine]:
                 errors.append(f"This line has {len(cells)} cells; the header has "
                               f"{len(names)}. Quote cells that hold a comma.")
             cells = (cells + [""] * len(names))[:len(names)]
-            table.append((reader.line_num, dict(zip(names, cells, strict=True)), errors))
+            row = {name: cell if name == "password" else unneutralise(cell.strip())
+                   for name, cell in zip(names, cells, strict=True)}
+            table.append((reader.line_num, row, errors))
     except csv.Error as exc:
         preview.file_errors.append(f"Line {reader.line_num} cannot be read as CSV: {exc}.")
     return table
@@ -331,9 +343,10 @@ def _check_mailboxes(domain: Domain, table: list[TableLine],
         elif not hashed and not plain:
             errors.append("A password or a password_hash is required.")
         elif plain:
-            if not passwords.can_hash(plain):
-                errors.append("The password is too long (at most 72 bytes) or holds a NUL "
-                              "character.")
+            # The policy every typed password meets (length, not the address's name).
+            weak = services.password_policy_problems(plain, cells["email"].strip())
+            if weak:
+                errors.extend(weak)
             else:
                 preview.plaintext[index] = plain
         else:
@@ -345,7 +358,7 @@ def _check_mailboxes(domain: Domain, table: list[TableLine],
         active = _parse_flag(cells.get("active", ""), errors)
         quota = cells.get("quota", "").strip()
         imports.append(MailboxImport(email=cells["email"].strip(), password_hash="",
-                                     name=unneutralise(cells.get("name", "").strip()),
+                                     name=cells.get("name", "").strip(),
                                      quota=quota or None))
         hashes.append(normalized)
         flags.append(active)
@@ -380,7 +393,7 @@ def _check_mailboxes(domain: Domain, table: list[TableLine],
 
 
 def _check_aliases(domain: Domain, table: list[TableLine],
-                   preview: Preview) -> None:
+                   preview: Preview, checked_domains: Collection[str] | None) -> None:
     imports: list[AliasImport] = []
     local_errors: list[list[str]] = []
     for _, cells, line_errors in table:
@@ -390,7 +403,8 @@ def _check_aliases(domain: Domain, table: list[TableLine],
         imports.append(AliasImport(source=cells["source"], destinations=targets,
                                    active=active))
         local_errors.append(errors)
-    problems = services.alias_import_problems(domain=domain, rows=imports)
+    problems = services.alias_import_problems(domain=domain, rows=imports,
+                                              checked_domains=checked_domains)
     for index, ((line, _, _), row) in enumerate(zip(table, imports, strict=True)):
         errors = local_errors[index] + problems[index]
         _add_row(preview, line, [row.source, ", ".join(row.destinations),
@@ -435,10 +449,30 @@ def create_job(*, domain: Domain, actor: str, preview: Preview) -> ImportJob:
     for index, plain in preview.plaintext.items():
         preview.records[index][3] = passwords.hash_password(plain)
     preview.plaintext.clear()
-    ImportJob.objects.filter(state=ImportJob.State.PENDING,
-                             created__lt=timezone.now() - PENDING_KEPT).delete()
+    sweep_import_jobs()
     return ImportJob.objects.create(domain=domain, kind=preview.kind, actor=actor,
                                     rows=preview.records, total=len(preview.records))
+
+
+def sweep_import_jobs() -> int:
+    """Drop the password hashes of jobs older than MAILADMIN_IMPORT_PENDING_HOURS.
+
+    Never confirmed: the job is deleted. Confirmed but still queued or running
+    (a worker died or never came; a task's hard limit is minutes, the bound
+    hours): it fails with its rows emptied, and a late worker's claim finds it
+    not pending. Beat runs this every quarter hour; the embedded default, with
+    no beat, at start (manage.py sweep_imports) and on the import pages.
+    The number of jobs swept.
+    """
+    cutoff = timezone.now() - datetime.timedelta(hours=settings.MAILADMIN_IMPORT_PENDING_HOURS)
+    deleted, _ = ImportJob.objects.filter(state=ImportJob.State.PENDING, confirmed__isnull=True,
+                                          created__lt=cutoff).delete()
+    failed = ImportJob.objects.filter(
+        state__in=[ImportJob.State.PENDING, ImportJob.State.RUNNING], created__lt=cutoff,
+    ).update(state=ImportJob.State.FAILED, rows=[], finished=timezone.now(),
+             error="The import was confirmed but no worker finished it in time; "
+                   "nothing was imported. Upload the file again.")
+    return deleted + failed
 
 
 def confirm_job(job: ImportJob, enqueue: Callable[[int], Any]) -> bool:
@@ -512,7 +546,10 @@ def _run_aliases(job: ImportJob) -> int:
             rows.append(AliasImport(source=normalize_address(source, allow_catchall=True),
                                     destinations=destinations, active=bool(active)))
         _progress(job.pk, start + len(part))
-    return len(services.import_aliases(actor=job.actor, domain=job.domain, rows=rows))
+    # The reach of the admin who previewed it: a check wider than the preview's
+    # would tell them, in the job's error, what the preview kept from them.
+    return len(services.import_aliases(actor=job.actor, domain=job.domain, rows=rows,
+                                       checked_domains=checked_domains_of(job.actor)))
 
 
 def _batches(job: ImportJob) -> Iterator[tuple[int, list[list[Any]]]]:

@@ -29,8 +29,15 @@ class MailboxForm(forms.Form):
     local_part = forms.CharField(max_length=200, label="Address",
                                  help_text="the part before the @")
 
-    def __init__(self, *args: object, check_url: str = "", **kwargs: object) -> None:
+    def __init__(self, *args: object, check_url: str = "", kept_maildir: str = "",
+                 **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if kept_maildir:
+            # Offered to superadmins only, once the address turns out to have kept mail.
+            self.fields["reuse_kept_maildir"] = forms.BooleanField(
+                required=False, label="Give this mailbox the kept mail",
+                help_text=f"the Maildir of a deleted mailbox of this address, {kept_maildir}; "
+                          "leave unticked for a new person")
         if check_url:
             # Checked as it is typed; the answer lands under the field.
             self.fields["local_part"].widget.attrs.update({
@@ -59,6 +66,14 @@ class MailboxEditForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
                                strip=False, label="New password",
                                help_text="leave empty to keep the current one")
+    generate = forms.BooleanField(required=False, label="Generate a new password",
+                                  help_text="instead of typing one; shown once")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("generate") and data.get("password"):
+            self.add_error("password", "Type a new password or generate one, not both.")
+        return data
 
 
 class OwnPasswordForm(forms.Form):

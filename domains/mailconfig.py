@@ -13,6 +13,7 @@ shape is its own map file.
 from __future__ import annotations
 
 import os
+import string
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine
 
+from domains.validators import MAILBOX_SPECIALS
 from mailadmin.env import database_from_url
 
 TEMPLATE_DIR = Path(settings.BASE_DIR) / "deploy" / "templates"
@@ -46,6 +48,45 @@ def _alias_domain_join(dialect: str, table: str, key_column: str, local: str) ->
     )
 
 
+def _deliverable_destinations(dialect: str, alias_from: str) -> str:
+    """The destinations of the alias row `alias_from` selects, one row each,
+    keeping only those Postfix can deliver.
+
+    A destination that cannot be delivered (a disabled mailbox, one in a
+    disabled domain, a disabled or vanished alias) would be accepted at RCPT
+    and bounced afterwards: backscatter. Left out here, an alias with nothing
+    deliverable answers nothing, so smtpd refuses it with 550 at RCPT, and an
+    alias with a mix delivers to the live ones. A destination outside our
+    domains (external, or an alias domain, which its own maps resolve) stays.
+
+    The comma list becomes a JSON array split by the database's own table
+    function (MariaDB 10.6+ JSON_TABLE, SQLite json_each): addresses hold no
+    `"` or backslash (validators). Each item is then checked by unique-key
+    lookups; Postfix joins the rows with commas. Measured on MariaDB 10.11,
+    this costs about twice the old single-row lookup (0.3 ms against 0.15);
+    a recursive CTE did the same on both databases at ten times.
+    """
+    listed = _concat(dialect, "'[\"'", "REPLACE(a.destinations, ',', '\",\"')", "'\"]'")
+    if dialect == "mysql":
+        split = f"JSON_TABLE({listed}, '$[*]' COLUMNS (address VARCHAR(254) PATH '$')) AS dest"
+        address = "dest.address"
+    else:
+        split = f"json_each({listed}) AS dest"
+        address = "dest.value"
+    joins, _, where = alias_from.partition(" WHERE ")
+    # LEFT JOINs on unique keys (at most one row each), not EXISTS subqueries:
+    # one query block plans in about two thirds of the time on MariaDB.
+    return (
+        f"SELECT {address} {joins} JOIN {split} "
+        f"LEFT JOIN users u ON u.email = {address} AND u.active = 1 "
+        "LEFT JOIN domains ud ON ud.id = u.domain_id AND ud.active = 1 "
+        f"LEFT JOIN aliases b ON b.source = {address} AND b.active = 1 "
+        "LEFT JOIN domains bd ON bd.id = b.domain_id AND bd.active = 1 "
+        f"LEFT JOIN domains xd ON xd.name = SUBSTR({address}, INSTR({address}, '@') + 1) "
+        f"WHERE {where} AND (ud.id IS NOT NULL OR bd.id IS NOT NULL OR xd.id IS NULL)"
+    )
+
+
 def postfix_queries(dialect: str) -> dict[str, str]:
     """Map file name -> query, in the order Postfix should consult them."""
     local_at = "'%u@'" if dialect == "sqlite" else "'%u', '@'"
@@ -54,19 +95,19 @@ def postfix_queries(dialect: str) -> dict[str, str]:
         "SELECT u.email FROM users u JOIN domains d ON d.id = u.domain_id "
         "WHERE u.email = '%s' AND u.active = 1 AND " + ACTIVE_DOMAIN
     )
-    alias = (
-        "SELECT a.destinations FROM aliases a JOIN domains d ON d.id = a.domain_id "
+    alias = _deliverable_destinations(dialect, (
+        "FROM aliases a JOIN domains d ON d.id = a.domain_id "
         "WHERE a.source = '%s' AND a.active = 1 AND " + ACTIVE_DOMAIN
-    )
+    ))
     aliasdomain_mailbox = "SELECT u.email " + _alias_domain_join(
         dialect, "users u", "u.email", local_at) + " AND u.active = 1"
-    aliasdomain_alias = "SELECT a.destinations " + _alias_domain_join(
-        dialect, "aliases a", "a.source", local_at) + " AND a.active = 1"
+    aliasdomain_alias = _deliverable_destinations(dialect, _alias_domain_join(
+        dialect, "aliases a", "a.source", local_at) + " AND a.active = 1")
     # Answers only the `@alias.example` key, so a real mailbox reached
     # through the alias domain always wins over the target's catch-all.
-    aliasdomain_catchall = "SELECT a.destinations " + _alias_domain_join(
+    aliasdomain_catchall = _deliverable_destinations(dialect, _alias_domain_join(
         dialect, "aliases a", "a.source", catchall_of) + (
-        " AND a.active = 1 AND '%s' = " + _concat(dialect, "'@'", "ad.name"))
+        " AND a.active = 1 AND '%s' = " + _concat(dialect, "'@'", "ad.name")))
     return {
         "domains.cf": (
             "SELECT 1 FROM domains d WHERE d.name = '%s' AND " + ACTIVE_DOMAIN + " "
@@ -115,6 +156,23 @@ VIRTUAL_ALIAS_ORDER = [
     "aliasdomain-aliases.cf", "aliasdomain-catchall.cf",
 ]
 SENDER_LOGIN_ORDER = ["sender-login.cf", "aliasdomain-sender-login.cf"]
+
+
+def dovecot_username_chars() -> str:
+    """Dovecot's auth_username_chars: every character the panel accepts in a
+    mailbox's address (validators.MAILBOX_SPECIALS), so every mailbox it
+    creates can sign in and receive over LMTP (Dovecot's default list refuses
+    e.g. o'brien@ after Postfix accepted it).
+
+    Uppercase stays in: Dovecot checks the name as typed, before %Lu lowers it.
+    The value is written in double quotes (a bare `#` starts a comment), so it
+    must hold no `"` or backslash; `%` and `/` are refused by the validator.
+    """
+    chars = string.ascii_lowercase + string.ascii_uppercase + string.digits + ".@"
+    chars += "".join(c for c in MAILBOX_SPECIALS if c not in chars)
+    if any(c in chars for c in '"\\%/'):
+        raise ImproperlyConfigured(f"cannot render auth_username_chars from {chars!r}")
+    return chars
 
 
 def dovecot_queries(dialect: str) -> dict[str, str]:
@@ -217,6 +275,28 @@ def _listener(value: str, setting: str) -> dict[str, str]:
     return {"kind": "unix", "path": dovecot_path, "transport": value, "sasl_path": rest}
 
 
+def _tls_file(setting: str) -> str:
+    """The path in `setting`, refused when it is plainly not there.
+
+    Postfix starts without its certificate and only fails each TLS handshake
+    (so the submission port, which requires TLS, is dead) and logs it
+    per connection. The default is Debian's snakeoil pair, which exists only
+    where ssl-cert generated it. A path this process may not look into
+    (e.g. /etc/ssl/private as non-root) is left for Postfix to judge.
+    """
+    path = str(getattr(settings, setting))
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise ImproperlyConfigured(
+            f"{setting}={path}: no such file; Postfix TLS and the submission port would not "
+            "work (point it at the host's certificate, or run "
+            "`make-ssl-cert generate-default-snakeoil` for Debian's self-signed pair)") from None
+    except OSError:
+        pass
+    return path
+
+
 def render(options: RenderOptions) -> dict[str, str]:
     """Relative path -> file content, for every file the daemons need."""
     db = options.database
@@ -236,13 +316,16 @@ def render(options: RenderOptions) -> dict[str, str]:
         "lmtp": _listener(settings.MAILADMIN_LMTP, "MAILADMIN_LMTP"),
         "sasl": _listener(settings.MAILADMIN_SASL, "MAILADMIN_SASL"),
         "mynetworks": settings.MAILADMIN_MYNETWORKS,
-        "tls_cert": settings.MAILADMIN_TLS_CERT,
-        "tls_key": settings.MAILADMIN_TLS_KEY,
+        "tls_cert": _tls_file("MAILADMIN_TLS_CERT"),
+        "tls_key": _tls_file("MAILADMIN_TLS_KEY"),
         "vmail_dir": settings.MAILADMIN_VMAIL_DIR.rstrip("/"),
         "vmail_uid": settings.MAILADMIN_VMAIL_UID,
         "vmail_gid": settings.MAILADMIN_VMAIL_GID,
         "dovecot_dir": options.dovecot_dir.rstrip("/"),
         "dovecot": dovecot_queries(db.dialect),
+        "username_chars": dovecot_username_chars(),
+        # The group the daemons read a SQLite database through (settings).
+        "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",
     }
     files: dict[str, str] = {}
     map_template = engine.get_template(f"postfix/map-{db.dialect}.cf")

@@ -9,6 +9,7 @@ column a daemon query filters on is unique or indexed.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Domain(models.Model):
@@ -46,6 +47,15 @@ class Mailbox(models.Model):
     class Meta:
         db_table = "users"
         ordering = ["email"]
+        indexes = [
+            # A domain's mailboxes in address order, and a search within it.
+            models.Index(fields=["domain", "email"], name="users_domain_email"),
+            # Search by display name without case (domains.search.Folded):
+            # MariaDB folds case in the column's collation and uses the
+            # first; SQLite uses the second (MariaDB does not create it).
+            models.Index(fields=["name", "email"], name="users_name_email"),
+            models.Index(Lower("name"), "email", name="users_name_lower_email"),
+        ]
 
     def __str__(self) -> str:
         return self.email
@@ -68,6 +78,8 @@ class Alias(models.Model):
     class Meta:
         db_table = "aliases"
         ordering = ["source"]
+        # A domain's aliases in address order, and a search within it.
+        indexes = [models.Index(fields=["domain", "source"], name="aliases_domain_source")]
         verbose_name_plural = "aliases"
 
     def __str__(self) -> str:
@@ -144,3 +156,35 @@ class ImportJob(models.Model):
     @property
     def finished_state(self) -> bool:
         return self.state in (self.State.DONE, self.State.FAILED)
+
+
+class KeptMaildir(models.Model):
+    """A deleted mailbox's Maildir, left on disk, until it is removed or reused.
+
+    Written by the delete in its transaction. While a row is open (neither
+    `removed_at` nor `reused_at`), the address cannot become a mailbox again
+    unless a superadmin chooses to hand it the kept mail: a new person must
+    never silently receive a previous person's mail.
+    """
+
+    address = models.CharField(max_length=254, db_index=True)
+    path = models.CharField(max_length=1024)
+    deleted_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    reused_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "kept_maildirs"
+        ordering = ["address", "-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.path})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.removed_at is None and self.reused_at is None
+
+    @staticmethod
+    def refusal(address: str) -> str:
+        """Why `address` cannot be a new mailbox yet; no path, which is the previous person's."""
+        return f"A previous mailbox's mail is kept for {address}; ask a superadmin."

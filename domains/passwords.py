@@ -3,6 +3,8 @@
 New hashes use the configured default scheme (BLF-CRYPT, bcrypt `$2y$`).
 Hashes in any accepted scheme can be imported; a successful sign-in with an
 older scheme (or a weaker bcrypt cost) is rehashed to the default.
+A hash whose cost is beyond the MAILADMIN_MAX_* settings is refused, and
+never run: one verification must not hold a worker for long.
 Plaintext never appears in an exception or a log line from here.
 """
 
@@ -16,6 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from passlib.hash import argon2, bcrypt, md5_crypt, sha256_crypt, sha512_crypt
+
+
+class TooCostly(ValidationError):
+    """A hash whose parameters are beyond the MAILADMIN_MAX_* bounds."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,52 @@ def split_hash(stored: str) -> tuple[str, str]:
     if not parsed.checksum:
         # A salt with no digest would import fine and then never verify.
         raise ValidationError(f"The {scheme} hash has no digest.")
+    problem = _cost_problem(scheme, parsed)
+    if problem:
+        raise TooCostly(problem)
     return scheme, value
+
+
+def _cost_problem(scheme: str, parsed: Any) -> str | None:
+    """Why verifying this hash would cost too much; None when it is within the bounds.
+
+    Read from the hash's parameters, never by running it: a planted
+    `$2y$31$` would hold whoever verifies it (a sign-in) for days.
+    """
+    limits: list[tuple[str, int, int, str]] = []
+    if scheme == "BLF-CRYPT":
+        limits.append(("cost", parsed.rounds, settings.MAILADMIN_MAX_BCRYPT_COST,
+                       "MAILADMIN_MAX_BCRYPT_COST"))
+    elif scheme in ("SHA512-CRYPT", "SHA256-CRYPT"):
+        limits.append(("rounds", parsed.rounds, settings.MAILADMIN_MAX_SHA_CRYPT_ROUNDS,
+                       "MAILADMIN_MAX_SHA_CRYPT_ROUNDS"))
+    elif scheme in _ARGON_TYPE:
+        limits += [
+            ("memory", parsed.memory_cost, settings.MAILADMIN_MAX_ARGON2_MEMORY_KIB,
+             "MAILADMIN_MAX_ARGON2_MEMORY_KIB"),
+            ("time cost", parsed.rounds, settings.MAILADMIN_MAX_ARGON2_TIME_COST,
+             "MAILADMIN_MAX_ARGON2_TIME_COST"),
+            ("parallelism", parsed.parallelism, settings.MAILADMIN_MAX_ARGON2_PARALLELISM,
+             "MAILADMIN_MAX_ARGON2_PARALLELISM"),
+        ]
+    for what, value, bound, setting in limits:
+        if value > bound:
+            shown = (f"{value} rounds; at most {bound}" if what == "rounds"
+                     else f"{what} {value}{' KiB' if what == 'memory' else ''}; at most {bound}")
+            return (f"The {scheme} hash has {shown} is accepted ({setting}): it would take "
+                    "too long to verify.")
+    return None
+
+
+def cost_problem(stored: str) -> str | None:
+    """Why a stored hash is too costly to verify, or None (also for unreadable hashes)."""
+    try:
+        split_hash(stored)
+    except TooCostly as error:
+        return " ".join(error.messages)
+    except ValidationError:
+        return None
+    return None
 
 
 def normalize_hash(stored: str) -> str:

@@ -10,7 +10,8 @@ from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from domains.models import Alias, AliasDomain, Domain, Mailbox
+from domains import search
+from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
 from domains.validators import normalize_address, normalize_domain
 
 _M = TypeVar("_M", bound=models.Model)
@@ -68,7 +69,23 @@ def new_address_problem(local_part: str, domain: Domain) -> str | None:
         return f"{address} is already a mailbox."
     if Alias.objects.filter(source=address).exists():
         return f"{address} is already an alias."
+    if kept_maildirs().filter(address=address).exists():
+        return KeptMaildir.refusal(address)
     return None
+
+
+def kept_maildirs() -> QuerySet[KeptMaildir]:
+    """Maildirs of deleted mailboxes still on disk (neither removed nor reused)."""
+    return KeptMaildir.objects.filter(removed_at=None, reused_at=None).order_by("address")
+
+
+def kept_maildir_of(raw_address: str) -> KeptMaildir | None:
+    """The open kept Maildir of an address as typed, or None (also for a bad address)."""
+    try:
+        address = normalize_address(raw_address)
+    except ValidationError:
+        return None
+    return kept_maildirs().filter(address=address).order_by("-deleted_at").first()
 
 
 def _one(queryset: QuerySet[_M], message: str, **lookup: str) -> _M:
@@ -100,3 +117,27 @@ def alias_domain_by_name(name: str) -> AliasDomain:
     domain_name = normalize_domain(name)
     return _one(AliasDomain.objects.select_related("target"),
                 f"{domain_name} is not an alias domain.", name=domain_name)
+
+
+def mailbox_search_page(mailboxes: QuerySet[Mailbox], typed: str, *, page: int, size: int
+                        ) -> tuple[list[Mailbox], bool]:
+    """One page of the mailboxes matching a search, and whether there is a next page.
+
+    First the mailboxes whose address starts with the term (address order),
+    then those whose display name starts with it, without case (name order).
+    Each part is one index range read in index order, so a page costs its
+    rows, not the matches: a term can match 100,000 mailboxes.
+    """
+    term = search.address_term(typed)
+    by_address = mailboxes.filter(email__prefix=term).order_by("email")
+    by_name = (mailboxes.filter(name__folded__prefix=search.name_term(typed))
+               .exclude(email__prefix=term).order_by(search.Folded("name"), "email"))
+    offset = (page - 1) * size
+    rows = list(by_address[offset: offset + size + 1])
+    if len(rows) > size:
+        return rows[:size], True
+    # Past the last address match: the name matches continue where they end.
+    # (On an empty page the count reads at most `offset` index entries.)
+    skip = 0 if rows or not offset else offset - by_address.count()
+    rows += by_name[skip: skip + size + 1 - len(rows)]
+    return rows[:size], len(rows) > size

@@ -9,26 +9,30 @@ Views, tasks and commands call these; nothing else saves these models.
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEntry
+from accounts.models import MAILBOX_ACCOUNT_PREFIX, AuditEntry
 from domains import passwords
-from domains.models import Alias, AliasDomain, Domain, Mailbox
+from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
 from domains.validators import (
     format_size,
     normalize_address,
     normalize_domain,
+    normalize_hosted_address,
     parse_size,
     split_address,
 )
@@ -38,6 +42,8 @@ NAME_MAX = 255
 DESTINATIONS_MAX = 100
 
 _M = TypeVar("_M", bound=models.Model)
+
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- domains
@@ -64,7 +70,7 @@ def create_domain(
             raise ValidationError(f"The domain {domain_name} already exists.")
         domain = Domain(name=domain_name, description=description, active=active, **limits)
         _insert(domain, f"The domain {domain_name} already exists.")
-        audit.record(actor=actor, action="domain.create", obj=domain, domain=domain.name,
+        audit.record(actor=actor, action="domain.create", obj=domain, domain=domain,
                      after=audit.snapshot(domain))
     return domain
 
@@ -114,7 +120,7 @@ def update_domain(
         for key, value in limits.items():
             setattr(locked, key, value)
         locked.save()
-        _audit_change(actor, "domain.update", locked, locked.name, before)
+        _audit_change(actor, "domain.update", locked, locked, before)
     return locked
 
 
@@ -122,7 +128,9 @@ def set_domain_active(*, actor: str, domain: Domain, active: bool) -> Domain:
     """Disabling stops delivery and login for the whole domain; the rows stay."""
     with transaction.atomic():
         locked = _lock_domain(domain)
-        _switch(actor, "domain", locked, active, locked.name)
+        _switch(actor, "domain", locked, active, locked)
+        if not active:
+            _end_sessions(locked.mailboxes.values_list("pk", flat=True))
     return locked
 
 
@@ -141,28 +149,33 @@ def delete_domain(*, actor: str, domain: Domain, force: bool = False) -> list[st
             )
         kept: list[str] = []
         rows: list[AuditEntry] = []
+        now = timezone.now()
+        ledger: list[KeptMaildir] = []
         for mailbox in locked.mailboxes.all():
             path = maildir_path(mailbox.email)
             kept.append(path)
+            ledger.append(KeptMaildir(address=mailbox.email, path=path, deleted_at=now))
             rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
-                                    domain=locked.name, before=audit.snapshot(mailbox),
+                                    domain=locked, before=audit.snapshot(mailbox),
                                     after={"maildir_kept": path}))
         for alias in locked.aliases.all():
             rows.append(audit.entry(actor=actor, action="alias.delete", obj=alias,
-                                    domain=locked.name, before=audit.snapshot(alias)))
+                                    domain=locked, before=audit.snapshot(alias)))
         for alias_domain in locked.alias_domains.all():
             rows.append(audit.entry(actor=actor, action="aliasdomain.delete", obj=alias_domain,
-                                    domain=locked.name, before=audit.snapshot(alias_domain)))
+                                    domain=locked, before=audit.snapshot(alias_domain)))
         rows.append(audit.entry(actor=actor, action="domain.delete", obj=locked,
-                                domain=locked.name, before=audit.snapshot(locked),
+                                domain=locked, before=audit.snapshot(locked),
                                 after={"forced": force, "maildirs_kept": len(kept)}))
         AuditEntry.objects.bulk_create(rows)
+        KeptMaildir.objects.bulk_create(ledger, batch_size=2000)
         gone = set(locked.mailboxes.values_list("email", flat=True))
         gone |= {a.source for a in locked.aliases.all() if not a.is_catchall}
         _remove_destinations(actor, gone, contains=f"@{locked.name}",
                              exclude_domain=locked)
         locked.alias_domains.all().delete()
         locked.aliases.all().delete()
+        _end_sessions(locked.mailboxes.values_list("pk", flat=True))
         locked.mailboxes.all().delete()
         locked.delete()
     return kept
@@ -180,23 +193,31 @@ def create_mailbox(
     name: str = "",
     quota: int | str | None = None,
     active: bool = True,
+    reuse_kept_maildir: bool = False,
 ) -> Mailbox:
-    """Create a mailbox from a plaintext password or an imported hash (exactly one)."""
-    address = normalize_address(email)
-    hashed = _password_value(password, password_hash)
+    """Create a mailbox from a plaintext password or an imported hash (exactly one).
+
+    An address whose earlier mailbox's Maildir is still kept is refused,
+    unless `reuse_kept_maildir` (a superadmin's explicit choice) hands that
+    mail to the new mailbox.
+    """
+    address = normalize_hosted_address(email, mailbox=True)
+    hashed = _password_value(password, password_hash, address)
     name = _text(name, NAME_MAX, "The name")
     wanted_quota = None if quota is None else parse_size(quota)
     with transaction.atomic():
         domain = _lock_domain_of(address)
         _check_address_free(address)
+        reused = _claim_kept_maildir(address, reuse=reuse_kept_maildir)
         usage = domain_usage(domain)
         mailbox_quota = domain.default_quota if wanted_quota is None else wanted_quota
         _check_mailbox_limits(domain, usage, adding=1, quota=mailbox_quota)
         mailbox = Mailbox(domain=domain, email=address, password=hashed, name=name,
                           quota=mailbox_quota, active=active, password_changed=timezone.now())
         _insert(mailbox, f"{address} already exists.")
-        audit.record(actor=actor, action="mailbox.create", obj=mailbox, domain=domain.name,
-                     after=audit.snapshot(mailbox))
+        audit.record(actor=actor, action="mailbox.create", obj=mailbox, domain=domain,
+                     after={**audit.snapshot(mailbox),
+                            **({"maildir_reused": reused} if reused else {})})
     return mailbox
 
 
@@ -221,7 +242,7 @@ def import_mailboxes(
     now = timezone.now()
     for number, row in enumerate(rows, start=1):
         try:
-            local, domain_part = split_address(row.email)
+            local, domain_part = split_address(normalize_hosted_address(row.email, mailbox=True))
             address = f"{local}@{domain_part}"
             if domain_part != domain.name:
                 raise ValidationError(f"{address} is not in {domain.name}.")
@@ -240,6 +261,9 @@ def import_mailboxes(
         raise ValidationError(errors)
     with transaction.atomic():
         locked = _lock_for_import(domain, seen)
+        kept = _kept_addresses(seen)
+        if kept:
+            raise ValidationError([KeptMaildir.refusal(address) for address in sorted(kept)])
         usage = domain_usage(locked)
         _check_mailbox_limits(locked, usage, adding=len(mailboxes),
                               quota=sum(m.quota for m in mailboxes),
@@ -251,14 +275,15 @@ def import_mailboxes(
 def set_mailbox_password(
     *, actor: str, mailbox: Mailbox, password: str | None = None, password_hash: str | None = None
 ) -> Mailbox:
-    hashed = _password_value(password, password_hash)
+    hashed = _password_value(password, password_hash, mailbox.email)
     with transaction.atomic():
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
         locked.password = hashed
         locked.password_changed = timezone.now()
         locked.save(update_fields=["password", "password_changed", "modified"])
         audit.record(actor=actor, action="mailbox.password", obj=locked,
-                     domain=_domain_of(locked.email), after={"password_changed": True})
+                     domain=mailbox.domain, after={"password_changed": True})
+        _end_sessions([locked.pk])
     return locked
 
 
@@ -288,12 +313,21 @@ def password_policy_problems(password: str, email: str, *, current: str = "") ->
     return problems
 
 
+def _policy_hash(password: str, email: str) -> str:
+    """The hash of a plaintext that meets the policy, whoever typed it (admin, user, file)."""
+    if passwords.can_hash(password):  # else hash_password says exactly why it cannot
+        problems = password_policy_problems(password, email)
+        if problems:
+            raise ValidationError({"password": problems})
+    return passwords.hash_password(password)
+
+
 def update_mailbox(
     *, actor: str, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None,
     active: bool | None = None, password: str | None = None,
 ) -> Mailbox:
     """Change any of name, quota, active and password: all of them or, on a refusal, none."""
-    hashed = None if password is None else passwords.hash_password(password)
+    hashed = None if password is None else _policy_hash(password, mailbox.email)
     with transaction.atomic():
         domain = _lock_domain(mailbox.domain)
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
@@ -307,22 +341,26 @@ def update_mailbox(
                          any_unlimited=new_quota == 0)
             locked.quota = new_quota
         locked.save()
-        _audit_change(actor, "mailbox.update", locked, domain.name, before)
+        _audit_change(actor, "mailbox.update", locked, domain, before)
         if active is not None:
-            _switch(actor, "mailbox", locked, active, domain.name)
+            _switch(actor, "mailbox", locked, active, domain)
         if hashed is not None:
             locked.password = hashed
             locked.password_changed = timezone.now()
             locked.save(update_fields=["password", "password_changed", "modified"])
             audit.record(actor=actor, action="mailbox.password", obj=locked,
-                         domain=domain.name, after={"password_changed": True})
+                         domain=domain, after={"password_changed": True})
+        if hashed is not None or active is False:
+            _end_sessions([locked.pk])
     return locked
 
 
 def set_mailbox_active(*, actor: str, mailbox: Mailbox, active: bool) -> Mailbox:
     with transaction.atomic():
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
-        _switch(actor, "mailbox", locked, active, _domain_of(locked.email))
+        _switch(actor, "mailbox", locked, active, mailbox.domain)
+        if not active:
+            _end_sessions([locked.pk])
     return locked
 
 
@@ -337,10 +375,51 @@ def delete_mailbox(*, actor: str, mailbox: Mailbox) -> str:
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
         path = maildir_path(locked.email)
         _remove_destinations(actor, {locked.email}, contains=locked.email)
-        audit.record(actor=actor, action="mailbox.delete", obj=locked, domain=domain.name,
+        audit.record(actor=actor, action="mailbox.delete", obj=locked, domain=domain,
                      before=audit.snapshot(locked), after={"maildir_kept": path})
+        KeptMaildir.objects.create(address=locked.email, path=path, deleted_at=timezone.now())
+        _end_sessions([locked.pk])
         locked.delete()
     return path
+
+
+def forget_kept_maildir(*, actor: str, address: str) -> list[str]:
+    """Record that the kept Maildir of `address` is gone from the mail host.
+
+    The address can then become a mailbox for a new person. Nothing on disk
+    is touched here: whoever removed the directory says so. The audit row
+    carries the domain's name only (superadmins see it): the path belongs to
+    a previous mailbox, perhaps of a previous domain of that name.
+    """
+    target = normalize_address(address)
+    with transaction.atomic():
+        rows = list(KeptMaildir.objects.select_for_update()
+                    .filter(address=target, removed_at=None, reused_at=None))
+        if not rows:
+            raise ValidationError(f"No kept Maildir is recorded for {target}.")
+        now = timezone.now()
+        for row in rows:
+            row.removed_at = now
+            row.save(update_fields=["removed_at"])
+            audit.record(actor=actor, action="mailbox.maildir_removed", obj=row,
+                         domain=_domain_of(target),
+                         after={"path": row.path, "deleted_at": row.deleted_at.isoformat()})
+    return [row.path for row in rows]
+
+
+def _end_sessions(mailbox_ids: Iterable[int]) -> None:
+    """End every panel session of these mailboxes, in the caller's transaction.
+
+    Django keeps a session only while it carries a hash of its account's
+    `password` field; a mailbox's session account has an unusable one, so
+    giving it a new random unusable value ends every session opened before.
+    (A user changing their own password keeps the current session with
+    update_session_auth_hash in the view.)
+    """
+    ids = list(mailbox_ids)
+    for part in _in_chunks(ids):
+        User.objects.filter(username__in=[f"{MAILBOX_ACCOUNT_PREFIX}{pk}" for pk in part]
+                            ).update(password=make_password(None))
 
 
 def verify_mailbox_login(*, email: str, password: str) -> Mailbox | None:
@@ -355,6 +434,14 @@ def verify_mailbox_login(*, email: str, password: str) -> Mailbox | None:
         # Spend the time of a real check, so timing does not tell which addresses exist.
         passwords.verify_password(password, _dummy_hash())
         return None
+    too_costly = passwords.cost_problem(mailbox.password)
+    if too_costly:
+        # Planted (or adopted) before the bounds: never run it, it would hold
+        # this worker for as long as its cost says. The caller counts and
+        # logs the failure like any other.
+        logger.warning("Refused to verify the stored hash of %s: %s", address, too_costly)
+        passwords.verify_password(password, _dummy_hash())
+        return None
     if not passwords.verify_password(password, mailbox.password):
         return None
     if passwords.needs_rehash(mailbox.password) and passwords.can_hash(password):
@@ -364,7 +451,7 @@ def verify_mailbox_login(*, email: str, password: str) -> Mailbox | None:
             locked.password = passwords.hash_password(password)
             locked.save(update_fields=["password"])
             audit.record(actor=address, action="mailbox.rehash", obj=locked,
-                         domain=mailbox.domain.name,
+                         domain=mailbox.domain,
                          before={"scheme": old_scheme},
                          after={"scheme": passwords.default_scheme()})
         mailbox.password = locked.password
@@ -386,14 +473,16 @@ def maildir_path(email: str) -> str:
 
 
 def create_alias(
-    *, actor: str, source: str, destinations: str | Iterable[str], active: bool = True
+    *, actor: str, source: str, destinations: str | Iterable[str], active: bool = True,
+    checked_domains: Collection[str] | None = None,
 ) -> Alias:
-    address = normalize_address(source, allow_catchall=True)
+    """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
+    address = normalize_hosted_address(source, mailbox=False, allow_catchall=True)
     targets = _parse_destinations(destinations)
     with transaction.atomic():
         domain = _lock_domain_of(address)
         _check_address_free(address)
-        _check_destinations(address, targets)
+        _check_destinations(address, targets, checked_domains)
         usage = domain_usage(domain)
         if domain.max_aliases and usage.aliases + 1 > domain.max_aliases:
             raise ValidationError(
@@ -402,27 +491,28 @@ def create_alias(
         alias = Alias(domain=domain, source=address, destinations=",".join(targets),
                       active=active)
         _insert(alias, f"{address} already exists.")
-        audit.record(actor=actor, action="alias.create", obj=alias, domain=domain.name,
+        audit.record(actor=actor, action="alias.create", obj=alias, domain=domain,
                      after=audit.snapshot(alias))
     return alias
 
 
 def update_alias(
     *, actor: str, alias: Alias, destinations: str | Iterable[str] | None = None,
-    active: bool | None = None,
+    active: bool | None = None, checked_domains: Collection[str] | None = None,
 ) -> Alias:
+    """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
     with transaction.atomic():
         domain = _lock_domain(alias.domain)
         locked = _lock(Alias, alias.pk, str(alias))
         before = audit.snapshot(locked)
         if destinations is not None:
             targets = _parse_destinations(destinations)
-            _check_destinations(locked.source, targets)
+            _check_destinations(locked.source, targets, checked_domains)
             locked.destinations = ",".join(targets)
         if active is not None:
             locked.active = active
         locked.save()
-        _audit_change(actor, "alias.update", locked, domain.name, before)
+        _audit_change(actor, "alias.update", locked, domain, before)
     return locked
 
 
@@ -433,7 +523,7 @@ def delete_alias(*, actor: str, alias: Alias) -> None:
         if not locked.is_catchall:
             # Aliases that forwarded to this one would point at nothing.
             _remove_destinations(actor, {locked.source}, contains=locked.source)
-        audit.record(actor=actor, action="alias.delete", obj=locked, domain=domain.name,
+        audit.record(actor=actor, action="alias.delete", obj=locked, domain=domain,
                      before=audit.snapshot(locked))
         locked.delete()
 
@@ -466,14 +556,14 @@ def create_alias_domain(
         alias_domain = AliasDomain(name=alias_name, target=target_domain, active=active)
         _insert(alias_domain, f"The alias domain {alias_name} already exists.")
         audit.record(actor=actor, action="aliasdomain.create", obj=alias_domain,
-                     domain=target_domain.name, after=audit.snapshot(alias_domain))
+                     domain=target_domain, after=audit.snapshot(alias_domain))
     return alias_domain
 
 
 def set_alias_domain_active(*, actor: str, alias_domain: AliasDomain, active: bool) -> AliasDomain:
     with transaction.atomic():
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
-        _switch(actor, "aliasdomain", locked, active, locked.target.name)
+        _switch(actor, "aliasdomain", locked, active, locked.target)
     return locked
 
 
@@ -481,7 +571,7 @@ def delete_alias_domain(*, actor: str, alias_domain: AliasDomain) -> None:
     with transaction.atomic():
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
         audit.record(actor=actor, action="aliasdomain.delete", obj=locked,
-                     domain=locked.target.name, before=audit.snapshot(locked))
+                     domain=locked.target, before=audit.snapshot(locked))
         locked.delete()
 
 
@@ -553,6 +643,27 @@ def _check_address_free(address: str) -> None:
         raise ValidationError(f"{address} is already {what}.")
 
 
+def _claim_kept_maildir(address: str, *, reuse: bool) -> str:
+    """'' if no Maildir is kept for `address`; else its path, marked reused, if `reuse`."""
+    rows = list(KeptMaildir.objects.select_for_update()
+                .filter(address=address, removed_at=None, reused_at=None)
+                .order_by("-deleted_at"))
+    if not rows:
+        return ""
+    if not reuse:
+        raise ValidationError(KeptMaildir.refusal(address), code="maildir_kept")
+    KeptMaildir.objects.filter(pk__in=[row.pk for row in rows]).update(reused_at=timezone.now())
+    return rows[0].path
+
+
+def _kept_addresses(addresses: set[str]) -> set[str]:
+    kept: set[str] = set()
+    for part in _in_chunks(sorted(addresses)):
+        kept.update(KeptMaildir.objects.filter(address__in=part, removed_at=None,
+                                               reused_at=None).values_list("address", flat=True))
+    return kept
+
+
 def _lock_for_import(domain: Domain, addresses: set[str]) -> Domain:
     """Lock the domain, then refuse the import if any of its addresses is taken."""
     locked = _lock_domain(domain)
@@ -617,20 +728,33 @@ def _parse_destinations(destinations: str | Iterable[str]) -> list[str]:
     return result
 
 
-def _check_destinations(source: str, targets: list[str]) -> None:
+def _check_destinations(source: str, targets: list[str],
+                         checked_domains: Collection[str] | None) -> None:
     if source in targets:
         raise ValidationError(f"{source} cannot deliver to itself.")
-    local = {t for t in targets if Domain.objects.filter(name=_domain_of(t)).exists()}
+    checked = [t for t in targets if _is_checked(t, source, checked_domains)]
+    local = {t for t in checked if Domain.objects.filter(name=_domain_of(t)).exists()}
     if not local:
         return
     known = set(Mailbox.objects.filter(email__in=local).values_list("email", flat=True))
     known |= set(Alias.objects.filter(source__in=local).values_list("source", flat=True))
     unknown = sorted(local - known)
     if unknown:
-        raise ValidationError(
-            f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} in a domain of this "
-            "server but neither a mailbox nor an alias."
-        )
+        raise ValidationError(_unknown_message(unknown))
+
+
+def _is_checked(target: str, source: str, checked_domains: Collection[str] | None) -> bool:
+    """Whether a destination is checked against the tables, or taken as it is.
+
+    A domain admin's reach is `checked_domains` plus the alias's own domain.
+    A destination elsewhere is taken unchecked, like an external address, so
+    the answer is the same whether its domain or address exists here or not:
+    a domain admin learns nothing outside their reach, and forwarding to
+    another tenant's address keeps working. None checks every domain
+    (superadmins, the command line).
+    """
+    domain = _domain_of(target)
+    return checked_domains is None or domain == _domain_of(source) or domain in checked_domains
 
 
 def _remove_destinations(actor: str, addresses: set[str], *, contains: str,
@@ -651,24 +775,20 @@ def _remove_destinations(actor: str, addresses: set[str], *, contains: str,
         if remaining:
             alias.destinations = ",".join(remaining)
             alias.save(update_fields=["destinations", "modified"])
-            _audit_change(actor, "alias.update", alias, _domain_of_alias(alias), before)
+            _audit_change(actor, "alias.update", alias, alias.domain, before)
         else:
             audit.record(actor=actor, action="alias.delete", obj=alias,
-                         domain=_domain_of_alias(alias), before=before,
+                         domain=alias.domain, before=before,
                          after={"reason": "last destination "
                                 + ",".join(alias.destination_list) + " deleted"})
             alias.delete()
 
 
-def _domain_of_alias(alias: Alias) -> str:
-    return alias.source.rsplit("@", 1)[1]
-
-
-def _password_value(password: str | None, password_hash: str | None) -> str:
+def _password_value(password: str | None, password_hash: str | None, email: str) -> str:
     if (password is None) == (password_hash is None):
         raise ValidationError("Give either a password or a password hash.")
     if password is not None:
-        return passwords.hash_password(password)
+        return _policy_hash(password, email)
     assert password_hash is not None
     return passwords.normalize_hash(password_hash)
 
@@ -721,7 +841,7 @@ def _text(value: str, limit: int, what: str) -> str:
     return value
 
 
-def _switch(actor: str, kind: str, locked: Any, active: bool, domain: str) -> None:
+def _switch(actor: str, kind: str, locked: Any, active: bool, domain: Domain) -> None:
     """Set `active` on a locked row and audit it as KIND.enable / KIND.disable."""
     if locked.active == active:
         return
@@ -732,7 +852,7 @@ def _switch(actor: str, kind: str, locked: Any, active: bool, domain: str) -> No
                   before)
 
 
-def _audit_change(actor: str, action: str, obj: Any, domain: str,
+def _audit_change(actor: str, action: str, obj: Any, domain: Domain,
                   before: dict[str, Any]) -> None:
     after = audit.snapshot(obj)
     changed = {k for k in after if before.get(k) != after[k]}
@@ -754,7 +874,7 @@ def _insert_many(actor: str, action: str, domain: Domain, rows: Sequence[Any], k
         for row in rows:
             row.pk = ids[getattr(row, key)]
     AuditEntry.objects.bulk_create(
-        [audit.entry(actor=actor, action=action, obj=row, domain=domain.name,
+        [audit.entry(actor=actor, action=action, obj=row, domain=domain,
                      after=audit.snapshot(row)) for row in rows],
         batch_size=batch_size,
     )
@@ -795,7 +915,7 @@ def mailbox_import_problems(
     candidates: list[tuple[int, str, int | None]] = []
     for index, row in enumerate(rows):
         errors = problems[index]
-        address = _import_address(row.email, domain, seen, errors)
+        address = _import_address(row.email, domain, seen, errors, mailbox=True)
         quota: int | None = domain.default_quota
         try:
             _text(row.name, NAME_MAX, "The name")
@@ -815,11 +935,15 @@ def mailbox_import_problems(
         if address is not None:
             candidates.append((index, address, quota))
     taken = _taken_addresses({address for _, address, _ in candidates})
+    kept = _kept_addresses({address for _, address, _ in candidates})
     usage = domain_usage(domain)
     count, allocated = usage.mailboxes, usage.quota_total
     for index, address, quota in candidates:
         if address in taken:
             problems[index].append(f"{address} already exists.")
+            continue
+        if address in kept:
+            problems[index].append(KeptMaildir.refusal(address))
             continue
         count += 1
         if domain.max_mailboxes and count > domain.max_mailboxes:
@@ -860,15 +984,20 @@ def import_mailboxes_with_state(
         for mailbox in off:
             mailbox.active = False
         AuditEntry.objects.bulk_create(
-            [audit.entry(actor=actor, action="mailbox.disable", obj=m, domain=domain.name,
+            [audit.entry(actor=actor, action="mailbox.disable", obj=m, domain=domain,
                          before={"active": True}, after={"active": False}) for m in off],
             batch_size=batch_size,
         )
     return created
 
 
-def alias_import_problems(*, domain: Domain, rows: Sequence[AliasImport]) -> list[list[str]]:
-    """What import_aliases would refuse, for each row (same order); writes nothing."""
+def alias_import_problems(
+    *, domain: Domain, rows: Sequence[AliasImport], checked_domains: Collection[str] | None = None,
+) -> list[list[str]]:
+    """What import_aliases would refuse, for each row (same order); writes nothing.
+
+    `checked_domains`: the actor's reach, as for create_alias (see _is_checked).
+    """
     problems: list[list[str]] = [[] for _ in rows]
     seen: set[str] = set()
     candidates: list[tuple[int, str, list[str]]] = []
@@ -886,7 +1015,8 @@ def alias_import_problems(*, domain: Domain, rows: Sequence[AliasImport]) -> lis
             candidates.append((index, address, targets))
     taken = _taken_addresses({address for _, address, _ in candidates})
     unknown = _unknown_local_destinations({t for _, _, ts in candidates for t in ts},
-                                          known=seen)
+                                          known=seen, source_domain=domain.name,
+                                          checked_domains=checked_domains)
     usage = domain_usage(domain)
     count = usage.aliases
     for index, address, targets in candidates:
@@ -906,9 +1036,12 @@ def alias_import_problems(*, domain: Domain, rows: Sequence[AliasImport]) -> lis
 
 
 def import_aliases(
-    *, actor: str, domain: Domain, rows: Sequence[AliasImport], batch_size: int = 2000
+    *, actor: str, domain: Domain, rows: Sequence[AliasImport], batch_size: int = 2000,
+    checked_domains: Collection[str] | None = None,
 ) -> list[Alias]:
     """Create many aliases: all of them or none, like import_mailboxes.
+
+    `checked_domains`: the actor's reach, as for create_alias (see _is_checked).
 
     A local destination must be a mailbox, an alias, or a source in the same
     import. Validation runs over every row first and reports every bad row.
@@ -938,7 +1071,9 @@ def import_aliases(
         raise ValidationError(errors)
     with transaction.atomic():
         locked = _lock_for_import(domain, seen)
-        unknown = _unknown_local_destinations(all_targets, known=seen)
+        unknown = _unknown_local_destinations(all_targets, known=seen,
+                                              source_domain=domain.name,
+                                              checked_domains=checked_domains)
         if unknown:
             raise ValidationError(_unknown_message(sorted(unknown)))
         usage = domain_usage(locked)
@@ -956,15 +1091,15 @@ def import_aliases(
 def record_export(*, actor: str, domain: Domain, what: str) -> None:
     """Audit a CSV export: a mailbox export carries the domain's password hashes."""
     with transaction.atomic():
-        audit.record(actor=actor, action="domain.export", obj=domain, domain=domain.name,
+        audit.record(actor=actor, action="domain.export", obj=domain, domain=domain,
                      after={"what": what})
 
 
 def _import_address(raw: str, domain: Domain, seen: set[str], errors: list[str], *,
-                    allow_catchall: bool = False) -> str | None:
+                    allow_catchall: bool = False, mailbox: bool = False) -> str | None:
     """The normalised address of an import row in `domain`, seen once; else None + why."""
     try:
-        address = normalize_address(raw, allow_catchall=allow_catchall)
+        address = normalize_hosted_address(raw, mailbox=mailbox, allow_catchall=allow_catchall)
     except ValidationError as exc:
         errors.extend(exc.messages)
         return None
@@ -978,11 +1113,14 @@ def _import_address(raw: str, domain: Domain, seen: set[str], errors: list[str],
     return address
 
 
-def _unknown_local_destinations(targets: set[str], *, known: set[str]) -> set[str]:
+def _unknown_local_destinations(targets: set[str], *, known: set[str], source_domain: str,
+                                checked_domains: Collection[str] | None) -> set[str]:
     """Targets in a domain of this server that are neither a mailbox, an alias nor `known`.
 
     The batch form of _check_destinations: a few queries per 5,000 addresses.
+    Only targets in the actor's reach are looked at (see _is_checked).
     """
+    targets = {t for t in targets if _is_checked(t, f"@{source_domain}", checked_domains)}
     local_domains: set[str] = set()
     for part in _in_chunks(sorted({_domain_of(t) for t in targets})):
         local_domains.update(Domain.objects.filter(name__in=part)

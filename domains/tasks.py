@@ -21,3 +21,10 @@ def run_import(job_id: int) -> int:
     in the broker.
     """
     return csv_io.run_job(int(job_id))
+
+
+@shared_task(name="domains.sweep_import_jobs", soft_time_limit=300, time_limit=330,
+             ignore_result=True)
+def sweep_import_jobs() -> int:
+    """Beat's sweep of import jobs past their lifetime (csv_io.sweep_import_jobs)."""
+    return csv_io.sweep_import_jobs()

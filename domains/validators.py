@@ -20,7 +20,23 @@ ADDRESS_MAX = 254
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # RFC 5322 dot-atom in ASCII, less `/` and `%`: the local part becomes a
 # directory name under the Maildir root and a Dovecot %n expansion.
-_ATOM = r"[a-z0-9!#$&'*+=?^_`{|}~-]+"
+# The one list of the non-alphanumeric characters a local part may hold:
+# Dovecot's auth_username_chars is rendered from it (domains/mailconfig.py).
+LOCAL_PART_SPECIALS = "!#$&'*+-=?^_`{|}~"
+_ATOM = "[a-z0-9" + re.escape(LOCAL_PART_SPECIALS) + "]+"
+# Valid in an address elsewhere (an alias may forward to one), but not in an
+# address this server hosts: the daemons read these characters as syntax.
+_NOT_HOSTED = {
+    "!": "Postfix reads ! as source routing (site!user) and refuses such a recipient",
+}
+_NOT_A_MAILBOX = {
+    "+": "+ starts an address extension (mail to bob+news@ goes to bob@), so Dovecot "
+         "would deliver it to the part before the +",
+}
+# What a mailbox's local part may hold besides letters, digits and dots:
+# exactly what Dovecot's auth_username_chars is rendered from.
+MAILBOX_SPECIALS = "".join(
+    c for c in LOCAL_PART_SPECIALS if c not in _NOT_HOSTED and c not in _NOT_A_MAILBOX)
 _LOCAL = re.compile(rf"{_ATOM}(\.{_ATOM})*")
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -106,6 +122,18 @@ def normalize_address(raw: str, *, allow_catchall: bool = False) -> str:
     return f"{local}@{domain}"
 
 
+def normalize_hosted_address(raw: str, *, mailbox: bool, allow_catchall: bool = False) -> str:
+    """normalize_address for an address of this server (a mailbox, an alias
+    source), refusing characters Postfix or Dovecot cannot serve in it."""
+    local, domain = split_address(raw, allow_catchall=allow_catchall)
+    refused = {**_NOT_HOSTED, **(_NOT_A_MAILBOX if mailbox else {})}
+    for char, why in refused.items():
+        if char in local:
+            what = "a mailbox" if mailbox else "an address of this server"
+            raise ValidationError(f"{_shown(raw)} cannot be {what}: {why}.")
+    return f"{local}@{domain}"
+
+
 def parse_size(raw: str | int) -> int:
     """Bytes from `0`, `512M`, `10G`, `1.5GiB` (binary units, as Dovecot reads them)."""
     if isinstance(raw, int):
@@ -123,9 +151,13 @@ def parse_size(raw: str | int) -> int:
     return value
 
 
+def format_limit(value: int) -> str:
+    """A quota limit: 0 is how the tables spell "no limit"."""
+    return "unlimited" if value == 0 else format_size(value)
+
+
 def format_size(value: int) -> str:
-    if value == 0:
-        return "unlimited"
+    """An amount of bytes, 0 included (an allocated total of 0 is nothing, not unlimited)."""
     for unit in ("T", "G", "M", "K"):
         factor = _UNITS[unit.lower()]
         if value >= factor and value % factor == 0:

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import (
@@ -22,10 +22,10 @@ from accounts.permissions import (
     visible_domains,
 )
 from dnscheck import selectors as dnscheck_selectors
-from domains import selectors, services
+from domains import search, selectors, services
 from domains.forms import DomainEditForm, DomainForm, MailboxEditForm, MailboxForm
 from domains.models import Mailbox
-from domains.validators import format_size
+from domains.validators import format_limit, format_size
 from mailadmin.env import generated_password
 
 PAGE_SIZE = 50
@@ -76,10 +76,10 @@ def page_of(request: HttpRequest) -> int:
 
 @admin_required
 def domain_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip().lower()[:253]
+    query = search.domain_term(request.GET.get("q", "")[:253])
     domains = selectors.with_usage(visible_domains(request.user))
     if query:
-        domains = domains.filter(name__startswith=query)
+        domains = domains.filter(name__prefix=query)
     page = page_of(request)
     rows = list(domains[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
     context = {"domains": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
@@ -116,7 +116,7 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
             ("Aliases", usage.aliases, domain.max_aliases, str(usage.aliases),
              str(domain.max_aliases or "no limit")),
             ("Quota", usage.quota_total, domain.max_quota, format_size(usage.quota_total),
-             format_size(domain.max_quota)),
+             format_limit(domain.max_quota)),
         ],
         "mailboxes": domain.mailboxes.order_by("email")[:PAGE_SIZE],
         "aliases": domain.aliases.order_by("source")[:PAGE_SIZE],
@@ -132,8 +132,8 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
 def domain_edit(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
     initial = {"description": domain.description, "max_mailboxes": domain.max_mailboxes,
-               "max_aliases": domain.max_aliases, "max_quota": format_size(domain.max_quota),
-               "default_quota": format_size(domain.default_quota)}
+               "max_aliases": domain.max_aliases, "max_quota": format_limit(domain.max_quota),
+               "default_quota": format_limit(domain.default_quota)}
     initial = {k: ("0" if v == "unlimited" else v) for k, v in initial.items()}
     form = DomainEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -168,19 +168,19 @@ def domain_delete(request: HttpRequest, name: str) -> HttpResponse:
 @admin_required
 def mailbox_list(request: HttpRequest) -> HttpResponse:
     typed = request.GET.get("q", "").strip()[:254]
-    query = typed.lower()
     mailboxes = in_reach(request.user, Mailbox.objects.all())
     domain_name = request.GET.get("domain", "")
     if domain_name:
         mailboxes = mailboxes.filter(domain=domain_or_404(request, domain_name))
-    if query:
-        # Prefix searches stay index lookups at 200,000 mailboxes.
-        # (istartswith on the name as typed: SQLite folds case for ASCII only.)
-        mailboxes = mailboxes.filter(Q(email__startswith=query) | Q(name__istartswith=typed))
+    mailboxes = mailboxes.only("email", "name", "quota", "active")
     page = page_of(request)
-    rows = list(mailboxes.order_by("email").only("email", "name", "quota", "active")
-                [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
-    context = {"mailboxes": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
+    if typed:
+        rows, has_next = selectors.mailbox_search_page(mailboxes, typed, page=page,
+                                                       size=PAGE_SIZE)
+    else:
+        rows = list(mailboxes.order_by("email")[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+        has_next = len(rows) > PAGE_SIZE
+    context = {"mailboxes": rows[:PAGE_SIZE], "page": page, "has_next": has_next,
                "q": typed, "domain_name": domain_name}
     template = "domains/_mailbox_rows.html" if is_htmx(request) else "domains/mailbox_list.html"
     return render(request, template, context)
@@ -188,17 +188,24 @@ def mailbox_list(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
+# It may answer with a generated password (mailbox_password_shown.html).
+@never_cache
 def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
+    kept = None
+    if request.method == "POST" and request.user.is_superuser:
+        kept = selectors.kept_maildir_of(f"{request.POST.get('local_part', '')}@{domain.name}")
     form = MailboxForm(request.POST or None,
-                       check_url=reverse("domains:mailbox-check", args=[domain.name]))
+                       check_url=reverse("domains:mailbox-check", args=[domain.name]),
+                       kept_maildir=kept.path if kept else "")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        password = data["password"] or generated_password()
+        password = data["password"] or _generated_for(f"{data['local_part']}@{domain.name}")
         try:
             mailbox = services.create_mailbox(
                 actor=actor(request), email=f"{data['local_part']}@{domain.name}",
-                password=password, name=data["name"], quota=data["quota"] or None)
+                password=password, name=data["name"], quota=data["quota"] or None,
+                reuse_kept_maildir=bool(data.get("reuse_kept_maildir")))
         except ValidationError as error:
             show_errors(form, error)
         else:
@@ -208,6 +215,14 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
                               {"mailbox": mailbox, "password": password})
             return redirect("domains:domain-detail", name=domain.name)
     return render(request, "domains/mailbox_form.html", {"form": form, "domain": domain})
+
+
+def _generated_for(email: str) -> str:
+    """A generated password the policy takes (a random one may contain a short local part)."""
+    while True:
+        password = generated_password()
+        if not services.password_policy_problems(password, email):
+            return password
 
 
 @admin_required
@@ -225,6 +240,8 @@ def mailbox_check(request: HttpRequest, name: str) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
+# It may answer with a generated password (mailbox_password_shown.html).
+@never_cache
 def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
     mailbox = mailbox_or_404(request, email)
     form = MailboxEditForm(request.POST or None, initial={
@@ -232,14 +249,18 @@ def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
         "quota": "0" if not mailbox.quota else format_size(mailbox.quota)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        generated = _generated_for(mailbox.email) if data["generate"] else None
         try:
             services.update_mailbox(actor=actor(request), mailbox=mailbox, name=data["name"],
                                     quota=data["quota"], active=data["active"],
-                                    password=data["password"] or None)
+                                    password=generated or data["password"] or None)
         except ValidationError as error:
             show_errors(form, error)
         else:
             messages.success(request, f"Saved {mailbox.email}.")
+            if generated:
+                return render(request, "domains/mailbox_password_shown.html",
+                              {"mailbox": mailbox, "password": generated, "changed": True})
             return redirect("domains:domain-detail", name=mailbox.domain.name)
     return render(request, "domains/mailbox_edit.html", {"form": form, "mailbox": mailbox})
 

@@ -13,10 +13,11 @@ from accounts.permissions import (
     admin_required,
     alias_domain_or_404,
     alias_or_404,
+    checked_domains,
     domain_or_404,
     superadmin_required,
 )
-from domains import services
+from domains import search, services
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias
 from domains.views import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
@@ -27,11 +28,11 @@ from domains.views import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, sh
 @admin_required
 def alias_list(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
-    query = request.GET.get("q", "").strip().lower()[:254]
+    query = search.address_term(request.GET.get("q", "")[:254])
     aliases = Alias.objects.filter(domain=domain)
     if query:
-        # A prefix search stays an index lookup on the unique source column.
-        aliases = aliases.filter(source__startswith=query)
+        # An index range on (domain_id, source); see domains.search.
+        aliases = aliases.filter(source__prefix=query)
     page = page_of(request)
     rows = list(aliases.order_by("source").only("source", "destinations", "active")
                 [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
@@ -51,7 +52,7 @@ def alias_create(request: HttpRequest, name: str) -> HttpResponse:
         try:
             alias = services.create_alias(
                 actor=actor(request), source=f"{data['local_part'].strip()}@{domain.name}",
-                destinations=data["destinations"])
+                destinations=data["destinations"], checked_domains=checked_domains(request.user))
         except ValidationError as error:
             show_errors(form, error)
         else:
@@ -70,7 +71,8 @@ def alias_edit(request: HttpRequest, source: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.update_alias(actor=actor(request), alias=alias,
-                                  destinations=data["destinations"], active=data["active"])
+                                  destinations=data["destinations"], active=data["active"],
+                                  checked_domains=checked_domains(request.user))
         except ValidationError as error:
             show_errors(form, error)
         else:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
-from accounts.permissions import admin_required, domain_or_404
+from accounts.permissions import admin_required, checked_domains, domain_or_404
 from domains import csv_io, passwords, services, tasks
 from domains.models import Domain, ImportJob
 from domains.views import actor, is_htmx
@@ -83,6 +83,9 @@ def import_upload(request: HttpRequest, name: str) -> HttpResponse:
 def _import_upload(request: HttpRequest, name: str,
                    limiter: csv_io.LimitedUploadHandler) -> HttpResponse:
     domain = domain_or_404(request, name)
+    # The embedded default has no beat; a preview (create_job) sweeps too.
+    if request.method != "POST":
+        csv_io.sweep_import_jobs()
     context: dict[str, object] = {
         "domain": domain, "default_scheme": passwords.default_scheme(),
         "schemes": list(passwords.SCHEMES), "plaintext_max": csv_io.PLAINTEXT_MAX,
@@ -100,7 +103,8 @@ def _import_upload(request: HttpRequest, name: str,
     if not valid:
         return render(request, "domains/csv_import.html", context, status=400)
     preview = csv_io.parse_upload(domain=domain, kind=form.cleaned_data["kind"],
-                                  upload=form.cleaned_data["file"])
+                                  upload=form.cleaned_data["file"],
+                                  checked_domains=checked_domains(request.user))
     context["preview"] = preview
     if preview.ok:
         context["job"] = csv_io.create_job(domain=domain, actor=actor(request),

@@ -6,9 +6,11 @@ should stop the start, not silently fall back to a default.
 
 from __future__ import annotations
 
+import grp
 import math
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -86,6 +88,51 @@ def secret_key(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def private_data(data_dir: Path, *, sqlite_file: Path | None, group: str = "") -> None:
+    """Make the data directory and the SQLite database private; fix them if they are not.
+
+    Runs on every start (settings), before anything writes there. The
+    database file is created here when missing, because SQLite creates it
+    with the umask's mode (0644 usually), and gives its -journal, -wal and
+    -shm files the mode of the database file. With `group`
+    (MAILADMIN_DATA_GROUP) the directory is 0750 and the database 0640 in
+    that group, for mail daemons that read the file as their own users; the
+    other files in the directory (the secret key) stay the owner's.
+    """
+    gid = -1
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ImproperlyConfigured(f"MAILADMIN_DATA_GROUP: no group named {group!r}") from None
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _restrict(data_dir, 0o750 if group else 0o700, gid)
+    if sqlite_file is None:
+        return
+    if not sqlite_file.exists():
+        sqlite_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(sqlite_file, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in [sqlite_file, *(sqlite_file.with_name(sqlite_file.name + suffix)
+                                for suffix in ("-journal", "-wal", "-shm"))]:
+        if path.exists():
+            _restrict(path, 0o640 if group else 0o600, gid)
+
+
+def _restrict(path: Path, mode: int, gid: int) -> None:
+    """chmod/chgrp only what differs, so a correct install needs no ownership."""
+    state = path.stat()
+    try:
+        if gid != -1 and state.st_gid != gid:
+            os.chown(path, -1, gid)
+        if stat.S_IMODE(state.st_mode) != mode:
+            os.chmod(path, mode)
+    except PermissionError:
+        raise ImproperlyConfigured(
+            f"{path} is mode {stat.S_IMODE(state.st_mode):o}, group {state.st_gid}; it must be "
+            f"{mode:o}{f', group {gid}' if gid != -1 else ''}: start the panel as the file's "
+            "owner (in MAILADMIN_DATA_GROUP if set), or fix it as root") from None
 
 
 def database_from_url(url: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ def home(request: HttpRequest) -> HttpResponse:
     else:
         pairs = list(domains.values_list("pk", "name"))
         counts = selectors.counts([pk for pk, _ in pairs])
-        recent = AuditEntry.objects.filter(domain__in=[name for _, name in pairs])
+        # By id, not name: a deleted domain's history stays with the deleted domain.
+        recent = AuditEntry.objects.filter(domain_ref__in=[pk for pk, _ in pairs])
     context = {
         "counts": counts,
         # dnscheck: each domain's latest worst verdict, in the same query.

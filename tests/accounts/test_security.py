@@ -475,3 +475,76 @@ def test_guessing_the_current_password_on_the_change_form_is_locked_out(world, s
     world.bob.refresh_from_db()
     from domains.passwords import verify_password
     assert verify_password("correct horse battery", world.bob.password)
+
+
+# --- a planted hash -------------------------------------------------------------
+
+
+def test_a_planted_costly_hash_fails_at_once_and_counts_and_logs(world, caplog):
+    """A stored hash beyond the cost bounds is refused unverified, like a wrong password."""
+    from passlib.hash import bcrypt
+
+    from domains.models import Mailbox
+
+    planted = "{BLF-CRYPT}" + bcrypt.using(rounds=4, ident="2y").hash(MAILBOX_PASSWORD).replace(
+        "$04$", "$31$", 1)
+    Mailbox.objects.filter(pk=world.bob.pk).update(password=planted)
+    caplog.set_level(logging.INFO)
+    started = time.monotonic()
+    assert failed(sign_in(world.bob.email, MAILBOX_PASSWORD, "192.0.2.30"))
+    assert time.monotonic() - started < 2
+    assert auth_lines(caplog) == [
+        'mailadmin: authentication failure for "bob@a.example" from 192.0.2.30']
+    assert any("bob@a.example" in r.getMessage() and "MAILADMIN_MAX_BCRYPT_COST" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING" and r.name != "mailadmin.auth")
+    assert AccessAttempt.objects.get(username="bob@a.example").failures_since_start == 1
+    for n in range(4):
+        sign_in(world.bob.email, MAILBOX_PASSWORD, f"192.0.2.{31 + n}")
+    assert locked(sign_in(world.bob.email, MAILBOX_PASSWORD, "192.0.2.40"))
+
+
+# --- spellings of one address ---------------------------------------------------
+
+SPELLINGS = ["bob@a.example.", "bob@a\u3002example", "bob@a.ex\u00adample",
+             "bob@a.e\ufe0fxample", "bob@a.ex" + "\u00ad" * 50 + "ample", "BOB@A.EXAMPLE."]
+
+
+def test_every_spelling_of_a_locked_mailbox_is_locked(world):
+    for n in range(5):
+        sign_in(world.bob.email, WRONG, f"10.20.0.{n + 1}")
+    for n, spelling in enumerate(SPELLINGS):
+        assert locked(sign_in(spelling, MAILBOX_PASSWORD, f"10.20.1.{n + 1}")), spelling
+    assert set(AccessAttempt.objects.values_list("username", flat=True)) == {"bob@a.example"}
+
+
+def test_failures_under_other_spellings_count_together(world):
+    for n, spelling in enumerate(SPELLINGS[:4]):
+        assert failed(sign_in(spelling, WRONG, f"10.21.0.{n + 1}")), spelling
+    assert locked(sign_in(SPELLINGS[4], WRONG, "10.21.0.5"))  # the 5th failure locks
+    assert locked(sign_in(world.bob.email, MAILBOX_PASSWORD, "10.21.1.1"))
+
+
+def test_an_admin_name_is_counted_in_its_normalised_form(world):
+    # alice@a.example is an admin account: failures under spellings of it lock it.
+    for n, spelling in enumerate(["alice@a.example.", "alice@a\u3002example",
+                                  "Alice@a.ex\u00adample", "alice@a.e\ufe0fxample",
+                                  "ALICE@A.EXAMPLE"]):
+        sign_in(spelling, WRONG, f"10.22.0.{n + 1}")
+    assert locked(sign_in(world.admin_a.username, ADMIN_PASSWORD, "10.22.1.1"))
+
+
+def test_a_sign_in_under_another_spelling_resets_the_one_counter(world):
+    for _ in range(4):
+        assert failed(sign_in(world.bob.email, WRONG, "10.23.0.1"))
+    assert signed_in(sign_in("bob@a.example.", MAILBOX_PASSWORD, "10.23.0.2"))
+    assert not AccessAttempt.objects.filter(username="bob@a.example").exists()
+
+
+def test_a_name_that_is_no_address_counts_lower_cased_and_cut():
+    from accounts.security import lockout_username
+
+    request = RequestFactory().post("/login/", {"username": "  Admin  "})
+    assert lockout_username(request) == "admin"
+    assert lockout_username(request, {"username": "x@" + "\u00ad" * 5000}) == (
+        "x@" + "\u00ad" * 5000)[:MAX_LOGGED_NAME]
+    assert lockout_username(request, {"username": "mailbox:Bob@a.example."}) == "bob@a.example"

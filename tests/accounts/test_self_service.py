@@ -128,17 +128,20 @@ def test_a_session_ends_at_the_next_request_once_disabled(world, switch_off):
         services.set_mailbox_active(actor="t", mailbox=world.bob, active=False)
     else:
         services.set_domain_active(actor="t", domain=world.a, active=False)
-    assert client.get(reverse("accounts:me")).status_code == 404
-    assert client.get(reverse("accounts:password")).status_code == 404
+    # The session is ended (tests/accounts/test_sessions.py): every page asks for a sign-in.
+    assert client.get(reverse("accounts:me")).status_code == 302
+    assert client.get(reverse("accounts:password")).status_code == 302
     response = change_password(client, MAILBOX_PASSWORD, STRONG)
-    assert response.status_code == 404
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
     assert passwords.verify_password(MAILBOX_PASSWORD, stored_hash())
 
 
-def test_a_deleted_mailbox_session_gets_404(world):
+def test_a_deleted_mailbox_session_is_ended(world):
     client = world.client_for("mailbox")
     services.delete_mailbox(actor="t", mailbox=world.bob)
-    assert client.get(reverse("accounts:me")).status_code == 404
+    response = client.get(reverse("accounts:me"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
 def long_address_mailbox() -> str:

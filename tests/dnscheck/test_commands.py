@@ -194,6 +194,20 @@ def test_dkim_set_reads_the_key_from_stdin(cli, example):
     assert DkimKey.objects.get().public_key == key
 
 
+def test_dkim_set_accepts_a_1024_bit_key_with_a_warning(example, tmp_path):
+    pem, key = rsa_pem_and_base64(1024)
+    key_file = tmp_path / "short.pub"
+    key_file.write_text(pem)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("dkim", "set", "example.org", "short", "--key-file", str(key_file),
+                 stdout=out, stderr=err)
+    assert out.getvalue().strip() == "set short._domainkey.example.org (rsa, 1024 bits)"
+    assert err.getvalue().strip() == (
+        "warning: The RSA key has 1024 bits; 2048 bits is recommended "
+        "(the DNS check warns until then).")
+    assert DkimKey.objects.get().public_key == key
+
+
 @pytest.mark.parametrize("text", ["", "not a key\n", "v=DKIM1; k=rsa; p=\n",
                                   "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"])
 def test_dkim_set_refuses_a_bad_key_in_one_line(cli, example, text):

@@ -18,8 +18,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEntry
-from dnscheck import dkim, services
+from dnscheck import checks, dkim, services
+from dnscheck.findings import Identity, Target
 from dnscheck.models import DkimKey
+from tests.dnscheck import ERROR, OK, UNKNOWN, make_run
 
 
 @pytest.fixture(scope="module")
@@ -364,3 +366,79 @@ def test_the_page_escapes_what_it_echoes(world):
     content = response.content.decode()
     assert "<script>alert(1)</script>" not in content
     assert "<b>x</b>" not in content
+
+
+# ---------------------------------------------------------------- the DKIM row after a change
+
+
+NO_KEY = "No DKIM key is set for this domain"
+
+
+def dns_section(client: Client) -> str:
+    page = page_text(client.get(reverse("domains:domain-detail", args=["a.example"])))
+    return page[page.index('<section id="dns-health"'):page.index("</section>")]
+
+
+def dkim_row(section: str) -> str:
+    row = next(row for row in section.split("<tr") if "<strong>dkim</strong>" in row)
+    return row.split("</tr>")[0]
+
+
+def test_the_no_key_message_names_the_page_and_the_command():
+    [finding] = checks.check_dkim(Target(name="a.example"), Identity(hosts=("mx.example.net",)),
+                                  lambda *_: pytest.fail("no lookup without a key"))
+    assert finding.reason.startswith(NO_KEY)
+    assert "Set the DKIM key" in finding.reason, "names the panel's page"
+    assert "manage.py dkim set" in finding.reason
+
+
+def test_the_no_key_row_links_to_the_dkim_page(world):
+    make_run(world.a, [("dkim", "", UNKNOWN, NO_KEY)])
+    row = dkim_row(dns_section(world.client_for("admin_a")))
+    assert f'href="{dkim_url()}"' in row
+    assert "stale" not in row
+
+
+def test_the_dkim_row_says_stale_once_a_key_is_set(world, rsa_key):
+    make_run(world.a, [("dkim", "", UNKNOWN, NO_KEY)], minutes_ago=5)
+    client = world.client_for("admin_a")
+    assert client.post(dkim_url(), {"selector": "mail", "public_key": pem_of(rsa_key)}
+                       ).status_code == 302
+    row = dkim_row(dns_section(client))
+    assert "stale: the key changed since this check" in row
+    assert "Check now" in row
+    assert reverse("dnscheck:check", args=["a.example"]) in row
+
+
+def test_the_dkim_row_says_stale_once_the_key_is_removed_and_drops_its_record(world, rsa_key):
+    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    old_record = dkim.txt_record("mail", "a.example", "rsa", b64_of(rsa_key))
+    make_run(world.a, [("dkim", "mail", ERROR, "No DKIM record at mail._domainkey.a.example",
+                        old_record)])
+    client = world.client_for("admin_a")
+    assert old_record in dns_section(client)
+    assert client.post(remove_url()).status_code == 302
+    section = dns_section(client)
+    assert "stale: the key changed since this check" in dkim_row(section)
+    assert old_record not in section, "no record for a key the panel no longer has"
+
+
+def test_a_dkim_row_checked_after_the_key_was_set_is_not_stale(world, rsa_key):
+    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    make_run(world.a, [("dkim", "mail", OK, "publishes this host's key")])
+    assert "stale" not in dkim_row(dns_section(world.client_for("admin_a")))
+
+
+def test_a_1024_bit_key_is_accepted_with_a_warning(world, short_rsa_key):
+    client = world.client_for("admin_a")
+    response = client.post(dkim_url(), {"selector": "old", "public_key": pem_of(short_rsa_key)})
+    assert response.status_code == 302
+    assert DkimKey.objects.filter(domain=world.a).exists()
+    shown = page_text(client.get(response["Location"]))
+    assert "The RSA key has 1024 bits; 2048 bits is recommended" in shown
+
+
+def test_a_2048_bit_key_gets_no_warning(world, rsa_key):
+    client = world.client_for("admin_a")
+    response = client.post(dkim_url(), {"selector": "mail", "public_key": pem_of(rsa_key)})
+    assert "recommended" not in page_text(client.get(response["Location"]))

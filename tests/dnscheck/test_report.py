@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +12,11 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
-from dnscheck import report, tasks
+from dnscheck import report, selectors, tasks
 from dnscheck import services as dnscheck_services
-from dnscheck.models import HealthReport
+from dnscheck.models import HealthReport, Verdict
 from domains import services
 from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run
 
@@ -155,7 +157,8 @@ def test_only_admins_whose_domains_changed_get_one(world, mailoutbox):
     assert report.send_reports(at(24)) == 2
     sent = by_recipient(mailoutbox)
     assert set(sent) == {"root@admin.test", "bert@b.example"}
-    assert sent["bert@b.example"].subject == "mailadmin: 1 domain worse (b.example)"
+    # ok -> unknown: could not check, neither worse nor better.
+    assert sent["bert@b.example"].subject == "mailadmin: 1 domain changed (b.example)"
     # The superadmin's summary still shows the unchanged domain.
     assert "a.example" in sent["root@admin.test"].body
 
@@ -299,3 +302,109 @@ def test_an_unreachable_mail_server_is_logged_and_nothing_recorded(history, sett
     assert report.send_reports(at(24)) == 0
     assert "cannot reach the mail server" in caplog.text
     assert HealthReport.objects.latest().sent_at == at(-1), "the next report covers it all"
+
+
+# ---------------------------------------------------------------- unknown and vanished results
+
+
+def test_error_to_unknown_is_not_reported_as_better(world, mailoutbox):
+    # An unknown is "could not check" (a timeout, a SERVFAIL): it says nothing about the record.
+    make_run(world.a, [("mx", "", OK), ("spf", "", ERROR, "no SPF record")], finished=at(-2))
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
+    make_run(world.a, [("mx", "", OK), ("spf", "", UNKNOWN, "timed out")], finished=at(1))
+    assert report.send_reports(at(24)) == 2
+    alice = by_recipient(mailoutbox)["alice@a.example"]
+    assert alice.subject == "mailadmin: 1 domain changed (a.example)"
+    for part in (alice.body, html_of(alice)):
+        changed = part[:part.index("All domains".upper() if part is alice.body else "All domains")]
+        assert "Better" not in changed and "Worse" not in changed
+        assert "Could not check" in changed
+    assert "a.example  spf: error -> unknown" in alice.body
+    assert "#1b7a3a" not in html_of(alice).split("All domains")[0], "nothing green"
+
+
+def test_the_page_and_the_report_agree_on_every_change(world):
+    # One answer for each move, whichever the page or the report shows it.
+    page_words = {"worsened": "worse", "improved": "better", "unchecked": "unchecked"}
+    verdicts = [None, *Verdict]
+    for before in verdicts:
+        for after in verdicts:
+            if before is None and after is None:
+                continue
+            previous = {} if before is None else {("mx", ""): (before, "r", "", 0)}
+            current = {} if after is None else {("mx", ""): (after, "r", "", 0)}
+            in_report = [c.kind for c in report.compare("a.example", previous, current)]
+            rows_before = [make_row(before)] if before is not None else []
+            rows_after = [make_row(after)] if after is not None else []
+            on_page = [page_words.get(c.direction, c.kind)
+                       for c in selectors.compare(rows_before, rows_after)]
+            assert on_page == in_report, (before, after)
+
+
+def test_a_vanished_result_is_no_longer_checked_on_page_and_report(world, mailoutbox):
+    make_run(world.a, [("mx", "", OK), ("dkim", "s1", WARNING)], finished=at(-2))
+    dnscheck_services.record_report(sent_at=at(-1), recipients=1, changes=0)
+    make_run(world.a, [("mx", "", OK)], finished=at(1))
+    assert report.send_reports(at(24)) == 2
+    alice = by_recipient(mailoutbox)["alice@a.example"]
+    assert "No longer checked" in alice.body and "Better" not in alice.body
+    page = world.client_for("admin_a").get(
+        reverse("domains:domain-detail", args=["a.example"])).content.decode()
+    changes = page[page.index("Changes since the previous check"):page.index("Records to publish")]
+    assert "no longer checked" in changes
+    assert "Better" not in changes and "change-improved" not in changes
+
+
+def make_row(verdict):
+    class Row:
+        check_name, subject, reason, record = "mx", "", "r", ""
+
+    row = Row()
+    row.verdict = verdict
+    return row
+
+
+# ---------------------------------------------------------------- no public host name
+
+
+@pytest.fixture
+def empty_dns(monkeypatch, settings):
+    """Every name exists and has no records: each check that can suggest a record does."""
+    from dnscheck.resolver import Answer, Resolver
+
+    monkeypatch.setattr(Resolver, "_ask",
+                        lambda self, name, rdtype, deadline: Answer(name, rdtype, "nodata"))
+    settings.MAILADMIN_PUBLIC_IPV4 = ["192.0.2.10"]
+    settings.MAILADMIN_PUBLIC_IPV6 = []
+
+
+@pytest.mark.parametrize("hostname", ["localhost", "mail", "localhost.localdomain", "192.0.2.10"])
+def test_no_record_names_a_host_name_that_is_not_public(world, mailoutbox, settings, empty_dns,
+                                                         hostname):
+    # The defaults: the machine's name (often "localhost"), and the MX hosts follow it.
+    settings.MAILADMIN_MAIL_HOSTNAME = hostname
+    settings.MAILADMIN_MX_HOSTS = [hostname]
+    dnscheck_services.check_domains_now(actor="t", domains=[world.a])
+    page = world.client_for("admin_a").get(
+        reverse("domains:domain-detail", args=["a.example"])).content.decode()
+    section = page[page.index('<section id="dns-health"'):page.index("</section>")]
+    assert report.send_reports(at(0)) == 2
+    body = by_recipient(mailoutbox)["alice@a.example"].body
+    for shown in (section, body):
+        assert " IN MX " not in shown and " IN PTR " not in shown
+        assert f" {hostname}. " not in shown and f"{hostname}. IN " not in shown
+        assert "Set MAILADMIN_MAIL_HOSTNAME (or MAILADMIN_MX_HOSTS)" in shown
+    records = section.split("Records to publish", 1)[1]
+    # Not as a name in any record (as in "IN MX 10 mail." or "mail. IN A ...").
+    assert not re.search(rf"(^|\s){re.escape(hostname)}\.(\s|$)", records, re.M)
+    results = {r.check_name: r for r in world.a.check_runs.get().results.all()}
+    assert results["mx"].verdict == Verdict.UNKNOWN, "not configured: not an error"
+    assert "a.example. 3600 IN TXT" in records or "v=spf1" in records, "the rest still shows"
+
+
+def test_a_public_host_name_is_suggested_in_the_mx_record(world, settings, empty_dns):
+    settings.MAILADMIN_MAIL_HOSTNAME = "localhost"
+    settings.MAILADMIN_MX_HOSTS = ["mail.example.net", "localhost"]
+    dnscheck_services.check_domains_now(actor="t", domains=[world.a])
+    mx = world.a.check_runs.get().results.get(check_name="mx")
+    assert (mx.verdict, mx.record) == (Verdict.ERROR, "a.example. IN MX 10 mail.example.net.")

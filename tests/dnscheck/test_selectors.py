@@ -75,18 +75,18 @@ def test_changes_new_gone_and_changed_worsened_first(domain):
         ("mx", "", OK),
         ("spf", "", ERROR),
         ("dmarc", "", WARNING),
-        ("ptr", "192.0.2.10", ERROR),  # gone: counts as better
+        ("ptr", "192.0.2.10", ERROR),  # gone: no longer checked, not better
         ("dnsbl", "192.0.2.10 zen.spamhaus.org", OK),  # gone while ok: neither
         ("tls-rpt", "", WARNING),  # unchanged: not listed
     ], minutes_ago=60)
     new = make_run(domain, [
         ("mx", "", ERROR, "no MX record"),  # worse
         ("spf", "", OK),  # better
-        ("dmarc", "", UNKNOWN),  # better (unknown ranks below warning)
+        ("dmarc", "", UNKNOWN),  # could not check: neither better nor worse
         ("tls-rpt", "", WARNING),
         ("dkim", "mail", WARNING),  # new and not ok: worse
         ("mta-sts", "", OK),  # new and ok: neither
-        ("required-address", "abuse", UNKNOWN),  # new unknown: worse, after the warning
+        ("required-address", "abuse", UNKNOWN),  # new unknown: could not check
     ])
     changes = selectors.changes_since_previous(new)
     assert selectors.changes_since_previous(old) == []
@@ -95,16 +95,28 @@ def test_changes_new_gone_and_changed_worsened_first(domain):
     assert summary == [
         ("mx", "", "changed", "worsened", "ok", "error"),
         ("dkim", "mail", "new", "worsened", "", "warning"),
-        ("required-address", "abuse", "new", "worsened", "", "unknown"),
-        ("ptr", "192.0.2.10", "gone", "improved", "error", ""),
         ("spf", "", "changed", "improved", "error", "ok"),
-        ("dmarc", "", "changed", "improved", "warning", "unknown"),
-        ("dnsbl", "192.0.2.10 zen.spamhaus.org", "gone", "unchanged", "ok", ""),
+        ("dmarc", "", "changed", "unchecked", "warning", "unknown"),
+        ("required-address", "abuse", "new", "unchecked", "", "unknown"),
         ("mta-sts", "", "new", "unchanged", "", "ok"),
+        ("ptr", "192.0.2.10", "gone", "unchanged", "error", ""),
+        ("dnsbl", "192.0.2.10 zen.spamhaus.org", "gone", "unchanged", "ok", ""),
     ]
     assert changes[0].reason == "no MX record"
     assert changes[0].worsened and not changes[0].improved
-    assert changes[3].improved
+    assert changes[2].improved
+    assert not changes[3].improved and not changes[3].worsened
+    assert not changes[6].improved, "a result that went away fixed nothing"
+
+
+def test_a_move_to_or_from_unknown_is_neither_better_nor_worse(domain):
+    make_run(domain, [("mx", "", ERROR), ("spf", "", UNKNOWN), ("dmarc", "", OK)],
+             minutes_ago=60)
+    new = make_run(domain, [("mx", "", UNKNOWN), ("spf", "", OK), ("dmarc", "", UNKNOWN)])
+    changes = selectors.changes_since_previous(new)
+    assert [(c.check_name, c.direction) for c in changes] == [
+        ("mx", "unchecked"), ("dmarc", "unchecked"), ("spf", "unchecked")]
+    assert not any(c.improved or c.worsened for c in changes)
 
 
 def test_compare_takes_anything_shaped_like_a_result():

@@ -349,3 +349,16 @@ def test_a_scheduled_run_says_so(world):
     CheckRun.objects.filter(pk=run.pk).update(requested_by="beat")
     section = section_of(world.client_for("admin_a").get(detail()).content.decode())
     assert "(scheduled)" in section
+
+
+def test_error_to_unknown_is_not_shown_as_better(world):
+    # An unknown is "could not check": neither better nor worse, and not green.
+    make_run(world.a, [("mx", "", OK), ("spf", "", ERROR)], minutes_ago=60)
+    make_run(world.a, [("mx", "", OK), ("spf", "", UNKNOWN, "timed out")])
+    section = section_of(world.client_for("admin_a").get(detail()).content.decode())
+    changes = section[section.index("Changes since the previous check"):
+                      section.index("Records to publish")]
+    items = re.findall(r'<li class="change-(\w+)">.*?<strong>([\w-]+)</strong>', changes, re.S)
+    assert items == [("unchecked", "spf")]
+    assert "Could not check" in changes
+    assert "Better" not in changes and "Worse" not in changes

@@ -465,6 +465,11 @@ REFUSALS = {
                        "the password is empty"),
     "password over 72 bytes": (("mailbox", "add", "x@example.org", "--password-stdin"),
                                "x" * 73 + "\n", "at most 72 bytes"),
+    "password too short": (("mailbox", "add", "x@example.org", "--password-stdin"), "a\n",
+                           "Use at least 12 characters."),
+    "passwd with the address's name": (
+        ("mailbox", "passwd", "bob@example.org", "--password-stdin"), "bob-is-my-password\n",
+        "Do not put your address's name in your password."),
     "password without --password-stdin": (("mailbox", "add", "x@example.org"),
                                           PASSWORD + "\n", "--password-stdin"),
     "password in argv": (("mailbox", "add", "x@example.org", "--password", "pw"), "",

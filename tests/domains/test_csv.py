@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from passlib.hash import sha512_crypt
 
 from accounts.models import AuditEntry
@@ -100,7 +101,7 @@ def test_export_aliases_keeps_the_catchall_source(world):
     assert rows == [  # in creation order
         ["source", "destinations", "active"],
         ["info@a.example", "bob@a.example", "true"],
-        ["@a.example", "bob@a.example", "true"],
+        ["'@a.example", "bob@a.example", "true"],  # neutralised: a spreadsheet runs "@"
         ["team@a.example", "bob@a.example,info@a.example,x@else.net", "false"],
     ]
 
@@ -120,10 +121,63 @@ def test_formula_looking_names_are_neutralised(world):
     assert [row[1] for row in exported] == [
         "'=HYPERLINK(\"http://x\",\"y\")", "'+1", "'-2", "'@SUM(1)",
         "plain, with comma", "'already quoted"]
-    # Addresses and hashes stay exactly as stored, even an address starting with "-".
-    assert [row[0] for row in exported] == [f"-{i}@n{i}.example" for i in range(len(names))]
+    # An address starting with "-" is neutralised like any cell; hashes never need it.
+    assert [row[0] for row in exported] == [f"'-{i}@n{i}.example" for i in range(len(names))]
     assert all(row[4] == world.bob.password for row in exported)
     assert [csv_io.unneutralise(row[1]) for row in exported] == names
+
+
+# Legal addresses whose cells a spreadsheet would run as formulas, and ones
+# that start with the apostrophe itself (an atom character).
+ODD_LOCALS = ["-dash", "=eq", "'=quoted", "''-twice", "'plain", "o'brien"]
+
+
+def _odd_addresses(world) -> None:
+    for local in ODD_LOCALS:
+        services.create_mailbox(actor="t", email=f"{local}@b.example",
+                                password_hash=world.bob.password, name=local)
+    services.create_alias(actor="t", source="@b.example", destinations="-dash@b.example")
+    services.create_alias(actor="t", source="=al@b.example",
+                          destinations="+plus@else.example,carol@b.example")
+
+
+def test_every_exported_cell_that_looks_like_a_formula_is_neutralised(world):
+    _odd_addresses(world)
+    client = world.client_for("superadmin")
+    mailboxes = table(export(client, "b.example", "mailboxes"))[1:]
+    aliases = table(export(client, "b.example", "aliases"))[1:]
+    cells = [cell for row in mailboxes + aliases for cell in row]
+    assert not [cell for cell in cells if cell.startswith(csv_io.FORMULA_START)]
+    assert {row[0] for row in mailboxes} >= {
+        "'-dash@b.example", "'=eq@b.example", "''=quoted@b.example",
+        "'''-twice@b.example", "'plain@b.example", "o'brien@b.example"}
+    assert ["'@b.example", "'-dash@b.example", "true"] in aliases
+    assert ["'=al@b.example", "'+plus@else.example,carol@b.example", "true"] in aliases
+
+
+def test_a_neutralised_export_round_trips(world, django_capture_on_commit_callbacks):
+    _odd_addresses(world)
+    client = world.client_for("superadmin")
+    moved = {kind: export(client, "b.example", kind).replace("@b.example", "@c.example")
+             for kind in ("mailboxes", "aliases")}
+    services.create_domain(actor="t", name="c.example")
+    for kind in ("mailboxes", "aliases"):
+        response = upload(client, "c.example", kind, moved[kind])
+        assert response.status_code == 200, text_of(response)
+        job = ImportJob.objects.get(state="pending")
+        confirm(client, "c.example", job, django_capture_on_commit_callbacks)
+        assert ImportJob.objects.get(pk=job.pk).state == "done"
+
+    def mailboxes(domain: str) -> set[tuple[str, str]]:
+        return {(m.email.split("@")[0], m.name)
+                for m in Mailbox.objects.filter(domain__name=domain)}
+
+    def aliases(domain: str) -> set[tuple[str, str]]:
+        return {(a.source.split("@")[0], a.destinations.replace(domain, "d"))
+                for a in Alias.objects.filter(domain__name=domain)}
+
+    assert mailboxes("c.example") == mailboxes("b.example")
+    assert aliases("c.example") == aliases("b.example")
 
 
 def test_export_of_2000_mailboxes_uses_a_constant_number_of_queries(world):
@@ -165,7 +219,7 @@ def test_export_pages_through_every_row_exactly_once(world):
 def test_round_trip_moves_mailboxes_with_their_hashes(world, django_capture_on_commit_callbacks):
     services.update_mailbox(actor="t", mailbox=world.bob, name="=Bob, the builder", quota="1G")
     services.set_mailbox_active(actor="t", mailbox=world.bob, active=False)
-    services.create_mailbox(actor="t", email="dora@a.example", password="dora's password 1")
+    services.create_mailbox(actor="t", email="dora@a.example", password="her own password 1")
     client = world.client_for("superadmin")
     exported = export(client, "a.example", "mailboxes")
     services.create_domain(actor="t", name="c.example")
@@ -185,7 +239,7 @@ def test_round_trip_moves_mailboxes_with_their_hashes(world, django_capture_on_c
     assert passwords.verify_password(MAILBOX_PASSWORD, bob.password)
     assert (bob.name, bob.quota, bob.active) == ("=Bob, the builder", 1024**3, False)
     dora = Mailbox.objects.get(email="dora@c.example")
-    assert dora.active and passwords.verify_password("dora's password 1", dora.password)
+    assert dora.active and passwords.verify_password("her own password 1", dora.password)
     job.refresh_from_db()
     assert (job.state, job.done, job.rows, job.error) == ("done", 2, [], "")
     actions = sorted(AuditEntry.objects.filter(domain="c.example")
@@ -547,4 +601,118 @@ def test_deleting_a_domain_deletes_its_import_jobs(world):
     domain = services.create_domain(actor="t", name="c.example")
     ImportJob.objects.create(domain=domain, kind="aliases", actor="t", total=0)
     services.delete_domain(actor="t", domain=domain, force=True)
+    assert not ImportJob.objects.exists()
+
+
+# ---------------------------------------------------------------- stale jobs
+
+
+def _pending_job(world) -> ImportJob:
+    upload(world.client_for("admin_a"), "a.example", "mailboxes",
+           f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
+    return ImportJob.objects.latest("pk")
+
+
+def _age(job: ImportJob, hours: float, **changes) -> ImportJob:
+    ImportJob.objects.filter(pk=job.pk).update(
+        created=timezone.now() - datetime.timedelta(hours=hours), **changes)
+    return job
+
+
+@pytest.mark.parametrize("sweep", ["service", "task", "command", "csv page"])
+def test_a_pending_job_past_its_lifetime_is_swept_with_no_new_job(world, settings, cli, sweep):
+    """Its rows hold password hashes: they go when the bound passes, whether or
+    not anyone imports again (beat runs the task; the embedded default, with no
+    beat, sweeps at start and on every import page)."""
+    settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
+    old, fresh = _pending_job(world), _pending_job(world)
+    _age(old, 2.1)
+    _age(fresh, 1.9)
+    if sweep == "service":
+        assert csv_io.sweep_import_jobs() == 1
+    elif sweep == "task":
+        assert tasks.sweep_import_jobs.delay().get() == 1
+    elif sweep == "command":
+        assert "1 stale import job" in cli("sweep_imports")
+    else:
+        response = world.client_for("admin_b").get(reverse("csv:import", args=["b.example"]))
+        assert response.status_code == 200
+    assert list(ImportJob.objects.values_list("pk", flat=True)) == [fresh.pk]
+
+
+def test_a_confirmed_job_that_never_ran_loses_its_rows(world, settings):
+    settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
+    job = _age(_pending_job(world), 3, confirmed=timezone.now() - datetime.timedelta(hours=3))
+    assert csv_io.sweep_import_jobs() == 1
+    job.refresh_from_db()
+    assert (job.state, job.rows) == ("failed", [])
+    assert "nothing was imported" in job.error
+    assert tasks.run_import(job.pk) == 0  # a late worker finds nothing to do
+
+
+def test_the_sweep_is_on_the_beat_schedule(settings):
+    from mailadmin.celery import app
+
+    entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values()
+               if e["task"] == "domains.sweep_import_jobs"]
+    assert len(entries) == 1
+    app.loader.import_default_modules()
+    assert "domains.sweep_import_jobs" in app.tasks
+
+
+# ---------------------------------------------------------------- costly hashes
+
+
+def test_a_hash_beyond_the_cost_bound_is_a_row_error_in_the_preview(world):
+    from passlib.hash import bcrypt
+
+    planted = "{BLF-CRYPT}" + bcrypt.using(rounds=4, ident="2y").hash(PLAIN).replace(
+        "$04$", "$31$", 1)
+    rows = f"email,password_hash\nnew1@a.example,{world.bob.password}\nnew2@a.example,{planted}\n"
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", rows)
+    assert response.status_code == 200  # the preview, listing the row's problem
+    text = text_of(response)
+    assert "cost 31; at most 13 is accepted (MAILADMIN_MAX_BCRYPT_COST)" in text
+    assert not ImportJob.objects.exists()
+
+
+def test_a_job_holding_a_costly_hash_fails_whole(world):
+    from passlib.hash import bcrypt
+
+    planted = "{BLF-CRYPT}" + bcrypt.using(rounds=4, ident="2y").hash(PLAIN).replace(
+        "$04$", "$31$", 1)
+    job = ImportJob.objects.create(domain=world.a, kind="mailboxes", actor="t", total=2, rows=[
+        ["new1@a.example", "", None, world.bob.password, True],
+        ["new2@a.example", "", None, planted, True]])
+    assert tasks.run_import(job.pk) == 0
+    job.refresh_from_db()
+    assert job.state == "failed"
+    assert "MAILADMIN_MAX_BCRYPT_COST" in job.error
+    assert not Mailbox.objects.filter(email__startswith="new").exists()
+
+
+def test_the_services_refuse_a_costly_hash(world):
+    from passlib.hash import sha512_crypt as sha
+
+    planted = "{SHA512-CRYPT}" + sha.using(rounds=1000).hash(PLAIN).replace(
+        "rounds=1000$", "rounds=999999999$", 1)
+    with pytest.raises(ValidationError, match="MAILADMIN_MAX_SHA_CRYPT_ROUNDS"):
+        services.create_mailbox(actor="t", email="new1@a.example", password_hash=planted)
+    with pytest.raises(ValidationError, match="MAILADMIN_MAX_SHA_CRYPT_ROUNDS"):
+        services.set_mailbox_password(actor="t", mailbox=world.bob, password_hash=planted)
+    with pytest.raises(ValidationError, match=r"row 1: .*MAILADMIN_MAX_SHA_CRYPT_ROUNDS"):
+        services.import_mailboxes(actor="t", domain=world.a,
+                                  rows=[MailboxImport(email="new2@a.example",
+                                                      password_hash=planted)])
+    assert not Mailbox.objects.filter(email__startswith="new").exists()
+
+
+def test_plaintext_passwords_in_an_import_meet_the_policy(world):
+    rows = f"email,password\nnew1@a.example,a\nnew2@a.example,new2-new2-new2\n" \
+           f"new3@a.example,{PLAIN}\n"
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", rows)
+    text = text_of(response)
+    assert "Use at least 12 characters." in text
+    assert "Do not put your address&#x27;s name" in response.content.decode() or \
+        "Do not put your address's name" in text
     assert not ImportJob.objects.exists()

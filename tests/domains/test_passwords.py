@@ -282,3 +282,74 @@ def test_verify_password_swallows_errors_for_odd_inputs():
     assert verify_password(123, stored) is False
     assert verify_password(PASSWORD, "") is False
     assert verify_password(PASSWORD, "{SHA512-CRYPT}$6$abc") is False
+
+
+# ---------------------------------------------------------------- cost bounds
+#
+# A planted hash with a huge cost would stall whoever verifies it (a sign-in
+# burns a worker for hours). Built by editing the cost of cheap hashes: the
+# checks read the parameters, they never run the hash.
+
+def _bcrypt_at(cost: int) -> str:
+    return bcrypt.using(rounds=4, ident="2y").hash(PASSWORD).replace("$04$", f"${cost:02d}$", 1)
+
+
+def _sha512_at(rounds: int) -> str:
+    return _SHA512.hash(PASSWORD).replace("rounds=1000$", f"rounds={rounds}$", 1)
+
+
+def _argon2_at(m: int, t: int, p: int) -> str:
+    return _ARGON2ID.hash(PASSWORD).replace("m=1024,t=1,p=1", f"m={m},t={t},p={p}", 1)
+
+
+PLANTED = {
+    "bcrypt cost 31": ("{BLF-CRYPT}" + _bcrypt_at(31), "cost 31; at most 13"),
+    "bcrypt cost 17, bare": (_bcrypt_at(17), "cost 17; at most 13"),
+    "sha512 rounds": ("{SHA512-CRYPT}" + _sha512_at(999_999_999),
+                      "999999999 rounds; at most 700000"),
+    "sha256 rounds": ("{SHA256-CRYPT}" + _SHA256.hash(PASSWORD).replace(
+        "rounds=1000$", "rounds=800000$", 1), "800000 rounds; at most 700000"),
+    "argon2 memory": ("{ARGON2ID}" + _argon2_at(4_194_304, 1, 1),
+                      "memory 4194304 KiB; at most 65536"),
+    "argon2 time": ("{ARGON2ID}" + _argon2_at(1024, 100_000, 1), "time cost 100000; at most 4"),
+    "argon2 lanes": ("{ARGON2ID}" + _argon2_at(1024, 1, 64), "parallelism 64; at most 8"),
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_a_hash_beyond_the_cost_bound_is_refused_naming_the_bound(planted):
+    stored, message = PLANTED[planted]
+    with pytest.raises(ValidationError) as error:
+        normalize_hash(stored)
+    assert message in " ".join(error.value.messages)
+    assert "MAILADMIN_MAX_" in " ".join(error.value.messages)
+
+
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_a_hash_beyond_the_cost_bound_is_never_run(planted):
+    import time
+
+    stored, _ = PLANTED[planted]
+    started = time.perf_counter()
+    assert not verify_password(PASSWORD, stored)
+    assert time.perf_counter() - started < 0.5
+    assert needs_rehash(stored)
+
+
+@pytest.mark.parametrize("stored", [
+    "{BLF-CRYPT}" + _bcrypt_at(13), "{SHA512-CRYPT}" + _sha512_at(700_000),
+    "{ARGON2ID}" + _argon2_at(65536, 4, 8),
+    # What Dovecot and passlib produce by default.
+    "{SHA512-CRYPT}" + _sha512_at(5000), "{ARGON2ID}" + _argon2_at(65536, 3, 4),
+])
+def test_a_hash_at_the_bound_is_accepted(stored):
+    assert normalize_hash(stored) == stored
+
+
+def test_the_bounds_are_settings(settings):
+    settings.MAILADMIN_MAX_BCRYPT_COST = 10
+    with pytest.raises(ValidationError, match="cost 11; at most 10"):
+        normalize_hash("{BLF-CRYPT}" + _bcrypt_at(11))
+    settings.MAILADMIN_MAX_SHA_CRYPT_ROUNDS = 2000
+    with pytest.raises(ValidationError, match="2001 rounds; at most 2000"):
+        normalize_hash("{SHA512-CRYPT}" + _sha512_at(2001))

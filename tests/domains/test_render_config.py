@@ -5,7 +5,8 @@ domains.mailconfig are then run on SQLite the way Postfix and Dovecot expand
 them, against a small world made with domains.services:
 
 * example.org: bob (2G), dave (disabled), postmaster -> bob + carol@else.net,
-  old@ (disabled alias), and the catch-all @example.org -> bob;
+  old@ (disabled alias), the catch-all @example.org -> bob, and aliases to
+  undeliverable destinations (todave@, toeve@, toold@, and mixed@ with some);
 * alias.example: an alias domain of example.org; off.example: a disabled one;
 * closed.org: a disabled domain with the mailbox eve.
 """
@@ -20,12 +21,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
 from domains import mailconfig, passwords, services
 from domains.models import Domain
+from domains.validators import normalize_hosted_address
 
 MARIADB_URL = "mysql://ro:secret@127.0.0.1:3306/mail"
 MAPS = ["domains.cf", "mailboxes.cf", "aliases.cf", "mailbox-self.cf",
@@ -46,8 +49,13 @@ GIB = 1024**3
 
 
 @pytest.fixture(autouse=True)
-def mail_settings(settings):
+def mail_settings(settings, tmp_path_factory):
     """Known values for every setting the templates read, whatever the environment says."""
+    tls = tmp_path_factory.mktemp("tls")
+    for name in ("cert.pem", "key.pem"):
+        (tls / name).write_text("not checked beyond existing\n")
+    settings.MAILADMIN_TLS_CERT = str(tls / "cert.pem")
+    settings.MAILADMIN_TLS_KEY = str(tls / "key.pem")
     settings.MAILADMIN_DAEMON_DATABASE_URL = ""
     settings.MAILADMIN_MAIL_HOSTNAME = "mail.example.org"
     settings.MAILADMIN_POSTFIX_DIR = "/etc/postfix"
@@ -62,6 +70,7 @@ def mail_settings(settings):
     settings.MAILADMIN_VMAIL_UID = 5000
     settings.MAILADMIN_VMAIL_GID = 5000
     settings.MAILADMIN_PASSWORD_SCHEME = "BLF-CRYPT"
+    settings.MAILADMIN_DATA_GROUP = ""
     return settings
 
 
@@ -140,6 +149,19 @@ def test_it_writes_every_file_for_sqlite(out):
     assert setting(main, "smtpd_sender_login_maps") == (
         "sqlite:/etc/postfix/mailadmin/sender-login.cf, "
         "sqlite:/etc/postfix/mailadmin/aliasdomain-sender-login.cf")
+
+
+def test_dovecot_reads_a_private_sqlite_file_through_the_data_group(out, mail_settings):
+    """The database is 0640 in MAILADMIN_DATA_GROUP, not world-readable (README)."""
+    render_config(out)
+    assert "extra_groups" not in written(out)["dovecot/conf.d/90-mailadmin.conf"]
+    mail_settings.MAILADMIN_DATA_GROUP = "postfix"
+    render_config(out)
+    conf = written(out)["dovecot/conf.d/90-mailadmin.conf"]
+    worker = conf[conf.index("service auth-worker {"):]
+    assert setting(worker[:worker.index("}")], "  extra_groups") == "postfix"
+    render_config(out, "--database-url", MARIADB_URL)
+    assert "extra_groups" not in written(out)["dovecot/conf.d/90-mailadmin.conf"]
 
 
 def test_it_writes_every_file_for_mariadb(out):
@@ -406,6 +428,17 @@ def mail_world(db):
     services.create_alias(actor=ACTOR, source="old@example.org",
                           destinations="bob@example.org", active=False)
     services.create_alias(actor=ACTOR, source="@example.org", destinations="bob@example.org")
+    # Deliverable destinations only: a disabled mailbox, a mailbox of a
+    # disabled domain and a disabled alias are left out of the answer.
+    services.create_alias(actor=ACTOR, source="todave@example.org",
+                          destinations="dave@example.org")
+    services.create_alias(actor=ACTOR, source="mixed@example.org",
+                          destinations="dave@example.org,bob@example.org,old@example.org,"
+                                       "eve@closed.org,carol@else.net,postmaster@example.org")
+    services.create_alias(actor=ACTOR, source="toeve@example.org",
+                          destinations="eve@closed.org")
+    services.create_alias(actor=ACTOR, source="toold@example.org",
+                          destinations="old@example.org")
     services.create_alias_domain(actor=ACTOR, name="alias.example", target="example.org")
     services.create_alias_domain(actor=ACTOR, name="off.example", target="example.org",
                                  active=False)
@@ -475,6 +508,8 @@ POSTFIX_ANSWERS = {
         "postmaster@example.org": "bob@example.org,carol@else.net",
         "@example.org": "bob@example.org", "old@example.org": None,
         "bob@example.org": None, "@alias.example": None,
+        "todave@example.org": None, "toeve@example.org": None, "toold@example.org": None,
+        "mixed@example.org": "bob@example.org,carol@else.net,postmaster@example.org",
     },
     "mailbox-self.cf": {
         "bob@example.org": "bob@example.org", "dave@example.org": None,
@@ -488,6 +523,8 @@ POSTFIX_ANSWERS = {
     "aliasdomain-aliases.cf": {
         "postmaster@alias.example": "bob@example.org,carol@else.net",
         "old@alias.example": None, "postmaster@off.example": None, "@alias.example": None,
+        "todave@alias.example": None,
+        "mixed@alias.example": "bob@example.org,carol@else.net,postmaster@example.org",
     },
     "aliasdomain-catchall.cf": {
         "@alias.example": "bob@example.org", "nobody@alias.example": None,
@@ -576,3 +613,58 @@ def test_it_defaults_to_the_panels_database(out, settings):
     else:
         assert setting(text, "user") == "mailadmin_ro"
         assert setting(text, "dbname") == str(panel["NAME"])
+
+
+def _dovecot_username_chars(out: Path) -> str:
+    value = setting((out / "dovecot/conf.d/90-mailadmin.conf").read_text(),
+                    "auth_username_chars")
+    # Quoted: unquoted, Dovecot reads the `#` in the list as a comment.
+    assert value.startswith('"') and value.endswith('"'), value
+    return value[1:-1]
+
+
+def test_dovecot_takes_exactly_the_characters_the_validator_accepts(out):
+    render_config(out)
+
+    allowed = _dovecot_username_chars(out)
+    assert len(set(allowed)) == len(allowed)
+    for code in range(0x21, 0x7f):
+        char = chr(code)
+        if char == "@":
+            assert char in allowed  # the address's own separator
+            continue
+        try:
+            normalize_hosted_address(f"a{char}b@example.org", mailbox=True)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+        # Uppercase is accepted (and lowered after Dovecot's check, by %Lu).
+        assert accepted == (char in allowed), char
+    for unsafe in '%/\\"':
+        assert unsafe not in allowed
+
+
+def test_it_names_no_local_alias_database(out):
+    # Left at Postfix's default (hash:/etc/aliases), every smtpd logs
+    # "open database /etc/aliases.db" on a host that has none.
+    render_config(out)
+
+    main = (out / "postfix/main.cf").read_text()
+    assert re.search(r"^alias_maps =$", main, re.MULTILINE), main
+    assert re.search(r"^alias_database =$", main, re.MULTILINE), main
+
+
+@pytest.mark.parametrize("name", ["MAILADMIN_TLS_CERT", "MAILADMIN_TLS_KEY"])
+def test_it_refuses_a_missing_tls_file_in_one_line(out, mail_settings, name):
+    # Debian's snakeoil pair (the default) is not there unless ssl-cert made it:
+    # rendered anyway, Postfix TLS and so the submission port would be broken.
+    setattr(mail_settings, name, "/etc/ssl/nowhere/ssl-cert-snakeoil.pem")
+
+    with pytest.raises(CommandError) as refused:
+        render_config(out)
+
+    message = str(refused.value)
+    assert message.startswith(f"{name}=/etc/ssl/nowhere/ssl-cert-snakeoil.pem: no such file")
+    assert "\n" not in message
+    assert not out.exists()

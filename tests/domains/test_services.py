@@ -1255,3 +1255,57 @@ def test_deleting_an_alias_takes_it_out_of_aliases_that_forwarded_to_it():
     services.delete_alias(actor="t", alias=Alias.objects.get(source="team@chain.example"))
     assert Alias.objects.get(source="all@chain.example").destinations == "ext@else.net"
     assert not Alias.objects.filter(source="only@chain.example").exists()
+
+
+# ---------------------------------------------------------------- what the daemons cannot serve
+
+
+@pytest.mark.parametrize("email", ["o!brien@example.org", "o+brien@example.org"])
+def test_a_mailbox_name_the_daemons_cannot_serve_is_refused(domain, email):
+    before = db_state()
+    with refused(email, "cannot be a mailbox"):
+        services.create_mailbox(actor=ACTOR, email=email, password=PASSWORD)
+    with refused(email, "cannot be a mailbox"):
+        services.import_mailboxes(actor=ACTOR, domain=domain, rows=[
+            MailboxImport(email=email, password_hash=bcrypt.using(rounds=4).hash(PASSWORD))])
+    assert db_state() == before
+
+
+def test_an_alias_source_with_a_bang_is_refused_but_a_plus_is_fine(mailbox):
+    with refused("o!brien@example.org", "source routing"):
+        services.create_alias(actor=ACTOR, source="o!brien@example.org",
+                              destinations=mailbox.email)
+    # Postfix looks the full address up before the one without +extension.
+    services.create_alias(actor=ACTOR, source="o+brien@example.org",
+                          destinations=f"{mailbox.email},carol+lists@else.net,a!b@else.net")
+    assert Alias.objects.filter(source="o+brien@example.org").exists()
+
+
+def test_a_mailbox_may_hold_the_other_atom_characters(domain):
+    for char in "#$&'*-=?^_`{|}~":
+        services.create_mailbox(actor=ACTOR, email=f"o{char}brien@example.org",
+                                password=PASSWORD)
+    assert Mailbox.objects.count() == 15
+
+
+# ---------------------------------------------------------------- the password policy
+
+
+@pytest.mark.parametrize(("password", "message"), [
+    ("a", "Use at least 12 characters."),
+    ("xx-bob-bob-2024-xx", "Do not put your address's name in your password."),
+])
+def test_every_plaintext_password_meets_the_policy(domain, mailbox, password, message):
+    with refused(message):
+        make_mailbox("carol@example.org", password=password.replace("bob", "carol"))
+    with refused(message):
+        services.set_mailbox_password(actor=ACTOR, mailbox=mailbox, password=password)
+    with refused(message):
+        services.update_mailbox(actor=ACTOR, mailbox=mailbox, name="Bob", password=password)
+    assert services.verify_mailbox_login(email="bob@example.org", password=PASSWORD)
+
+
+def test_an_imported_hash_is_not_held_to_the_plaintext_policy(domain):
+    """Moving in keeps people's existing passwords; only new plaintext is checked."""
+    make_mailbox("bob@example.org", password_hash=_SHA512.hash("a"))
+    assert services.verify_mailbox_login(email="bob@example.org", password="a")

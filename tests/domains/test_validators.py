@@ -12,6 +12,7 @@ from domains.validators import (
     ADDRESS_MAX,
     DOMAIN_MAX,
     LOCAL_MAX,
+    format_limit,
     format_size,
     normalize_address,
     normalize_domain,
@@ -306,7 +307,7 @@ def test_it_refuses_an_overlong_number_as_a_size():
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (0, "unlimited"),
+        (0, "0B"),
         (1, "1B"),
         (1023, "1023B"),
         (1024, "1K"),
@@ -321,6 +322,13 @@ def test_it_refuses_an_overlong_number_as_a_size():
 )
 def test_it_formats_sizes(value, expected):
     assert format_size(value) == expected
+
+
+def test_it_formats_a_zero_limit_as_unlimited_and_a_zero_amount_as_zero():
+    # A limit of 0 means "no limit"; an amount of 0 (nothing allocated) is zero.
+    assert (format_limit(0), format_limit(50 * GIB)) == ("unlimited", "50G")
+    assert format_size(0) == "0B"
+    assert parse_size(format_size(0)) == 0
 
 
 @pytest.mark.parametrize("value", [1024, 512 * MIB, 10 * GIB, 3 * 1024**4, 1536 * MIB, 77])

@@ -308,6 +308,27 @@ def test_it_deletes_an_empty_domain_without_force(world):
     assert not Domain.objects.filter(name="empty.example").exists()
 
 
+def test_it_shows_a_quota_limit_with_nothing_allocated_as_zero_not_unlimited(world):
+    # A zero allocated total is an amount (nothing used); only a zero limit means "no limit".
+    services.create_domain(actor="t", name="quota.example", max_quota="50G",
+                           default_quota="1G")
+    response = world.client_for("superadmin").get(
+        reverse("domains:domain-detail", args=["quota.example"]))
+    assert response.status_code == 200
+    quota_row = next(row for row in response.context["limits"] if row[0] == "Quota")
+    assert quota_row[3:] == ("0B", "50G")
+    assert "0B of 50G" in text_of(response)
+    assert "unlimited of" not in text_of(response)
+
+
+def test_it_still_shows_a_domain_without_a_quota_limit_as_unlimited(world):
+    services.create_mailbox(actor="t", email="big@b.example", password="x" * 16, quota="2G")
+    response = world.client_for("superadmin").get(
+        reverse("domains:domain-detail", args=["b.example"]))
+    quota_row = next(row for row in response.context["limits"] if row[0] == "Quota")
+    assert quota_row[3:] == ("2G", "unlimited")
+
+
 # ---------------------------------------------------------------- creating mailboxes
 
 
@@ -356,6 +377,23 @@ def test_it_generates_a_password_and_shows_it_once(world):
     assert generated not in str([entry.before, entry.after])
     detail = client.get(reverse("domains:domain-detail", args=["a.example"]))
     assert generated not in text_of(detail)
+
+
+def test_the_generated_password_page_is_never_stored(world):
+    """Not in the browser's cache nor a proxy's: Back or a shared disk must not show it again."""
+    client = world.client_for("admin_a")
+    response = client.post(reverse("domains:mailbox-create", args=["a.example"]),
+                           mailbox_data(password="", password_again=""))
+    assert shows_generated_password(response)
+    assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_the_mailbox_edit_page_is_never_stored(world, method):
+    """It shows a generated password too when one is asked for."""
+    client = world.client_for("admin_a")
+    response = getattr(client, method)(reverse("domains:mailbox-edit", args=["bob@a.example"]))
+    assert "no-store" in response.get("Cache-Control", ""), response.status_code
 
 
 def test_it_refuses_a_mailbox_beyond_the_domain_limit(world):
@@ -833,3 +871,53 @@ def test_the_new_address_is_checked_as_it_is_typed(world):
     assert "not a valid address" in client.get(url, {"local_part": "a b"}).content.decode()
     page = client.get(reverse("domains:mailbox-create", args=["a.example"])).content.decode()
     assert f'hx-get="{url}"' in page
+
+
+# ---------------------------------------------------------------- the password policy
+
+
+@pytest.mark.parametrize("weak", ["a", "dave-dave-dave-1"])
+def test_it_refuses_a_weak_password_for_a_new_mailbox(world, weak):
+    client = world.client_for("admin_a")
+    before = counts()
+    response = client.post(reverse("domains:mailbox-create", args=["a.example"]),
+                           mailbox_data(password=weak, password_again=weak))
+    assert response.status_code == 200
+    assert any(m.startswith(("Use at least 12", "Do not put")) for m in errors_of(response))
+    assert counts() == before
+
+
+def test_it_refuses_a_weak_password_on_the_edit_page(world):
+    client = world.client_for("admin_a")
+    before = world.bob.password
+    response = client.post(reverse("domains:mailbox-edit", args=["bob@a.example"]),
+                           edit_data(password="a", name="Bob"))
+    assert response.status_code == 200
+    assert "Use at least 12 characters." in errors_of(response)
+    world.bob.refresh_from_db()
+    assert (world.bob.password, world.bob.name) == (before, "")
+
+
+def test_the_edit_page_generates_a_password_and_shows_it_once(world):
+    client = world.client_for("admin_a")
+    response = client.post(reverse("domains:mailbox-edit", args=["bob@a.example"]),
+                           edit_data(generate="on"))
+    assert response.status_code == 200
+    assert shows_generated_password(response)
+    generated = response.context["password"]
+    assert len(generated) >= 20 and text_of(response).count(generated) == 1
+    world.bob.refresh_from_db()
+    assert passwords.verify_password(generated, world.bob.password)
+    entry = AuditEntry.objects.get(action="mailbox.password", object_id=world.bob.pk)
+    assert generated not in str([entry.before, entry.after])
+
+
+def test_the_edit_page_wants_a_typed_or_a_generated_password_not_both(world):
+    client = world.client_for("admin_a")
+    before = world.bob.password
+    response = client.post(reverse("domains:mailbox-edit", args=["bob@a.example"]),
+                           edit_data(generate="on", password=NEW_PASSWORD))
+    assert response.status_code == 200
+    assert not shows_generated_password(response)
+    world.bob.refresh_from_db()
+    assert world.bob.password == before

@@ -8,6 +8,7 @@ files and free ports). Nothing under /etc is touched.
 from __future__ import annotations
 
 import contextlib
+import grp
 import imaplib
 import io
 import os
@@ -22,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+
+from mailadmin.env import private_data
 
 ROOT = Path("/var/tmp/mailadmin-tests")  # maillog_file must live under /var
 BINARIES = ["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks", "openssl"]
@@ -191,13 +195,22 @@ def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
 def _daemon_database_url(stack: MailStack) -> str:
     db = connection.settings_dict
     if stack.dialect == "sqlite":
+        # The README's way: not world-readable, but 0640 in MAILADMIN_DATA_GROUP,
+        # applied here to the test database Django created beside the real one.
         path = Path(db["NAME"])
-        path.chmod(0o644)  # the daemons read it as their own users
-        closed = [p for p in path.parents if not os.stat(p).st_mode & 0o001]
+        group = stack.overrides["MAILADMIN_DATA_GROUP"]
+        private_data(path.parent, sqlite_file=path, group=group)
+        # Processes started later (Celery workers) load the settings again,
+        # which would make the directory 0700 again without the group.
+        os.environ["MAILADMIN_DATA_GROUP"] = group
+        gid = grp.getgrnam(group).gr_gid
+        if os.stat(path).st_mode & 0o077 != 0o040 or os.stat(path).st_gid != gid:
+            raise AssertionError(f"{path} must be 0640 in group {group}")
+        closed = [p for p in path.parents[1:] if not os.stat(p).st_mode & 0o001]
         if closed:
             raise AssertionError(
                 f"Postfix and Dovecot cannot reach {path}: {closed[0]} is closed to other "
-                "users; use a MAILADMIN_DATA_DIR they can traverse (chmod o+x)")
+                "users; put MAILADMIN_DATA_DIR in a directory they can traverse (chmod o+x)")
         return f"sqlite:///{path}"
     # The README's user with the README's grants, under a per-run name so
     # parallel runs (and the benchmark) never change each other's password.
@@ -327,6 +340,10 @@ def mail_stack() -> Iterator[MailStack]:
         "MAILADMIN_VMAIL_DIR": str(root / "vmail"),
         "MAILADMIN_VMAIL_UID": VMAIL_UID,
         "MAILADMIN_VMAIL_GID": VMAIL_UID,
+        # SQLite only. Postfix drops supplementary groups (set_ugid), so the
+        # group is mail_owner's own; the rendered Dovecot config adds it to the
+        # auth worker.
+        "MAILADMIN_DATA_GROUP": settings.MAILADMIN_DATA_GROUP or "postfix",
     }
     stack = MailStack(root=root, dialect=dialect, ports=ports, overrides=overrides)
     try:

@@ -72,8 +72,13 @@ class RecipeServer:
     execute: object
 
     def manage(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        # render_config refuses TLS files that are not there (the default
+        # snakeoil pair is absent on a test machine); its content is not read.
+        tls = self.data_dir.parent / "tls.pem"
+        tls.touch()
         env = {**os.environ, "MAILADMIN_DATABASE_URL": self.url,
-               "MAILADMIN_DATA_DIR": str(self.data_dir)}
+               "MAILADMIN_DATA_DIR": str(self.data_dir),
+               "MAILADMIN_TLS_CERT": str(tls), "MAILADMIN_TLS_KEY": str(tls)}
         return subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT, env=env,
                               input=stdin, capture_output=True, text=True, timeout=120,
                               check=False)

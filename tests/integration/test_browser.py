@@ -40,10 +40,17 @@ def browser(monkeypatch):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update",
             "--disable-sync"])
+        CSP_VIOLATIONS.clear()
         try:
             yield instance
         finally:
             instance.close()
+    # Chromium reports each blocked inline script or style on the console.
+    assert not CSP_VIOLATIONS, "\n".join(CSP_VIOLATIONS)
+
+
+# Console messages about the Content-Security-Policy, from every page of the test.
+CSP_VIOLATIONS: list[str] = []
 
 
 def new_page(browser, live_server):
@@ -51,6 +58,8 @@ def new_page(browser, live_server):
                                   viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    page.on("console", lambda message: CSP_VIOLATIONS.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text else None)
     return page
 
 

@@ -99,3 +99,68 @@ def test_deleting_a_mailbox_keeps_its_mail_on_disk(mail):
     assert "<** 550 5.1.1" in mail.send("carol@example.org").stdout
     # The alias that delivered to carol now delivers to bob only.
     assert selectors.alias_by_source("team@example.org").destinations == "bob@example.org"
+
+
+def _log_since(mail, offset: int) -> str:
+    return (mail.root / "postfix.log").read_text(errors="replace")[offset:]
+
+
+def _log_size(mail) -> int:
+    return len((mail.root / "postfix.log").read_text(errors="replace"))
+
+
+def _refused_at_rcpt(result) -> bool:
+    """The swaks transcript: the 550 answers RCPT TO, and DATA is never sent."""
+    lines = result.stdout.splitlines()
+    rcpt = next(i for i, line in enumerate(lines) if line.startswith(" -> RCPT TO:"))
+    return (lines[rcpt + 1].startswith("<** 550 5.1.1")
+            and not any(line.startswith(" -> DATA") for line in lines))
+
+
+def test_an_alias_with_no_deliverable_destination_is_refused_at_rcpt(mail):
+    services.create_domain(actor="t", name="other.test")
+    services.create_mailbox(actor="t", email="dave@other.test", password=PW)
+    services.create_alias(actor="t", source="onlybob@example.org", destinations="bob@example.org")
+    services.create_alias(actor="t", source="todave@example.org", destinations="dave@other.test")
+    services.set_mailbox_active(actor="t", mailbox=selectors.mailbox_by_email("bob@example.org"),
+                                active=False)
+    services.set_domain_active(actor="t", domain=selectors.domain_by_name("other.test"),
+                               active=False)
+    # The catch-all's only target is disabled too: unknown addresses are refused.
+    services.set_mailbox_active(actor="t", mailbox=selectors.mailbox_by_email("owner@catch.test"),
+                                active=False)
+    offset = _log_size(mail)
+
+    for address in ("onlybob@example.org", "onlybob@alias.example", "todave@example.org",
+                    "whoever@catch.test"):
+        result = mail.send(address)
+        assert result.returncode != 0, result.stdout
+        assert _refused_at_rcpt(result), result.stdout
+    log = _log_since(mail, offset)
+    assert "status=bounced" not in log, log
+    assert "non-delivery notification" not in log, log
+
+
+def test_a_mixed_alias_delivers_to_its_live_destinations_only(mail):
+    services.set_mailbox_active(actor="t", mailbox=selectors.mailbox_by_email("bob@example.org"),
+                                active=False)
+    offset = _log_size(mail)
+    tag = marker()
+
+    result = mail.send("team@example.org", body=tag)
+
+    assert result.returncode == 0, result.stdout
+    mail.wait_for_mail("carol@example.org", tag)
+    log = _log_since(mail, offset)
+    assert "bob@example.org" not in log, log
+    assert "status=bounced" not in log, log
+
+
+def test_postfix_logs_no_missing_alias_database(mail):
+    tag = marker()
+    assert mail.send("bob@example.org", body=tag).returncode == 0
+    mail.wait_for_mail("bob@example.org", tag)
+
+    log = (mail.root / "postfix.log").read_text(errors="replace")
+    assert "open database" not in log, log
+    assert "/etc/aliases" not in log, log

@@ -154,3 +154,51 @@ def test_invalid_utf8_bytes_in_every_field(world, persona, name, args, valid, fu
         before = counts()
         check(client.post(reverse(name, args=args), body,
                           content_type="application/x-www-form-urlencoded"), before)
+
+
+# Dates and numbers at and past the ends of what Python's date and int take.
+EDGES = ["0001-01-01", "0001-01-02", "9999-12-31", "9999-12-30", "10000-01-01", "0000-00-00",
+         "-1", "0", "1e309", "-1e309", "nan", "inf", "9" * 5000, "1" + "0" * 30,
+         "2024-02-30", "\uff12\uff10\uff12\uff14-01-01", "\uff11\uff12", " 3 ", "0x10"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_the_audit_filters_take_dates_at_the_edges(world, settings, zone, field):
+    """Midnight of 0001-01-01 east of UTC, or the day after 9999-12-31, is no datetime:
+    a bound past the calendar's ends filters nothing, it is not a 500."""
+    settings.TIME_ZONE = zone
+    client = world.client_for("superadmin")
+    for value in EDGES:
+        response = client.get(reverse("admins:audit"), {field: value})
+        assert response.status_code == 200, (field, value)
+        response = client.get(reverse("admins:audit"), {"since": value, "until": value})
+        assert response.status_code == 200, value
+
+
+@pytest.mark.parametrize(("name", "args"), [
+    ("domains:domain-list", []), ("domains:mailbox-list", []),
+    ("aliases:alias-list", ["a.example"]), ("admins:audit", []), ("admins:admin-list", [])])
+def test_page_numbers_at_the_edges(world, name, args):
+    client = world.client_for("superadmin")
+    for value in EDGES:
+        response = client.get(reverse(name, args=args), {"page": value, "q": value})
+        assert response.status_code in {200, 404}, (name, value)
+
+
+@FUZZ
+@given(params=st.dictionaries(st.sampled_from(["since", "until", "page"]),
+                              st.one_of(st.sampled_from(EDGES), st.dates().map(str)),
+                              max_size=3))
+def test_the_audit_filters_take_any_date(world, params):
+    response = world.client_for("admin_a").get(reverse("admins:audit"), params)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("number", ["9" * 30, "9223372036854775808", "18446744073709551616"])
+def test_ids_past_64_bits_in_the_path_are_404(world, number):
+    """Django's <int:> takes any digits; SQLite and MariaDB take 64 bits."""
+    client = world.client_for("superadmin")
+    for url in (f"/admins/{number}/", f"/domains/a.example/import/{number}/"):
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/domains/a.example/import/{number}/confirm/").status_code == 404

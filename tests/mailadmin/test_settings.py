@@ -135,7 +135,8 @@ def test_the_dnscheck_defaults(load_settings):
     assert loaded["MAILADMIN_REPORT_WHEN_UNCHANGED"] is False
     schedule = loaded["CELERY_BEAT_SCHEDULE"]
     assert {entry["task"] for entry in schedule.values()} == {
-        "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history"}
+        "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history",
+        "domains.sweep_import_jobs"}
     assert schedule["dnscheck-all-domains"]["schedule"] == timedelta(hours=6)
     assert schedule["dnscheck-daily-report"]["schedule"] == crontab(hour=7, minute=0)
     assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
@@ -223,3 +224,17 @@ def test_a_number_that_is_not_finite_fails_loudly(load_settings, name, value):
 def test_a_retention_below_one_day_fails_loudly(load_settings, value):
     assert "MAILADMIN_DNSCHECK_RETENTION_DAYS must be at least 1" in refused(
         load_settings, MAILADMIN_DNSCHECK_RETENTION_DAYS=value)
+
+
+def test_the_hash_cost_bounds_default_and_come_from_the_environment(load_settings):
+    loaded = load_settings(MAILADMIN_BCRYPT_ROUNDS="12")
+    assert (loaded["MAILADMIN_MAX_BCRYPT_COST"], loaded["MAILADMIN_MAX_SHA_CRYPT_ROUNDS"],
+            loaded["MAILADMIN_MAX_ARGON2_MEMORY_KIB"], loaded["MAILADMIN_MAX_ARGON2_TIME_COST"],
+            loaded["MAILADMIN_MAX_ARGON2_PARALLELISM"]) == (13, 700_000, 65536, 4, 8)
+    assert load_settings(MAILADMIN_MAX_BCRYPT_COST="11", MAILADMIN_BCRYPT_ROUNDS="10"
+                         )["MAILADMIN_MAX_BCRYPT_COST"] == 11
+
+
+def test_new_hashes_above_the_bcrypt_bound_fail_loudly(load_settings):
+    says = refused(load_settings, MAILADMIN_BCRYPT_ROUNDS="14")
+    assert "MAILADMIN_MAX_BCRYPT_COST" in says

@@ -9,6 +9,7 @@ import importlib
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -77,6 +78,8 @@ def test_the_walk(world, persona):
             ok = response.status_code == expected
         if not ok:
             failures.append(f"{persona} GET {url}: {response.status_code}, expected {expected}")
+        if response.get("Content-Security-Policy") != settings.CONTENT_SECURITY_POLICY:
+            failures.append(f"{persona} GET {url}: no Content-Security-Policy")
     assert not failures, "\n".join(failures)
 
 

@@ -18,6 +18,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        # No beat on the embedded default: stale imports' hashes go at each start.
+        call_command("sweep_imports", stdout=self.stdout)
         if services.has_superadmin():
             self.stdout.write(
                 f"Panel ready at {options['url']}. To reset a forgotten admin password: "

@@ -44,6 +44,8 @@ class Command(SubcommandCommand):
                                     public_key=text)
         bits = dkim.key_bits(key.public_key, key.algorithm)
         self.stdout.write(f"set {key} ({key.algorithm}, {bits} bits)")
+        if warning := dkim.weak_key_warning(key.algorithm, bits):
+            self.stderr.write(f"warning: {warning}")
 
     def do_show(self, **o: Any) -> None:
         domain = selectors.domain_by_name(o["domain"])

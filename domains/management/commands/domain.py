@@ -4,7 +4,7 @@ from django.core.management.base import CommandParser
 
 from domains import selectors, services
 from domains.management.base import SubcommandCommand, actor
-from domains.validators import format_size
+from domains.validators import format_limit
 
 
 class Command(SubcommandCommand):
@@ -62,7 +62,7 @@ class Command(SubcommandCommand):
                 "aliases": d.alias_count,  # type: ignore[attr-defined]
                 "max_aliases": d.max_aliases,
                 "max_quota": d.max_quota, "default_quota": d.default_quota,
-                "quota": f"{format_size(d.default_quota)}/{format_size(d.max_quota)}",
+                "quota": f"{format_limit(d.default_quota)}/{format_limit(d.max_quota)}",
             }
             for d in selectors.domains_with_usage().iterator()
         )

@@ -1,11 +1,12 @@
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
 
 from domains import selectors, services
 from domains.management.base import SubcommandCommand, actor
 from domains.models import Mailbox
-from domains.validators import format_size
+from domains.validators import format_limit
 
 
 class Command(SubcommandCommand):
@@ -18,9 +19,14 @@ class Command(SubcommandCommand):
         "disable": "stop delivery and login for a mailbox",
         "enable": "restore delivery and login",
         "delete": "delete a mailbox; its mail stays on disk",
+        "kept": "list the Maildirs of deleted mailboxes that are still kept on disk",
+        "forget-maildir": "record that an address's kept Maildir was removed from disk",
     }
 
     def add_action(self, parser: CommandParser, action: str) -> None:
+        if action == "kept":
+            parser.add_argument("--json", action="store_true")
+            return
         if action == "list":
             parser.add_argument("domain", nargs="?")
             parser.add_argument("--json", action="store_true")
@@ -34,14 +40,28 @@ class Command(SubcommandCommand):
             parser.add_argument("--quota", help="e.g. 2G; 0 is unlimited")
         if action == "add":
             parser.add_argument("--disabled", action="store_true")
+            parser.add_argument("--reuse-kept-maildir", action="store_true",
+                                help="give the new mailbox the mail kept from a deleted "
+                                     "mailbox of the same address")
 
     def do_add(self, **o: Any) -> None:
         password = self.read_password(o)
-        mailbox = services.create_mailbox(
-            actor=actor(), email=o["email"], password=password, name=o["name"] or "",
-            quota=o["quota"], active=not o["disabled"],
-        )
-        self.stdout.write(f"added {mailbox.email} (quota {format_size(mailbox.quota)})")
+        try:
+            mailbox = services.create_mailbox(
+                actor=actor(), email=o["email"], password=password, name=o["name"] or "",
+                quota=o["quota"], active=not o["disabled"],
+                reuse_kept_maildir=o["reuse_kept_maildir"],
+            )
+        except ValidationError as exc:
+            kept = selectors.kept_maildir_of(o["email"])
+            if kept is None or "maildir_kept" not in {e.code for e in exc.error_list}:
+                raise
+            raise CommandError(
+                f"the mail of a deleted mailbox {kept.address} is kept in {kept.path}: add "
+                "--reuse-kept-maildir to give it to this mailbox, or remove the directory on "
+                f"the mail host and run: manage.py mailbox forget-maildir {kept.address}"
+            ) from None
+        self.stdout.write(f"added {mailbox.email} (quota {format_limit(mailbox.quota)})")
 
     def do_passwd(self, **o: Any) -> None:
         mailbox = selectors.mailbox_by_email(o["email"])
@@ -75,6 +95,18 @@ class Command(SubcommandCommand):
         mailbox = services.set_mailbox_active(
             actor=actor(), mailbox=selectors.mailbox_by_email(o["email"]), active=True)
         self.stdout.write(f"enabled {mailbox.email}")
+
+    def do_kept(self, **o: Any) -> None:
+        rows = (
+            {"address": k.address, "path": k.path,
+             "deleted": k.deleted_at.isoformat(timespec="seconds")}
+            for k in selectors.kept_maildirs().iterator()
+        )
+        self.emit(rows, ["address", "deleted", "path"], o["json"])
+
+    def do_forget_maildir(self, **o: Any) -> None:
+        for path in services.forget_kept_maildir(actor=actor(), address=o["email"]):
+            self.stdout.write(f"recorded as removed: {path}")
 
     def do_delete(self, **o: Any) -> None:
         mailbox = selectors.mailbox_by_email(o["email"])
