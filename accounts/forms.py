@@ -21,7 +21,18 @@ class AdminForm(forms.Form):
 
 class AdminDomainsForm(forms.Form):
     domains = forms.CharField(max_length=20_000, required=False, widget=forms.Textarea(
-        attrs={"rows": 3}), help_text="comma-separated; empty removes every domain")
+        attrs={"rows": 3}), help_text="comma-separated; at least one")
+
+
+class AdminPasswordForm(forms.Form):
+    password = forms.CharField(widget=forms.PasswordInput, strip=False, label="New password")
+    password_again = forms.CharField(widget=forms.PasswordInput, strip=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data
 
 
 class AuditFilterForm(forms.Form):

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import audit
 from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
@@ -42,6 +44,8 @@ def create_admin(
 
 def set_admin_domains(*, actor: str, user: User, domains: Iterable[Domain]) -> None:
     wanted = {d.pk: d for d in domains}
+    if not user.is_superuser and not wanted:
+        raise ValidationError("A domain admin needs at least one domain.")
     with transaction.atomic():
         current = set(DomainAdmin.objects.filter(user=user).values_list("domain_id", flat=True))
         if current == set(wanted):
@@ -53,6 +57,95 @@ def set_admin_domains(*, actor: str, user: User, domains: Iterable[Domain]) -> N
         audit.record(actor=actor, action="admin.domains", obj=user,
                      before={"domains": names},
                      after={"domains": sorted(d.name for d in wanted.values())})
+
+
+def set_admin_password(*, actor: str, user: User, password: str) -> None:
+    """A new password; every session of the account opened before ends.
+
+    Django keeps a session only while it carries a hash of the account's
+    `password` field, so the new hash ends them; a view that changes the
+    signed-in admin's own password keeps its session with
+    update_session_auth_hash.
+    """
+    validate_password(password, user)
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        locked.set_password(password)
+        locked.save(update_fields=["password"])
+        audit.record(actor=actor, action="admin.password", obj=locked)
+    user.password = locked.password
+
+
+def set_admin_active(*, actor: str, user: User, active: bool) -> None:
+    """Enable or disable an admin; a disable ends every session of the account for good."""
+    if not active:
+        _refuse_self(actor, user, "disable")
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        if locked.is_active == active:
+            return
+        if not active:
+            _keep_a_superadmin(locked, "disable")
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+        if not active:
+            # Django only ignores an inactive account's sessions: enabled again,
+            # the sessions opened before would come back. They end here.
+            _end_admin_sessions(locked)
+        audit.record(actor=actor, action="admin.enable" if active else "admin.disable",
+                     obj=locked, before={"active": not active}, after={"active": active})
+    user.is_active = active
+
+
+def delete_admin(*, actor: str, user: User) -> None:
+    """Remove an admin account and its domain grants; its sessions end."""
+    _refuse_self(actor, user, "delete")
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        _keep_a_superadmin(locked, "delete")
+        domains = sorted(DomainAdmin.objects.filter(user=locked)
+                         .values_list("domain__name", flat=True))
+        audit.record(actor=actor, action="admin.delete", obj=locked,
+                     before={"username": locked.username, "superadmin": locked.is_superuser,
+                             "active": locked.is_active, "domains": domains})
+        _end_admin_sessions(locked)
+        locked.delete()
+
+
+def _admin_for_update(user: User) -> User:
+    locked = (User.objects.select_for_update().exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+              .filter(pk=user.pk).first())
+    if locked is None:
+        raise ValidationError(f"{user.username} is not an admin.")
+    return locked
+
+
+def _refuse_self(actor: str, user: User, verb: str) -> None:
+    # The panel's actor is the signed-in user name; locking oneself out
+    # from the panel is always a slip, and the command line can undo it.
+    if actor == user.username:
+        raise ValidationError(f"You cannot {verb} your own account.")
+
+
+def _keep_a_superadmin(locked: User, verb: str) -> None:
+    if not (locked.is_superuser and locked.is_active):
+        return
+    others = (User.objects.select_for_update()
+              .filter(is_superuser=True, is_active=True).exclude(pk=locked.pk))
+    if not others.exists():
+        raise ValidationError(
+            f"{locked.username} is the last active superadmin; add another before you {verb} it.")
+
+
+def _end_admin_sessions(user: User) -> None:
+    """Delete the stored sessions of this account (database sessions, the default).
+
+    Only live sessions are read; their number is bounded by
+    MAILADMIN_SESSION_SECONDS of sign-ins.
+    """
+    stale = [s.pk for s in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+             if str(s.get_decoded().get("_auth_user_id")) == str(user.pk)]
+    Session.objects.filter(pk__in=stale).delete()
 
 
 def create_superadmin(*, actor: str, username: str, password: str) -> User:

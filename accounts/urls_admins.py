@@ -7,5 +7,8 @@ urlpatterns = [
     path("admins/", views_admins.admin_list, name="admin-list"),
     path("admins/new/", views_admins.admin_create, name="admin-create"),
     path("admins/<int:pk>/", views_admins.admin_edit, name="admin-edit"),
+    path("admins/<int:pk>/password/", views_admins.admin_password, name="admin-password"),
+    path("admins/<int:pk>/active/", views_admins.admin_active, name="admin-active"),
+    path("admins/<int:pk>/delete/", views_admins.admin_delete, name="admin-delete"),
     path("audit/", views_admins.audit_log, name="audit"),
 ]

@@ -5,20 +5,23 @@ from __future__ import annotations
 import datetime
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
-from accounts.forms import AdminDomainsForm, AdminForm, AuditFilterForm
+from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm, AuditFilterForm
 from accounts.models import MAILBOX_ACCOUNT_PREFIX, AuditEntry, DomainAdmin
 from accounts.permissions import admin_required, superadmin_required, visible_domains
 from domains import selectors
 from domains.models import Domain
-from domains.views import PAGE_SIZE, actor, is_htmx, page_of, show_errors
+from domains.views import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
 
 
 def _domains_from(text: str) -> list[Domain]:
@@ -77,7 +80,65 @@ def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Saved the domains of {user.username}.")
             return redirect("admins:admin-list")
     return render(request, "accounts/admin_form.html",
-                  {"form": form, "title": f"Domains of {user.username}"})
+                  {"form": form, "title": f"Domains of {user.username}", "account": user})
+
+
+def _admin_or_404(pk: int) -> User:
+    """Any panel account, superadmins too; never a mailbox user's session account."""
+    user = (User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+            .filter(pk=pk).first())
+    if user is None:
+        raise Http404
+    return user
+
+
+@superadmin_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def admin_password(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _admin_or_404(pk)
+    form = AdminPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_admin_password(actor=actor(request), user=user,
+                                        password=form.cleaned_data["password"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            if user.pk == request.user.pk:
+                update_session_auth_hash(request, user)
+            messages.success(request, f"Changed the password of {user.username}; "
+                                      "its other sessions are ended.")
+            return redirect("admins:admin-list")
+    return render(request, "accounts/admin_form.html",
+                  {"form": form, "title": f"New password for {user.username}"})
+
+
+@superadmin_required
+@require_POST
+def admin_active(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _admin_or_404(pk)
+    active = bool(request.POST.get("active"))
+    try:
+        services.set_admin_active(actor=actor(request), user=user, active=active)
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, f"{'Enabled' if active else 'Disabled'} {user.username}.")
+    return redirect("admins:admin-list")
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def admin_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _admin_or_404(pk)
+
+    def delete() -> str:
+        services.delete_admin(actor=actor(request), user=user)
+        return f"Deleted {user.username}."
+
+    return confirm_delete(request, "accounts/admin_delete.html", {"account": user}, delete,
+                          reverse("admins:admin-list"))
 
 
 @admin_required

@@ -11,7 +11,8 @@ measures:
 
 * every Postfix map, through one real `postmap -q -` process per map;
 * every daemon query, as EXPLAIN plans (any full or index scan is a FAIL) and
-  as direct round trips on one connection (goal: under 0.2 ms each);
+  as direct round trips on one connection (goal: under 0.2 ms each, 0.35 ms
+  for the three alias maps that check each destination, see ALIAS_QUERY_GOAL_MS);
 * a 100,000-mailbox import through `services.import_mailboxes` (goal: under 60 s).
 
 The summary is printed and written to benchmarks/results/lookups-<date>.json.
@@ -63,6 +64,16 @@ POSTMAP_MAPS = (
     "sender-login.cf", "aliasdomain-sender-login.cf",
 )
 QUERY_GOAL_MS = 0.2
+# The alias maps answer only deliverable destinations (550 at RCPT instead of
+# a bounce to the sender: no backscatter). Splitting the destination list
+# with JSON_TABLE and checking each item by unique keys costs about 0.1 ms
+# more than reading the list, nearly all of it planning (ANALYZE: optimize
+# ~0.09 ms, execute ~0.02 ms; every join eq_ref). STRAIGHT_JOIN, dropping two
+# joins, and NOT EXISTS subqueries (ten times slower) bought nothing, measured
+# interleaved on MariaDB 10.11. Refusing at RCPT is worth that 0.1 ms, so
+# these three maps get their own, explicit goal; every other map keeps 0.2 ms.
+ALIAS_QUERY_GOAL_MS = 0.35
+ALIAS_SPLIT_MAPS = frozenset({"aliases.cf", "aliasdomain-aliases.cf", "aliasdomain-catchall.cf"})
 IMPORT_GOAL_S = 60.0
 SCAN_TYPES = {"ALL", "index"}
 ANALYZE_RUNS = 100
@@ -494,8 +505,14 @@ class QueryResult:
         return self.timing.mean_ms
 
     @property
+    def goal_ms(self) -> float:
+        if self.daemon == "postfix" and self.name in ALIAS_SPLIT_MAPS:
+            return ALIAS_QUERY_GOAL_MS
+        return QUERY_GOAL_MS
+
+    @property
     def ok(self) -> bool:
-        return not self.scans and self.mean_ms < QUERY_GOAL_MS
+        return not self.scans and self.mean_ms < self.goal_ms
 
 
 def explain(cur: Any, sql: str) -> list[dict[str, Any]]:
@@ -749,7 +766,9 @@ def summary_lines(load_s: float, fixture: Fixture, postmaps: list[PostmapResult]
                      f"{'ok' if q.ok else 'FAIL'}")
     lines.append(f"{'SELECT 1 (round-trip floor)':<34}{q.runs:>6}{floor.mean_ms:>9.3f}"
                  f"{floor.median_ms:>8.3f}{floor.p99_ms:>7.3f}")
-    lines.append(f"(goal: mean < {QUERY_GOAL_MS} ms and no ALL/index scan in the hit or miss "
+    lines.append(f"(goal: mean < {QUERY_GOAL_MS} ms, < {ALIAS_QUERY_GOAL_MS} ms for "
+                 f"{', '.join(sorted(ALIAS_SPLIT_MAPS))} (they check each destination), "
+                 "and no ALL/index scan in the hit or miss "
                  f"plan; one root connection over {'the unix socket' if socket else 'TCP loopback'}"
                  "; optim/exec: server-side ms "
                  f"from ANALYZE over {ANALYZE_RUNS} runs)")
@@ -900,7 +919,8 @@ def main(argv: list[str] | None = None) -> int:
                          "mean_ms": p.mean_ms} for p in postmaps],
             "select_1_floor": asdict(floor),
             "query_goal_ms": QUERY_GOAL_MS,
-            "queries": [{**asdict(q), "ok": q.ok} for q in queries],
+            "alias_query_goal_ms": ALIAS_QUERY_GOAL_MS,
+            "queries": [{**asdict(q), "goal_ms": q.goal_ms, "ok": q.ok} for q in queries],
             "import": None if imported is None else {
                 **vars(imported), "mailboxes_per_second": imported.per_second,
                 "goal_seconds": IMPORT_GOAL_S},

@@ -18,6 +18,7 @@ steps inspect the live tables, so an interrupted run can simply be repeated.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from django.db import connection, models, transaction
 from django.db.migrations.recorder import MigrationRecorder
 
 from accounts.models import AuditEntry
+from domains import passwords
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.validators import normalize_address, normalize_domain
 
@@ -43,9 +45,23 @@ class Plan:
     add_unique: list[str] = field(default_factory=list)
     add_indexes: list[str] = field(default_factory=list)
     merge_aliases: dict[str, list[int]] = field(default_factory=dict)
+    normalise_destinations: dict[int, str] = field(default_factory=dict)
     widen_ids: bool = False
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # (address, scheme, cost) of hashes over the MAILADMIN_MAX_* bounds, by address.
+    costly_hashes: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def warnings(self, shown: int = 10) -> list[str]:
+        """The first `shown` costly hashes, then how many more: bounded output."""
+        lines = [f"{email}: {scheme} {cost} is over the cost bounds; the panel refuses it "
+                 "at sign-in, Dovecot still verifies it: reset this password"
+                 for email, scheme, cost in self.costly_hashes[:shown]]
+        more = len(self.costly_hashes) - shown
+        if more > 0:
+            lines.append(f"{more} more hashes over the cost bounds; "
+                         "`manage.py mailbox costly-hashes` lists them all")
+        return lines
 
     def changes(self) -> list[str]:
         return (
@@ -56,6 +72,9 @@ class Plan:
             + [f"widen column {c}" for c in self.widen_columns]
             + [f"add unique index on {c}" for c in self.add_unique]
             + [f"add index on {c}" for c in self.add_indexes]
+            + ([f"normalise the destinations of {len(self.normalise_destinations)} alias "
+                "rows (one comma between addresses, lowercase, no empty items)"]
+               if self.normalise_destinations else [])
             + [f"merge {len(ids)} alias rows for {source} into one"
                for source, ids in self.merge_aliases.items()]
         )
@@ -100,6 +119,11 @@ def adopt(*, actor: str) -> Plan:
     if plan.problems:
         raise ValidationError(plan.problems)
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            for row_id, destinations in plan.normalise_destinations.items():
+                # Raw SQL: the `active`/`modified` columns may not exist yet.
+                cursor.execute("UPDATE aliases SET destinations = %s WHERE id = %s",
+                               [destinations, row_id])
         for source, ids in plan.merge_aliases.items():
             _merge_alias_rows(source, ids)
     _apply_schema(plan)
@@ -149,9 +173,12 @@ def _check_rows(plan: Plan) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, name FROM domains")
         domains = dict(cursor.fetchall())
-        cursor.execute("SELECT id, domain_id, email FROM users")
+        # Without a password column (added by adoption) there is no hash to weigh.
+        cursor.execute("SELECT id, domain_id, email, '' FROM users"
+                       if "users.password" in plan.add_columns
+                       else "SELECT id, domain_id, email, password FROM users")
         users = cursor.fetchall()
-        cursor.execute("SELECT id, domain_id, source FROM aliases ORDER BY id")
+        cursor.execute("SELECT id, domain_id, source, destinations FROM aliases ORDER BY id")
         aliases = cursor.fetchall()
     plan.counts = {"domains": len(domains), "mailboxes": len(users), "aliases": len(aliases)}
     problems = plan.problems
@@ -159,18 +186,62 @@ def _check_rows(plan: Plan) -> None:
         if _normalized(normalize_domain, name) != name:
             problems.append(f"domains id {domain_id}: {name!r} is not a lowercase domain name")
     mailboxes: set[str] = set()
-    for row_id, domain_id, email in users:
+    for row_id, domain_id, email, stored in users:
         _check_address("users", row_id, email, domains.get(domain_id), problems)
         mailboxes.add(email)
+        # Not a problem that stops adoption: the hash works in Dovecot today
+        # and adoption does not change it; the panel refuses it at sign-in.
+        if stored and (costly := passwords.costly_hash(stored)) is not None:
+            plan.costly_hashes.append((email, *costly))
+    plan.costly_hashes.sort()
     sources: dict[str, list[int]] = {}
-    for row_id, domain_id, source in aliases:
+    delivering: set[str] = set()
+    refused: set[str] = set()
+    for row_id, domain_id, source, destinations in aliases:
         _check_address("aliases", row_id, source, domains.get(domain_id), problems,
                        allow_catchall=True)
         sources.setdefault(source, []).append(row_id)
+        normal = _normal_destinations(row_id, source, destinations, problems)
+        if normal is None:
+            refused.add(source)
+        elif normal:
+            delivering.add(source)
+        if normal is not None and normal != destinations:
+            plan.normalise_destinations[row_id] = normal
         if source in mailboxes:
             problems.append(f"aliases id {row_id}: {source} is also a mailbox; the panel keeps "
                             "an address as one or the other")
+    problems.extend(f"aliases {source}: no destination address (the panel needs one)"
+                    for source in sources if source not in delivering | refused)
     plan.merge_aliases = {s: ids for s, ids in sources.items() if len(ids) > 1}
+
+
+# Postfix reads commas and whitespace alike between the addresses of a list.
+_DESTINATION_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def _normal_destinations(row_id: int, source: str, destinations: str,
+                         problems: list[str]) -> str | None:
+    """The comma list the panel would store for `destinations` (validated and
+    lowercased like its own writes, empty items and repeats dropped), or None
+    after reporting the first address its validator refuses.
+
+    The panel's alias maps check each stored item against the tables (the
+    SQL tolerates spaces and case, not a `"` or control character), and the
+    panel's forms and services expect lists in the form they write.
+    """
+    normal: list[str] = []
+    for item in _DESTINATION_SEPARATORS.split(destinations or ""):
+        if not item:
+            continue
+        try:
+            address = normalize_address(item)
+        except ValidationError as exc:
+            problems.append(f"aliases id {row_id} ({source}): destination {exc.messages[0]}")
+            return None
+        if address not in normal:
+            normal.append(address)
+    return ",".join(normal)
 
 
 def _check_address(table: str, row_id: int, address: str, domain: str | None,

@@ -39,7 +39,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.permissions import checked_domains_of
@@ -62,6 +62,7 @@ PROGRESS_BATCH = 1000
 SHOWN_ERRORS = 500
 SHOWN_SAMPLE = 20
 ERROR_LINES_KEPT = 50
+EXPIRED_PREVIEW = "This preview has expired; upload the file again."
 
 MAILBOX_EXPORT_COLUMNS = ("email", "name", "quota", "active", "password_hash")
 ALIAS_EXPORT_COLUMNS = ("source", "destinations", "active")
@@ -227,7 +228,7 @@ class Preview:
 
 
 def parse_upload(*, domain: Domain, kind: str, upload: UploadedFile,
-                 checked_domains: Collection[str] | None = None) -> Preview:
+                 checked_domains: Collection[str] | None) -> Preview:
     """Read and check every row of an uploaded CSV file; nothing is written.
 
     `checked_domains`: the uploader's reach (services.create_alias explains).
@@ -454,21 +455,28 @@ def create_job(*, domain: Domain, actor: str, preview: Preview) -> ImportJob:
                                     rows=preview.records, total=len(preview.records))
 
 
-def sweep_import_jobs() -> int:
-    """Drop the password hashes of jobs older than MAILADMIN_IMPORT_PENDING_HOURS.
+def _import_cutoff() -> datetime.datetime:
+    return timezone.now() - datetime.timedelta(hours=settings.MAILADMIN_IMPORT_PENDING_HOURS)
 
-    Never confirmed: the job is deleted. Confirmed but still queued or running
-    (a worker died or never came; a task's hard limit is minutes, the bound
-    hours): it fails with its rows emptied, and a late worker's claim finds it
-    not pending. Beat runs this every quarter hour; the embedded default, with
-    no beat, at start (manage.py sweep_imports) and on the import pages.
+
+def sweep_import_jobs() -> int:
+    """Drop the password hashes of jobs past MAILADMIN_IMPORT_PENDING_HOURS.
+
+    Never confirmed, counted from the preview: the job is deleted. Queued,
+    counted from the confirm, or running, counted from its start (a worker
+    died or never came; a task's hard limit is minutes, the bound at least an
+    hour): it fails with its rows emptied; a late worker's claim finds it not
+    pending, and a worker still running rolls its import back (_mark_done).
+    Beat runs this every quarter hour; the embedded default, with no beat, at
+    start (manage.py sweep_imports) and on the import pages.
     The number of jobs swept.
     """
-    cutoff = timezone.now() - datetime.timedelta(hours=settings.MAILADMIN_IMPORT_PENDING_HOURS)
+    cutoff = _import_cutoff()
     deleted, _ = ImportJob.objects.filter(state=ImportJob.State.PENDING, confirmed__isnull=True,
                                           created__lt=cutoff).delete()
     failed = ImportJob.objects.filter(
-        state__in=[ImportJob.State.PENDING, ImportJob.State.RUNNING], created__lt=cutoff,
+        Q(state=ImportJob.State.PENDING, confirmed__lt=cutoff)
+        | Q(state=ImportJob.State.RUNNING, started__lt=cutoff),
     ).update(state=ImportJob.State.FAILED, rows=[], finished=timezone.now(),
              error="The import was confirmed but no worker finished it in time; "
                    "nothing was imported. Upload the file again.")
@@ -479,8 +487,13 @@ def confirm_job(job: ImportJob, enqueue: Callable[[int], Any]) -> bool:
     """Mark a pending job confirmed and enqueue it once the transaction commits.
 
     False when it was confirmed before (a second click enqueues nothing).
+    A ValidationError when the preview is past its lifetime: the sweep would
+    delete it, and its rows were checked against the tables as they were then.
     """
     with transaction.atomic():
+        if ImportJob.objects.filter(pk=job.pk, confirmed__isnull=True,
+                                    created__lt=_import_cutoff()).exists():
+            raise ValidationError(EXPIRED_PREVIEW)
         claimed = ImportJob.objects.filter(
             pk=job.pk, state=ImportJob.State.PENDING, confirmed__isnull=True,
         ).update(confirmed=timezone.now())
@@ -506,6 +519,10 @@ def run_job(job_id: int) -> int:
     try:
         run = _run_mailboxes if job.kind == ImportJob.Kind.MAILBOXES else _run_aliases
         created = run(job)
+    except _Swept:
+        logger.warning("Import job %s was swept while it ran; its import was rolled back",
+                       job_id)
+        return 0
     except ValidationError as exc:
         _finish(job_id, ImportJob.State.FAILED, error=_error_text(exc.messages))
         return 0
@@ -519,7 +536,6 @@ def run_job(job_id: int) -> int:
                 error="The import failed on an unexpected error (see the server log); "
                       "nothing was imported.")
         return 0
-    _finish(job_id, ImportJob.State.DONE, done=created)
     return created
 
 
@@ -534,8 +550,10 @@ def _run_mailboxes(job: ImportJob) -> int:
             if not active:
                 inactive.append(rows[-1].email)
         _progress(job.pk, start + len(part))
-    created = services.import_mailboxes_with_state(actor=job.actor, domain=job.domain,
-                                                   rows=rows, inactive=inactive)
+    with transaction.atomic():
+        created = services.import_mailboxes_with_state(actor=job.actor, domain=job.domain,
+                                                       rows=rows, inactive=inactive)
+        _mark_done(job.pk, len(created))
     return len(created)
 
 
@@ -548,8 +566,11 @@ def _run_aliases(job: ImportJob) -> int:
         _progress(job.pk, start + len(part))
     # The reach of the admin who previewed it: a check wider than the preview's
     # would tell them, in the job's error, what the preview kept from them.
-    return len(services.import_aliases(actor=job.actor, domain=job.domain, rows=rows,
-                                       checked_domains=checked_domains_of(job.actor)))
+    with transaction.atomic():
+        created = services.import_aliases(actor=job.actor, domain=job.domain, rows=rows,
+                                          checked_domains=checked_domains_of(job.actor))
+        _mark_done(job.pk, len(created))
+    return len(created)
 
 
 def _batches(job: ImportJob) -> Iterator[tuple[int, list[list[Any]]]]:
@@ -563,12 +584,28 @@ def _progress(job_id: int, done: int) -> None:
     ImportJob.objects.filter(pk=job_id).update(done=done)
 
 
-def _finish(job_id: int, state: str, *, done: int | None = None, error: str = "") -> None:
+class _Swept(Exception):
+    """The sweep failed the job while it ran."""
+
+
+def _mark_done(job_id: int, created: int) -> None:
+    """Inside the import's transaction: a job the sweep failed meanwhile rolls it back,
+    so its "nothing was imported" stays true."""
+    if not _finish(job_id, ImportJob.State.DONE, done=created):
+        raise _Swept
+
+
+def _finish(job_id: int, state: str, *, done: int | None = None, error: str = "") -> bool:
+    """End a running job; False, changing nothing, when the sweep failed it first.
+
+    The state is checked by the UPDATE itself, which holds the row's lock.
+    """
     changes: dict[str, Any] = {"state": state, "error": error, "finished": timezone.now(),
                                "rows": []}
     if done is not None:
         changes["done"] = done
-    ImportJob.objects.filter(pk=job_id).update(**changes)
+    return bool(ImportJob.objects.filter(pk=job_id, state=ImportJob.State.RUNNING)
+                .update(**changes))
 
 
 def _error_text(messages: Sequence[str]) -> str:

@@ -19,6 +19,21 @@ class DomainForm(forms.Form):
                                     help_text="e.g. 2G; 0 is unlimited")
 
 
+class DomainCreateForm(DomainForm):
+    def __init__(self, *args: object, earlier_kept_maildirs: bool = False,
+                 **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # Shown only once the service has refused for this reason, as the
+        # mailbox form's reuse tick box is.
+        if earlier_kept_maildirs:
+            self.fields["kept_maildirs"] = forms.ChoiceField(
+                label="Maildirs kept from an earlier domain of this name", required=False,
+                widget=forms.RadioSelect, choices=[
+                    ("reserve", "reserve their addresses (refused until a superadmin reuses "
+                                "or forgets each)"),
+                    ("remove", "record them as removed from the mail host")])
+
+
 class DomainEditForm(DomainForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -59,14 +59,32 @@ def _deliverable_destinations(dialect: str, alias_from: str) -> str:
     alias with a mix delivers to the live ones. A destination outside our
     domains (external, or an alias domain, which its own maps resolve) stays.
 
+    The check is one level deep: a destination that is an active alias of an
+    active domain counts as deliverable whatever its own destinations are.
+    Mail to A whose only destination is alias B, with nothing deliverable
+    left in B (its mailbox disabled), is still accepted at RCPT (A answers B),
+    then B answers nothing and the message bounces. Checking B's list too
+    means a second split and five more joins per destination, roughly
+    doubling a lookup again; the panel's own aliases rarely chain.
+
     The comma list becomes a JSON array split by the database's own table
-    function (MariaDB 10.6+ JSON_TABLE, SQLite json_each): addresses hold no
-    `"` or backslash (validators). Each item is then checked by unique-key
-    lookups; Postfix joins the rows with commas. Measured on MariaDB 10.11,
-    this costs about twice the old single-row lookup (0.3 ms against 0.15);
-    a recursive CTE did the same on both databases at ten times.
+    function (MariaDB 10.6+ JSON_TABLE, SQLite json_each). The panel writes
+    lowercase lists with one comma between addresses, but a list it did not
+    write (an adopted database, a hand edit; `adopt` normalises them) must
+    not lose a destination: the list is lowercased (SQLite compares
+    case-sensitively), a space separates like a comma and empty items are
+    skipped, and JSON_QUOTE escapes any `"`, backslash or control character
+    (a malformed array is an error, and Postfix defers every message to the
+    alias). All of that is per row, not per item. Each item is then checked
+    by unique-key lookups; Postfix joins the rows with commas. Measured on
+    MariaDB 10.11, this costs about twice the old single-row lookup (0.3 ms
+    against 0.15); a recursive CTE did the same on both databases at ten times.
     """
-    listed = _concat(dialect, "'[\"'", "REPLACE(a.destinations, ',', '\",\"')", "'\"]'")
+    quoted = "JSON_QUOTE" if dialect == "mysql" else "json_quote"
+    # JSON_QUOTE gives one JSON string; its escapes hold no comma, so turning
+    # each comma into `","` makes it an array of the items.
+    listed = _concat(dialect, "'['", (
+        f"REPLACE({quoted}(REPLACE(LOWER(a.destinations), ' ', ',')), ',', '\",\"')"), "']'")
     if dialect == "mysql":
         split = f"JSON_TABLE({listed}, '$[*]' COLUMNS (address VARCHAR(254) PATH '$')) AS dest"
         address = "dest.address"
@@ -83,7 +101,8 @@ def _deliverable_destinations(dialect: str, alias_from: str) -> str:
         f"LEFT JOIN aliases b ON b.source = {address} AND b.active = 1 "
         "LEFT JOIN domains bd ON bd.id = b.domain_id AND bd.active = 1 "
         f"LEFT JOIN domains xd ON xd.name = SUBSTR({address}, INSTR({address}, '@') + 1) "
-        f"WHERE {where} AND (ud.id IS NOT NULL OR bd.id IS NOT NULL OR xd.id IS NULL)"
+        f"WHERE {where} AND {address} <> '' "
+        "AND (ud.id IS NOT NULL OR bd.id IS NOT NULL OR xd.id IS NULL)"
     )
 
 
@@ -316,6 +335,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         "lmtp": _listener(settings.MAILADMIN_LMTP, "MAILADMIN_LMTP"),
         "sasl": _listener(settings.MAILADMIN_SASL, "MAILADMIN_SASL"),
         "mynetworks": settings.MAILADMIN_MYNETWORKS,
+        "local_alias_maps": settings.MAILADMIN_POSTFIX_ALIAS_MAPS,
         "tls_cert": _tls_file("MAILADMIN_TLS_CERT"),
         "tls_key": _tls_file("MAILADMIN_TLS_KEY"),
         "vmail_dir": settings.MAILADMIN_VMAIL_DIR.rstrip("/"),

@@ -165,9 +165,15 @@ class KeptMaildir(models.Model):
     `removed_at` nor `reused_at`), the address cannot become a mailbox again
     unless a superadmin chooses to hand it the kept mail: a new person must
     never silently receive a previous person's mail.
+
+    `domain_ref` is the id of the domain the mailbox was in (not a foreign
+    key: that domain may be gone). A domain created again under the same
+    name is a new tenant: its admins are never answered from an earlier
+    domain's rows, and create_domain makes a superadmin settle those first.
     """
 
     address = models.CharField(max_length=254, db_index=True)
+    domain_ref = models.IntegerField(null=True, blank=True)
     path = models.CharField(max_length=1024)
     deleted_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
@@ -186,5 +192,10 @@ class KeptMaildir(models.Model):
 
     @staticmethod
     def refusal(address: str) -> str:
-        """Why `address` cannot be a new mailbox yet; no path, which is the previous person's."""
-        return f"A previous mailbox's mail is kept for {address}; ask a superadmin."
+        """Why `address` cannot be a new mailbox yet: no reason, no path.
+
+        The same words whether the Maildir was this domain's or reserved from
+        an earlier domain of the name: a domain admin learns nothing of a
+        previous tenant's mailboxes beyond that the address is not free.
+        """
+        return f"{address} cannot be used; ask a superadmin."

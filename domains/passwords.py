@@ -102,6 +102,15 @@ def _check_plaintext(password: str, scheme: str) -> None:
 
 def split_hash(stored: str) -> tuple[str, str]:
     """(scheme, crypt string) of a stored or imported hash, or ValidationError."""
+    scheme, value, parsed = _parse(stored)
+    problem = _cost_problem(scheme, parsed)
+    if problem:
+        raise TooCostly(problem)
+    return scheme, value
+
+
+def _parse(stored: str) -> tuple[str, str, Any]:
+    """(scheme, crypt string, passlib's parsed form), whatever its cost."""
     if not isinstance(stored, str):
         raise ValidationError("A password hash must be text.")
     match = _PREFIX.match(stored.strip())
@@ -125,10 +134,7 @@ def split_hash(stored: str) -> tuple[str, str]:
     if not parsed.checksum:
         # A salt with no digest would import fine and then never verify.
         raise ValidationError(f"The {scheme} hash has no digest.")
-    problem = _cost_problem(scheme, parsed)
-    if problem:
-        raise TooCostly(problem)
-    return scheme, value
+    return scheme, value, parsed
 
 
 def _cost_problem(scheme: str, parsed: Any) -> str | None:
@@ -137,6 +143,18 @@ def _cost_problem(scheme: str, parsed: Any) -> str | None:
     Read from the hash's parameters, never by running it: a planted
     `$2y$31$` would hold whoever verifies it (a sign-in) for days.
     """
+    over = _over_the_bounds(scheme, parsed)
+    if not over:
+        return None
+    what, value, bound, setting = over[0]
+    shown = (f"{value} rounds; at most {bound}" if what == "rounds"
+             else f"{what} {value}{' KiB' if what == 'memory' else ''}; at most {bound}")
+    return (f"The {scheme} hash has {shown} is accepted ({setting}): it would take "
+            "too long to verify.")
+
+
+def _over_the_bounds(scheme: str, parsed: Any) -> list[tuple[str, int, int, str]]:
+    """(what, value, bound, setting) of each parameter of the hash beyond its bound."""
     limits: list[tuple[str, int, int, str]] = []
     if scheme == "BLF-CRYPT":
         limits.append(("cost", parsed.rounds, settings.MAILADMIN_MAX_BCRYPT_COST,
@@ -153,13 +171,25 @@ def _cost_problem(scheme: str, parsed: Any) -> str | None:
             ("parallelism", parsed.parallelism, settings.MAILADMIN_MAX_ARGON2_PARALLELISM,
              "MAILADMIN_MAX_ARGON2_PARALLELISM"),
         ]
-    for what, value, bound, setting in limits:
-        if value > bound:
-            shown = (f"{value} rounds; at most {bound}" if what == "rounds"
-                     else f"{what} {value}{' KiB' if what == 'memory' else ''}; at most {bound}")
-            return (f"The {scheme} hash has {shown} is accepted ({setting}): it would take "
-                    "too long to verify.")
-    return None
+    return [limit for limit in limits if limit[1] > limit[2]]
+
+
+def costly_hash(stored: str) -> tuple[str, str] | None:
+    """(scheme, what is over the bounds) of a stored hash, e.g. ("BLF-CRYPT", "cost 31").
+
+    None when the hash is within the bounds or unreadable. For hashes stored
+    before the bounds, or adopted: Dovecot still verifies them on IMAP and
+    SMTP AUTH, so their passwords need a reset.
+    """
+    try:
+        scheme, _value, parsed = _parse(stored)
+    except ValidationError:
+        return None
+    over = _over_the_bounds(scheme, parsed)
+    if not over:
+        return None
+    return scheme, ", ".join(
+        f"{what} {value}{' KiB' if what == 'memory' else ''}" for what, value, _b, _s in over)
 
 
 def cost_problem(stored: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TypeVar
 
 from django.core.cache import cache
@@ -10,9 +11,9 @@ from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from domains import search
+from domains import passwords, search
 from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
-from domains.validators import normalize_address, normalize_domain
+from domains.validators import normalize_address, normalize_domain, normalize_hosted_address
 
 _M = TypeVar("_M", bound=models.Model)
 TOTALS_SECONDS = 30
@@ -60,16 +61,20 @@ def domains_with_usage() -> QuerySet[Domain]:
 
 
 def new_address_problem(local_part: str, domain: Domain) -> str | None:
-    """Why `local_part@domain` cannot become a new mailbox or alias, or None."""
+    """Why `local_part@domain` cannot become a new mailbox, or None.
+
+    The same normaliser and the same checks as services.create_mailbox, so
+    that "free" here means the create will take it.
+    """
     try:
-        address = normalize_address(f"{local_part}@{domain.name}")
+        address = normalize_hosted_address(f"{local_part}@{domain.name}", mailbox=True)
     except ValidationError as error:
         return " ".join(error.messages)
     if Mailbox.objects.filter(email=address).exists():
         return f"{address} is already a mailbox."
     if Alias.objects.filter(source=address).exists():
         return f"{address} is already an alias."
-    if kept_maildirs().filter(address=address).exists():
+    if kept_maildirs().filter(address=address, domain_ref=domain.pk).exists():
         return KeptMaildir.refusal(address)
     return None
 
@@ -79,13 +84,29 @@ def kept_maildirs() -> QuerySet[KeptMaildir]:
     return KeptMaildir.objects.filter(removed_at=None, reused_at=None).order_by("address")
 
 
+def costly_hashes() -> Iterator[tuple[str, str, str]]:
+    """(address, scheme, cost) of every mailbox whose hash is over the cost bounds.
+
+    Read from each hash's parameters, never by running one; one pass over
+    the table in address order, a chunk at a time.
+    """
+    rows = Mailbox.objects.order_by("email").values_list("email", "password")
+    for email, stored in rows.iterator(chunk_size=2000):
+        costly = passwords.costly_hash(stored)
+        if costly is not None:
+            yield email, *costly
+
+
 def kept_maildir_of(raw_address: str) -> KeptMaildir | None:
-    """The open kept Maildir of an address as typed, or None (also for a bad address)."""
+    """The open kept Maildir of an address as typed, kept by the domain of that
+    name now, or None (also for a bad address)."""
     try:
         address = normalize_address(raw_address)
     except ValidationError:
         return None
-    return kept_maildirs().filter(address=address).order_by("-deleted_at").first()
+    domain = Domain.objects.filter(name=address.rsplit("@", 1)[1]).values("pk")
+    return (kept_maildirs().filter(address=address, domain_ref__in=domain)
+            .order_by("-deleted_at").first())
 
 
 def _one(queryset: QuerySet[_M], message: str, **lookup: str) -> _M:

@@ -59,20 +59,61 @@ def create_domain(
     max_quota: int | str = 0,
     default_quota: int | str = 0,
     active: bool = True,
+    kept_maildirs: str = "",
 ) -> Domain:
+    """Create a domain. `kept_maildirs`: what becomes of the Maildirs still kept
+    from an earlier domain of this name, which must be settled here (refused
+    while there are some and it is ''): "reserve" makes them this domain's
+    (their addresses stay refused until a superadmin reuses or forgets each),
+    "remove" records them as removed from the mail host.
+    """
     domain_name = normalize_domain(name)
     limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
     description = _text(description, DESCRIPTION_MAX, "The description")
+    if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
+        raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
     with transaction.atomic():
         if AliasDomain.objects.filter(name=domain_name).exists():
             raise ValidationError(f"{domain_name} is already an alias domain.")
         if Domain.objects.filter(name=domain_name).exists():
             raise ValidationError(f"The domain {domain_name} already exists.")
+        earlier = list(KeptMaildir.objects.select_for_update().filter(
+            address__endswith=f"@{domain_name}", removed_at=None, reused_at=None))
+        if earlier and not kept_maildirs:
+            raise ValidationError(
+                f"An earlier {domain_name} left {_plural(len(earlier), 'kept Maildir')} on "
+                "disk: choose to reserve their addresses (refused until a superadmin reuses "
+                "or forgets each) or to record them as removed from the mail host.",
+                code="earlier_kept_maildirs")
         domain = Domain(name=domain_name, description=description, active=active, **limits)
         _insert(domain, f"The domain {domain_name} already exists.")
         audit.record(actor=actor, action="domain.create", obj=domain, domain=domain,
                      after=audit.snapshot(domain))
+        if earlier:
+            _settle_earlier_kept_maildirs(actor, domain, earlier, kept_maildirs)
     return domain
+
+
+KEPT_MAILDIR_CHOICES = ("reserve", "remove")
+
+
+def _settle_earlier_kept_maildirs(actor: str, domain: Domain, rows: list[KeptMaildir],
+                                  choice: str) -> None:
+    """Reserve or remove another domain's kept Maildirs; audited for superadmins only
+    (the domain's name, not the domain: the addresses are a previous tenant's)."""
+    ids = [row.pk for row in rows]
+    if choice == "reserve":
+        KeptMaildir.objects.filter(pk__in=ids).update(domain_ref=domain.pk)
+        audit.record(actor=actor, action="mailbox.maildirs_reserved", obj=domain,
+                     domain=domain.name,
+                     after={"addresses": sorted(row.address for row in rows)})
+        return
+    now = timezone.now()
+    KeptMaildir.objects.filter(pk__in=ids).update(removed_at=now)
+    AuditEntry.objects.bulk_create([
+        audit.entry(actor=actor, action="mailbox.maildir_removed", obj=row, domain=domain.name,
+                    after={"path": row.path, "deleted_at": row.deleted_at.isoformat()})
+        for row in rows])
 
 
 def update_domain(
@@ -154,7 +195,8 @@ def delete_domain(*, actor: str, domain: Domain, force: bool = False) -> list[st
         for mailbox in locked.mailboxes.all():
             path = maildir_path(mailbox.email)
             kept.append(path)
-            ledger.append(KeptMaildir(address=mailbox.email, path=path, deleted_at=now))
+            ledger.append(KeptMaildir(address=mailbox.email, domain_ref=locked.pk, path=path,
+                                      deleted_at=now))
             rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
                                     domain=locked, before=audit.snapshot(mailbox),
                                     after={"maildir_kept": path}))
@@ -171,7 +213,7 @@ def delete_domain(*, actor: str, domain: Domain, force: bool = False) -> list[st
         KeptMaildir.objects.bulk_create(ledger, batch_size=2000)
         gone = set(locked.mailboxes.values_list("email", flat=True))
         gone |= {a.source for a in locked.aliases.all() if not a.is_catchall}
-        _remove_destinations(actor, gone, contains=f"@{locked.name}",
+        _remove_destinations(actor, gone, contains=f"@{locked.name}", home=locked,
                              exclude_domain=locked)
         locked.alias_domains.all().delete()
         locked.aliases.all().delete()
@@ -208,7 +250,7 @@ def create_mailbox(
     with transaction.atomic():
         domain = _lock_domain_of(address)
         _check_address_free(address)
-        reused = _claim_kept_maildir(address, reuse=reuse_kept_maildir)
+        reused = _claim_kept_maildir(address, domain, reuse=reuse_kept_maildir)
         usage = domain_usage(domain)
         mailbox_quota = domain.default_quota if wanted_quota is None else wanted_quota
         _check_mailbox_limits(domain, usage, adding=1, quota=mailbox_quota)
@@ -261,7 +303,7 @@ def import_mailboxes(
         raise ValidationError(errors)
     with transaction.atomic():
         locked = _lock_for_import(domain, seen)
-        kept = _kept_addresses(seen)
+        kept = _kept_addresses(seen, locked)
         if kept:
             raise ValidationError([KeptMaildir.refusal(address) for address in sorted(kept)])
         usage = domain_usage(locked)
@@ -374,10 +416,11 @@ def delete_mailbox(*, actor: str, mailbox: Mailbox) -> str:
         domain = _lock_domain(mailbox.domain)
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
         path = maildir_path(locked.email)
-        _remove_destinations(actor, {locked.email}, contains=locked.email)
+        _remove_destinations(actor, {locked.email}, contains=locked.email, home=domain)
         audit.record(actor=actor, action="mailbox.delete", obj=locked, domain=domain,
                      before=audit.snapshot(locked), after={"maildir_kept": path})
-        KeptMaildir.objects.create(address=locked.email, path=path, deleted_at=timezone.now())
+        KeptMaildir.objects.create(address=locked.email, domain_ref=domain.pk, path=path,
+                                   deleted_at=timezone.now())
         _end_sessions([locked.pk])
         locked.delete()
     return path
@@ -474,7 +517,7 @@ def maildir_path(email: str) -> str:
 
 def create_alias(
     *, actor: str, source: str, destinations: str | Iterable[str], active: bool = True,
-    checked_domains: Collection[str] | None = None,
+    checked_domains: Collection[str] | None,
 ) -> Alias:
     """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
     address = normalize_hosted_address(source, mailbox=False, allow_catchall=True)
@@ -498,7 +541,7 @@ def create_alias(
 
 def update_alias(
     *, actor: str, alias: Alias, destinations: str | Iterable[str] | None = None,
-    active: bool | None = None, checked_domains: Collection[str] | None = None,
+    active: bool | None = None, checked_domains: Collection[str] | None,
 ) -> Alias:
     """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
     with transaction.atomic():
@@ -522,7 +565,7 @@ def delete_alias(*, actor: str, alias: Alias) -> None:
         locked = _lock(Alias, alias.pk, str(alias))
         if not locked.is_catchall:
             # Aliases that forwarded to this one would point at nothing.
-            _remove_destinations(actor, {locked.source}, contains=locked.source)
+            _remove_destinations(actor, {locked.source}, contains=locked.source, home=domain)
         audit.record(actor=actor, action="alias.delete", obj=locked, domain=domain,
                      before=audit.snapshot(locked))
         locked.delete()
@@ -643,10 +686,10 @@ def _check_address_free(address: str) -> None:
         raise ValidationError(f"{address} is already {what}.")
 
 
-def _claim_kept_maildir(address: str, *, reuse: bool) -> str:
-    """'' if no Maildir is kept for `address`; else its path, marked reused, if `reuse`."""
+def _claim_kept_maildir(address: str, domain: Domain, *, reuse: bool) -> str:
+    """'' if `domain` keeps no Maildir for `address`; else its path, marked reused, if `reuse`."""
     rows = list(KeptMaildir.objects.select_for_update()
-                .filter(address=address, removed_at=None, reused_at=None)
+                .filter(address=address, domain_ref=domain.pk, removed_at=None, reused_at=None)
                 .order_by("-deleted_at"))
     if not rows:
         return ""
@@ -656,11 +699,14 @@ def _claim_kept_maildir(address: str, *, reuse: bool) -> str:
     return rows[0].path
 
 
-def _kept_addresses(addresses: set[str]) -> set[str]:
+def _kept_addresses(addresses: set[str], domain: Domain) -> set[str]:
+    """Those of `addresses` whose Maildir `domain` keeps (never an earlier domain's:
+    create_domain settled those)."""
     kept: set[str] = set()
     for part in _in_chunks(sorted(addresses)):
-        kept.update(KeptMaildir.objects.filter(address__in=part, removed_at=None,
-                                               reused_at=None).values_list("address", flat=True))
+        kept.update(KeptMaildir.objects.filter(
+            address__in=part, domain_ref=domain.pk, removed_at=None, reused_at=None,
+        ).values_list("address", flat=True))
     return kept
 
 
@@ -757,31 +803,57 @@ def _is_checked(target: str, source: str, checked_domains: Collection[str] | Non
     return checked_domains is None or domain == _domain_of(source) or domain in checked_domains
 
 
-def _remove_destinations(actor: str, addresses: set[str], *, contains: str,
+# The actor of a change an admin's delete causes in another domain's alias: that
+# domain's admins see the change in their history, but not who in which other
+# tenant caused it (superadmins find the delete itself at the same time).
+ELSEWHERE_ACTOR = "system:address deleted in another domain"
+
+
+def _remove_destinations(actor: str, addresses: set[str], *, contains: str, home: Domain,
                          exclude_domain: Domain | None = None) -> None:
-    """Take deleted addresses out of the aliases that delivered to them.
+    """Take deleted addresses (of the domain `home`) out of the aliases that
+    delivered to them.
 
     Destinations are a comma list, so this is a substring scan: fine for a
     delete, never used on a lookup path. An alias left empty is deleted.
+    The writes are batched: the queries do not grow with the aliases.
     """
-    aliases = Alias.objects.select_for_update().filter(destinations__contains=contains)
+    query = Alias.objects.select_for_update().filter(destinations__contains=contains)
     if exclude_domain is not None:
-        aliases = aliases.exclude(domain=exclude_domain)
+        query = query.exclude(domain=exclude_domain)
+    aliases = list(query)
+    # Their domains in one read, not select_related: FOR UPDATE would then lock
+    # the other domains' rows too, in an order that can deadlock with a delete there.
+    domains = Domain.objects.in_bulk({alias.domain_id for alias in aliases})
+    now = timezone.now()
+    changed: list[Alias] = []
+    emptied: list[int] = []
+    rows: list[AuditEntry] = []
     for alias in aliases:
         remaining = [d for d in alias.destination_list if d not in addresses]
         if remaining == alias.destination_list:
             continue
+        alias.domain = domains[alias.domain_id]
+        who = actor if alias.domain_id == home.pk else ELSEWHERE_ACTOR
         before = audit.snapshot(alias)
         if remaining:
             alias.destinations = ",".join(remaining)
-            alias.save(update_fields=["destinations", "modified"])
-            _audit_change(actor, "alias.update", alias, alias.domain, before)
+            alias.modified = now
+            changed.append(alias)
+            rows.append(audit.entry(actor=who, action="alias.update", obj=alias,
+                                    domain=alias.domain,
+                                    before={"destinations": before["destinations"]},
+                                    after={"destinations": alias.destinations}))
         else:
-            audit.record(actor=actor, action="alias.delete", obj=alias,
-                         domain=alias.domain, before=before,
-                         after={"reason": "last destination "
-                                + ",".join(alias.destination_list) + " deleted"})
-            alias.delete()
+            rows.append(audit.entry(actor=who, action="alias.delete", obj=alias,
+                                    domain=alias.domain, before=before,
+                                    after={"reason": "last destination "
+                                           + ",".join(alias.destination_list) + " deleted"}))
+            emptied.append(alias.pk)
+    Alias.objects.bulk_update(changed, ["destinations", "modified"], batch_size=1000)
+    for part in _in_chunks(emptied):
+        Alias.objects.filter(pk__in=part).delete()
+    AuditEntry.objects.bulk_create(rows, batch_size=1000)
 
 
 def _password_value(password: str | None, password_hash: str | None, email: str) -> str:
@@ -935,7 +1007,7 @@ def mailbox_import_problems(
         if address is not None:
             candidates.append((index, address, quota))
     taken = _taken_addresses({address for _, address, _ in candidates})
-    kept = _kept_addresses({address for _, address, _ in candidates})
+    kept = _kept_addresses({address for _, address, _ in candidates}, domain)
     usage = domain_usage(domain)
     count, allocated = usage.mailboxes, usage.quota_total
     for index, address, quota in candidates:
@@ -992,7 +1064,7 @@ def import_mailboxes_with_state(
 
 
 def alias_import_problems(
-    *, domain: Domain, rows: Sequence[AliasImport], checked_domains: Collection[str] | None = None,
+    *, domain: Domain, rows: Sequence[AliasImport], checked_domains: Collection[str] | None,
 ) -> list[list[str]]:
     """What import_aliases would refuse, for each row (same order); writes nothing.
 
@@ -1037,7 +1109,7 @@ def alias_import_problems(
 
 def import_aliases(
     *, actor: str, domain: Domain, rows: Sequence[AliasImport], batch_size: int = 2000,
-    checked_domains: Collection[str] | None = None,
+    checked_domains: Collection[str] | None,
 ) -> list[Alias]:
     """Create many aliases: all of them or none, like import_mailboxes.
 

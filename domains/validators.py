@@ -82,8 +82,13 @@ def normalize_domain(raw: str) -> str:
     return name
 
 
-def split_address(raw: str, *, allow_catchall: bool = False) -> tuple[str, str]:
-    """(local part, domain) of a normalised address; local is '' for `@domain`."""
+def split_address(raw: str, *, allow_catchall: bool = False,
+                  shown_specials: str = LOCAL_PART_SPECIALS) -> tuple[str, str]:
+    """(local part, domain) of a normalised address; local is '' for `@domain`.
+
+    `shown_specials`: the characters a refusal names as accepted, where the
+    caller refuses some of LOCAL_PART_SPECIALS itself.
+    """
     if not isinstance(raw, str) or "@" not in raw:
         raise ValidationError(f"{_shown(raw)} is not a mail address (local@domain).")
     text = raw.strip()
@@ -109,8 +114,9 @@ def split_address(raw: str, *, allow_catchall: bool = False) -> tuple[str, str]:
         )
     if not _LOCAL.fullmatch(local):
         raise ValidationError(
-            f"{_shown(raw)} is not a valid address: use letters, digits and . _ - + "
-            "before the @ (no spaces, no leading, trailing or double dots)."
+            f"{_shown(raw)} is not a valid address: use letters, digits, dots and "
+            f"{' '.join(shown_specials)} before the @ (no spaces, no leading, trailing or "
+            "double dots)."
         )
     if len(local) + 1 + len(domain) > ADDRESS_MAX:
         raise ValidationError(f"{_shown(raw)} is longer than {ADDRESS_MAX} characters.")
@@ -125,8 +131,10 @@ def normalize_address(raw: str, *, allow_catchall: bool = False) -> str:
 def normalize_hosted_address(raw: str, *, mailbox: bool, allow_catchall: bool = False) -> str:
     """normalize_address for an address of this server (a mailbox, an alias
     source), refusing characters Postfix or Dovecot cannot serve in it."""
-    local, domain = split_address(raw, allow_catchall=allow_catchall)
     refused = {**_NOT_HOSTED, **(_NOT_A_MAILBOX if mailbox else {})}
+    local, domain = split_address(
+        raw, allow_catchall=allow_catchall,
+        shown_specials="".join(c for c in LOCAL_PART_SPECIALS if c not in refused))
     for char, why in refused.items():
         if char in local:
             what = "a mailbox" if mailbox else "an address of this server"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
@@ -23,10 +24,10 @@ from accounts.permissions import (
 )
 from dnscheck import selectors as dnscheck_selectors
 from domains import search, selectors, services
-from domains.forms import DomainEditForm, DomainForm, MailboxEditForm, MailboxForm
+from domains.forms import DomainCreateForm, DomainEditForm, MailboxEditForm, MailboxForm
 from domains.models import Mailbox
 from domains.validators import format_limit, format_size
-from mailadmin.env import generated_password
+from mailadmin.env import GENERATED_PASSWORD_LENGTH, generated_password
 
 PAGE_SIZE = 50
 
@@ -91,11 +92,15 @@ def domain_list(request: HttpRequest) -> HttpResponse:
 @superadmin_required
 @require_http_methods(["GET", "POST"])
 def domain_create(request: HttpRequest) -> HttpResponse:
-    form = DomainForm(request.POST or None)
+    form = DomainCreateForm(request.POST or None,
+                            earlier_kept_maildirs="kept_maildirs" in request.POST)
     if request.method == "POST" and form.is_valid():
         try:
             domain = services.create_domain(actor=actor(request), **form.cleaned_data)
         except ValidationError as error:
+            if "earlier_kept_maildirs" in {e.code for e in getattr(error, "error_list", [])}:
+                form = DomainCreateForm(request.POST, earlier_kept_maildirs=True)
+                form.is_valid()
             show_errors(form, error)
         else:
             messages.success(request, f"Added {domain.name}.")
@@ -200,8 +205,9 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
                        kept_maildir=kept.path if kept else "")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        password = data["password"] or _generated_for(f"{data['local_part']}@{domain.name}")
         try:
+            password = (data["password"]
+                        or _generated_for(f"{data['local_part']}@{domain.name}"))
             mailbox = services.create_mailbox(
                 actor=actor(request), email=f"{data['local_part']}@{domain.name}",
                 password=password, name=data["name"], quota=data["quota"] or None,
@@ -217,12 +223,18 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "domains/mailbox_form.html", {"form": form, "domain": domain})
 
 
+GENERATE_ATTEMPTS = 20
+
+
 def _generated_for(email: str) -> str:
     """A generated password the policy takes (a random one may contain a short local part)."""
-    while True:
-        password = generated_password()
+    length = max(GENERATED_PASSWORD_LENGTH, settings.MAILADMIN_PASSWORD_MIN_LENGTH)
+    for _ in range(GENERATE_ATTEMPTS):
+        password = generated_password(length)
         if not services.password_policy_problems(password, email):
             return password
+    raise ValidationError({"password": "No generated password met the password policy; "
+                                       "type one instead."})
 
 
 @admin_required
@@ -249,8 +261,8 @@ def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
         "quota": "0" if not mailbox.quota else format_size(mailbox.quota)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        generated = _generated_for(mailbox.email) if data["generate"] else None
         try:
+            generated = _generated_for(mailbox.email) if data["generate"] else None
             services.update_mailbox(actor=actor(request), mailbox=mailbox, name=data["name"],
                                     quota=data["quota"], active=data["active"],
                                     password=generated or data["password"] or None)

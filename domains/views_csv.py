@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import (
     Http404,
     HttpRequest,
@@ -119,7 +120,12 @@ def import_confirm(request: HttpRequest, name: str, job: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     found = _job_or_404(domain, job)
-    if not csv_io.confirm_job(found, tasks.run_import.delay):
+    try:
+        confirmed = csv_io.confirm_job(found, tasks.run_import.delay)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("csv:import", name=domain.name)  # its GET sweeps the expired job
+    if not confirmed:
         messages.info(request, "This import was confirmed already.")
     return redirect("csv:import-job", name=domain.name, job=found.pk)
 

@@ -91,15 +91,18 @@ def secret_key(data_dir: Path) -> str:
 
 
 def private_data(data_dir: Path, *, sqlite_file: Path | None, group: str = "") -> None:
-    """Make the data directory and the SQLite database private; fix them if they are not.
+    """Take the "other" users' access to the data directory and the SQLite database.
 
-    Runs on every start (settings), before anything writes there. The
-    database file is created here when missing, because SQLite creates it
-    with the umask's mode (0644 usually), and gives its -journal, -wal and
-    -shm files the mode of the database file. With `group`
-    (MAILADMIN_DATA_GROUP) the directory is 0750 and the database 0640 in
-    that group, for mail daemons that read the file as their own users; the
-    other files in the directory (the secret key) stay the owner's.
+    Runs on every start (settings), before anything writes there. A missing
+    directory is created 0700 and a missing database 0600 (SQLite would
+    create it with the umask's mode, 0644 usually, and gives its -journal,
+    -wal and -shm files the database file's mode). Existing ones only lose
+    their "other" bits: a group grant stays, because a process started
+    without MAILADMIN_DATA_GROUP (manage.py from a shell, cron, a worker)
+    must not cut Postfix and Dovecot off the maps. With `group`
+    (MAILADMIN_DATA_GROUP) they are also put in that group with group read
+    (the directory r-x) for the mail daemons; the other files in the
+    directory (the secret key) stay the owner's.
     """
     gid = -1
     if group:
@@ -108,26 +111,41 @@ def private_data(data_dir: Path, *, sqlite_file: Path | None, group: str = "") -
         except KeyError:
             raise ImproperlyConfigured(f"MAILADMIN_DATA_GROUP: no group named {group!r}") from None
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _restrict(data_dir, 0o750 if group else 0o700, gid)
+    _restrict(data_dir, gid, group_bits=0o050)
     if sqlite_file is None:
         return
     if not sqlite_file.exists():
         sqlite_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(sqlite_file, os.O_WRONLY | os.O_CREAT, 0o600))
-    for path in [sqlite_file, *(sqlite_file.with_name(sqlite_file.name + suffix)
-                                for suffix in ("-journal", "-wal", "-shm"))]:
-        if path.exists():
-            _restrict(path, 0o640 if group else 0o600, gid)
+    _restrict(sqlite_file, gid, group_bits=0o040)
+    for suffix in ("-journal", "-wal", "-shm"):
+        # Without a look first: the -journal exists only during a write.
+        _restrict(sqlite_file.with_name(sqlite_file.name + suffix), gid, group_bits=0o040,
+                  missing_ok=True)
 
 
-def _restrict(path: Path, mode: int, gid: int) -> None:
-    """chmod/chgrp only what differs, so a correct install needs no ownership."""
-    state = path.stat()
+def _restrict(path: Path, gid: int, *, group_bits: int, missing_ok: bool = False) -> None:
+    """Drop the "other" bits; with a group (gid), chgrp and add `group_bits`.
+
+    chmod/chgrp only what differs, so a correct install needs no ownership.
+    """
+    try:
+        state = path.stat()
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    mode = stat.S_IMODE(state.st_mode) & ~0o007
+    if gid != -1:
+        mode |= group_bits
     try:
         if gid != -1 and state.st_gid != gid:
             os.chown(path, -1, gid)
         if stat.S_IMODE(state.st_mode) != mode:
             os.chmod(path, mode)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
     except PermissionError:
         raise ImproperlyConfigured(
             f"{path} is mode {stat.S_IMODE(state.st_mode):o}, group {state.st_gid}; it must be "
@@ -185,5 +203,9 @@ def database_from_url(url: str) -> dict[str, Any]:
     )
 
 
-def generated_password() -> str:
-    return secrets.token_urlsafe(18)
+GENERATED_PASSWORD_LENGTH = 24
+
+
+def generated_password(length: int = GENERATED_PASSWORD_LENGTH) -> str:
+    """`length` random URL-safe characters, 6 bits each."""
+    return secrets.token_urlsafe(length)[:length]

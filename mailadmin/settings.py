@@ -30,9 +30,10 @@ DATA_DIR = Path(env_str("MAILADMIN_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATABASE_URL = env_str("MAILADMIN_DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailadmin.sqlite3'}")
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 # Every password hash and the live session keys are in there: the directory is
-# 0700 and the SQLite file 0600, fixed on every start. On a mail host where
-# Postfix and Dovecot read the SQLite file themselves, MAILADMIN_DATA_GROUP
-# names the group they read it through (0750 and 0640; see the README).
+# created 0700 and the SQLite file 0600, and other users' access is taken on
+# every start. On a mail host where Postfix and Dovecot read the SQLite file
+# themselves, MAILADMIN_DATA_GROUP names the group they read it through (group
+# read added; a start without it leaves a group grant alone; see the README).
 MAILADMIN_DATA_GROUP = env_str("MAILADMIN_DATA_GROUP", "")
 private_data(DATA_DIR, group=MAILADMIN_DATA_GROUP, sqlite_file=(
     Path(DATABASES["default"]["NAME"])
@@ -281,6 +282,10 @@ if MAILADMIN_BCRYPT_ROUNDS > MAILADMIN_MAX_BCRYPT_COST:
     raise ImproperlyConfigured(
         "MAILADMIN_BCRYPT_ROUNDS is above MAILADMIN_MAX_BCRYPT_COST; new hashes would be refused")
 MAILADMIN_PASSWORD_MIN_LENGTH = env_int("MAILADMIN_PASSWORD_MIN_LENGTH", 12)
+# BLF-CRYPT hashes at most 72 bytes: a longer minimum would refuse every password.
+if not 8 <= MAILADMIN_PASSWORD_MIN_LENGTH <= 72:
+    raise ImproperlyConfigured(
+        f"MAILADMIN_PASSWORD_MIN_LENGTH must be 8 to 72, not {MAILADMIN_PASSWORD_MIN_LENGTH}")
 
 # Where mail lives on the mail host, and as whom Dovecot stores it.
 MAILADMIN_VMAIL_DIR = env_str("MAILADMIN_VMAIL_DIR", "/var/vmail")
@@ -298,6 +303,8 @@ MAILADMIN_POSTFIX_QUEUE_DIR = env_str("MAILADMIN_POSTFIX_QUEUE_DIR", "/var/spool
 MAILADMIN_LMTP = env_str("MAILADMIN_LMTP", "unix:private/dovecot-lmtp")
 MAILADMIN_SASL = env_str("MAILADMIN_SASL", "unix:private/auth")
 MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
+# Postfix alias_maps/alias_database for the local domain (mydestination = localhost).
+MAILADMIN_POSTFIX_ALIAS_MAPS = env_str("MAILADMIN_POSTFIX_ALIAS_MAPS", "")
 MAILADMIN_TLS_CERT = env_str("MAILADMIN_TLS_CERT", "/etc/ssl/certs/ssl-cert-snakeoil.pem")
 MAILADMIN_TLS_KEY = env_str("MAILADMIN_TLS_KEY", "/etc/ssl/private/ssl-cert-snakeoil.key")
 

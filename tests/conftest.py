@@ -90,7 +90,8 @@ def world(db) -> World:
     bob = services.create_mailbox(actor="t", email="bob@a.example", password=MAILBOX_PASSWORD)
     carol = services.create_mailbox(actor="t", email="carol@b.example",
                                     password=MAILBOX_PASSWORD)
-    services.create_alias(actor="t", source="info@a.example", destinations="bob@a.example")
+    services.create_alias(actor="t", source="info@a.example", destinations="bob@a.example",
+                          checked_domains=None)
     return World(
         a=a, b=b, bob=bob, carol=carol,
         superadmin=account_services.create_admin(

@@ -9,24 +9,33 @@ def fill_from_audit(apps, schema_editor):
     For each address only the latest delete can still be open: an earlier one
     was reused by the mailbox deleted later, and a mailbox that exists now
     has reused the latest (before this table, a re-created address always did).
+
+    An open one whose domain was created again since (another id now holds
+    the name) is reserved for that domain, as `create_domain(...,
+    kept_maildirs="reserve")` would: nobody chose, so no mail is handed over.
     """
     AuditEntry = apps.get_model("accounts", "AuditEntry")
+    Domain = apps.get_model("domains", "Domain")
     Mailbox = apps.get_model("domains", "Mailbox")
     KeptMaildir = apps.get_model("domains", "KeptMaildir")
-    deletes: dict[str, list[tuple[object, str]]] = {}
+    deletes: dict[str, list[tuple[object, str, int | None]]] = {}
     rows = (AuditEntry.objects.filter(action="mailbox.delete").order_by("at", "id")
-            .values_list("object_repr", "at", "after"))
-    for address, at, after in rows.iterator():
+            .values_list("object_repr", "at", "after", "domain_ref"))
+    for address, at, after, domain_ref in rows.iterator():
         path = after.get("maildir_kept") if isinstance(after, dict) else None
         if isinstance(path, str) and path:
-            deletes.setdefault(address, []).append((at, path))
+            deletes.setdefault(address, []).append((at, path, domain_ref))
     kept = []
     for address, history in deletes.items():
         now = Mailbox.objects.filter(email=address).values_list("created", flat=True).first()
-        for index, (at, path) in enumerate(history):
+        current = (Domain.objects.filter(name=address.rsplit("@", 1)[-1])
+                   .values_list("id", flat=True).first())
+        for index, (at, path, domain_ref) in enumerate(history):
             later = history[index + 1][0] if index + 1 < len(history) else now
+            if later is None and current is not None:
+                domain_ref = current
             kept.append(KeptMaildir(address=address, path=path[:1024], deleted_at=at,
-                                    reused_at=later))
+                                    reused_at=later, domain_ref=domain_ref))
     KeptMaildir.objects.bulk_create(kept, batch_size=1000)
 
 
@@ -34,7 +43,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('domains', '0003_search_indexes'),
-        ('accounts', '0001_initial'),
+        ('accounts', '0003_audit_domain_ref'),
     ]
 
     operations = [
@@ -43,6 +52,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('address', models.CharField(db_index=True, max_length=254)),
+                ('domain_ref', models.IntegerField(blank=True, null=True)),
                 ('path', models.CharField(max_length=1024)),
                 ('deleted_at', models.DateTimeField()),
                 ('removed_at', models.DateTimeField(blank=True, null=True)),

@@ -5,3 +5,8 @@ EXPECTED = {
     ("admins:admin-edit", (999999,)): ("login", 404, 404, 404, 404),
     ("admins:audit", ()): ("login", 200, 200, 200, 404),
 }
+EXPECTED.update({
+    ("admins:admin-password", (999999,)): ("login", 404, 404, 404, 404),
+    ("admins:admin-active", (999999,)): ("login", 405, 404, 404, 404),
+    ("admins:admin-delete", (999999,)): ("login", 404, 404, 404, 404),
+})

@@ -98,3 +98,86 @@ def test_one_mailbox_change_leaves_other_mailboxes_signed_in(world):
                                          "password": MAILBOX_PASSWORD}).status_code == 302
     services.set_mailbox_password(actor="t", mailbox=world.carol, password=NEW)
     assert bob.get(reverse("accounts:me")).status_code == 200
+
+
+ADMIN_NEW = "a new admin passphrase 9"
+
+
+def admin_sessions(world: Any) -> tuple[Client, Client]:
+    """Two browsers signed in as the same domain admin."""
+    from tests.conftest import ADMIN_PASSWORD
+
+    sessions = (Client(), Client())
+    for client in sessions:
+        assert client.post(reverse("login"), {"username": "alice@a.example",
+                                              "password": ADMIN_PASSWORD}).status_code == 302
+        assert client.get(reverse("domains:domain-list")).status_code == 200
+    return sessions
+
+
+def admin_ended(client: Client) -> bool:
+    response = client.get(reverse("domains:domain-list"))
+    return (response.status_code == 302
+            and response["Location"].startswith(reverse("login"))
+            and "_auth_user_id" not in client.session)
+
+
+@pytest.mark.parametrize("how", ["panel", "command line"])
+def test_a_superadmin_reset_ends_the_admins_sessions(world, cli, how):
+    first, second = admin_sessions(world)
+    if how == "panel":
+        response = world.client_for("superadmin").post(
+            reverse("admins:admin-password", args=[world.admin_a.pk]),
+            {"password": ADMIN_NEW, "password_again": ADMIN_NEW})
+        assert response.status_code == 302
+    else:
+        cli("admin", "passwd", "alice@a.example", "--password-stdin", stdin=ADMIN_NEW + "\n")
+    assert admin_ended(first) and admin_ended(second)
+    assert world.client_for("superadmin").get(reverse("home")).status_code == 200
+
+
+@pytest.mark.parametrize("how", ["panel", "command line"])
+def test_disabling_an_admin_ends_the_sessions_for_good(world, cli, how):
+    first, second = admin_sessions(world)
+    if how == "panel":
+        url = reverse("admins:admin-active", args=[world.admin_a.pk])
+        superadmin = world.client_for("superadmin")
+        assert superadmin.post(url, {"active": ""}).status_code == 302
+        assert admin_ended(first)
+        assert superadmin.post(url, {"active": "on"}).status_code == 302
+    else:
+        cli("admin", "disable", "alice@a.example")
+        assert admin_ended(first)
+        cli("admin", "enable", "alice@a.example")
+    # Enabled again, the sessions opened before the disable stay ended.
+    assert admin_ended(first) and admin_ended(second)
+    assert admin_sessions(world)  # a new sign-in works
+
+
+@pytest.mark.parametrize("how", ["panel", "command line"])
+def test_deleting_an_admin_ends_the_sessions(world, cli, how):
+    first, second = admin_sessions(world)
+    if how == "panel":
+        assert world.client_for("superadmin").post(
+            reverse("admins:admin-delete", args=[world.admin_a.pk])).status_code == 302
+    else:
+        cli("admin", "delete", "alice@a.example")
+    assert admin_ended(first) and admin_ended(second)
+
+
+def test_an_admin_change_leaves_other_admins_signed_in(world):
+    bert = world.client_for("admin_b")
+    superadmin = world.client_for("superadmin")
+    assert superadmin.post(reverse("admins:admin-password", args=[world.admin_a.pk]),
+                           {"password": ADMIN_NEW, "password_again": ADMIN_NEW}).status_code == 302
+    assert bert.get(reverse("domains:domain-list")).status_code == 200
+    assert superadmin.get(reverse("admins:admin-list")).status_code == 200
+
+
+def test_a_superadmin_resetting_their_own_password_keeps_this_session_only(world):
+    mine, other = world.client_for("superadmin"), world.client_for("superadmin")
+    response = mine.post(reverse("admins:admin-password", args=[world.superadmin.pk]),
+                         {"password": ADMIN_NEW, "password_again": ADMIN_NEW})
+    assert response.status_code == 302
+    assert mine.get(reverse("admins:admin-list")).status_code == 200
+    assert admin_ended(other)

@@ -63,9 +63,9 @@ def example() -> Domain:
 def healthy_addresses(example) -> None:
     """postmaster@ and abuse@ received: nothing that needs no DNS is an error."""
     domain_services.create_alias(actor=SETUP, source="postmaster@example.org",
-                                 destinations="admin@else.test")
+                                 destinations="admin@else.test", checked_domains=None)
     domain_services.create_alias(actor=SETUP, source="abuse@example.org",
-                                 destinations="admin@else.test")
+                                 destinations="admin@else.test", checked_domains=None)
 
 
 # ---------------------------------------------------------------- dnscheck

@@ -430,22 +430,25 @@ def test_targets_for_finds_required_addresses_and_dkim_keys():
     domain_services.create_mailbox(actor=SETUP, email="postmaster@mailbox.example",
                                    password="correct horse battery")
     domain_services.create_alias(actor=SETUP, source="abuse@mailbox.example",
-                                 destinations="postmaster@mailbox.example")
+                                 destinations="postmaster@mailbox.example", checked_domains=None)
     by_catchall = domain_services.create_domain(actor=SETUP, name="catchall.example")
     domain_services.create_alias(actor=SETUP, source="@catchall.example",
-                                 destinations="someone@else.test")
+                                 destinations="someone@else.test", checked_domains=None)
     inactive = domain_services.create_domain(actor=SETUP, name="off.example")
     domain_services.create_mailbox(actor=SETUP, email="postmaster@off.example",
                                    password="correct horse battery", active=False)
     domain_services.create_alias(actor=SETUP, source="abuse@off.example",
-                                 destinations="someone@else.test", active=False)
+                                 destinations="someone@else.test", active=False,
+                                 checked_domains=None)
     domain_services.create_alias(actor=SETUP, source="@off.example",
-                                 destinations="someone@else.test", active=False)
+                                 destinations="someone@else.test", active=False,
+                                 checked_domains=None)
     mixed = domain_services.create_domain(actor=SETUP, name="mixed.example")
     domain_services.create_alias(actor=SETUP, source="postmaster@mixed.example",
-                                 destinations="someone@else.test", active=False)
+                                 destinations="someone@else.test", active=False,
+                                 checked_domains=None)
     domain_services.create_alias(actor=SETUP, source="@mixed.example",
-                                 destinations="someone@else.test")
+                                 destinations="someone@else.test", checked_domains=None)
     services.set_dkim_key(actor=SETUP, domain=by_mailbox, selector="s1",
                           public_key=rsa_base64())
     bare = domain_services.create_domain(actor=SETUP, name="bare.example")
@@ -471,9 +474,9 @@ def test_targets_for_does_not_count_other_domains_addresses():
     a = domain_services.create_domain(actor=SETUP, name="a.example")
     domain_services.create_domain(actor=SETUP, name="b.example")
     domain_services.create_alias(actor=SETUP, source="@b.example",
-                                 destinations="someone@else.test")
+                                 destinations="someone@else.test", checked_domains=None)
     domain_services.create_alias(actor=SETUP, source="postmaster@b.example",
-                                 destinations="someone@else.test")
+                                 destinations="someone@else.test", checked_domains=None)
     [target] = services.targets_for([a])
     assert target.required == {"postmaster": "", "abuse": ""}
 

@@ -147,7 +147,7 @@ def test_edit_refusals_change_nothing(world, alice):
 
 def test_edit_form_shows_one_destination_a_line(world, alice):
     services.update_alias(actor="t", alias=Alias.objects.get(source="info@a.example"),
-                          destinations="bob@a.example,x@elsewhere.example")
+                          destinations="bob@a.example,x@elsewhere.example", checked_domains=None)
     page = alice.get(reverse("aliases:alias-edit", args=["info@a.example"])).content.decode()
     assert "bob@a.example\nx@elsewhere.example</textarea>" in page
     assert 'name="active"' in page and "checked" in page
@@ -155,7 +155,8 @@ def test_edit_form_shows_one_destination_a_line(world, alice):
 
 def test_odd_characters_in_an_address_survive_the_url(world, alice):
     source = "a#b?c&d@a.example"
-    services.create_alias(actor="t", source=source, destinations="bob@a.example")
+    services.create_alias(actor="t", source=source, destinations="bob@a.example",
+                          checked_domains=None)
     url = reverse("aliases:alias-edit", args=[source])
     assert "#" not in url and "?" not in url
     listing = alice.get(reverse("aliases:alias-list", args=["a.example"])).content.decode()
@@ -302,7 +303,8 @@ def test_detail_links_to_the_alias_pages(world, alice):
 def many_aliases(world, count: int) -> None:
     for number in range(count):
         services.create_alias(actor="t", source=f"list{number:03d}@a.example",
-                              destinations="bob@a.example,x@elsewhere.example")
+                              destinations="bob@a.example,x@elsewhere.example",
+                              checked_domains=None)
 
 
 def test_search_pages_and_htmx_partial(world, alice):
@@ -345,6 +347,7 @@ def test_list_queries_do_not_grow_with_the_aliases(world, alice):
     few = count_queries(alice, url)
     many_aliases_more = [f"more{n:03d}@a.example" for n in range(50)]
     for source in many_aliases_more:
-        services.create_alias(actor="t", source=source, destinations="bob@a.example")
+        services.create_alias(actor="t", source=source, destinations="bob@a.example",
+                              checked_domains=None)
     assert Alias.objects.filter(domain=world.a).count() == 55
     assert count_queries(alice, url) == few

@@ -73,7 +73,7 @@ def test_an_address_becomes_a_mailbox_or_an_alias_never_both():
     def job(i: int) -> None:
         if i % 2:
             services.create_alias(actor="t", source="shared@both.example",
-                                  destinations="target@both.example")
+                                  destinations="target@both.example", checked_domains=None)
         else:
             services.create_mailbox(actor="t", email="shared@both.example",
                                     password="correct horse battery")

@@ -93,10 +93,11 @@ def test_export_mailboxes_carries_the_stored_hash(world):
 
 
 def test_export_aliases_keeps_the_catchall_source(world):
-    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example")
+    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example",
+                          checked_domains=None)
     services.create_alias(actor="t", source="team@a.example",
                           destinations="bob@a.example,info@a.example,x@else.net",
-                          active=False)
+                          active=False, checked_domains=None)
     rows = table(export(world.client_for("admin_a"), "a.example", "aliases"))
     assert rows == [  # in creation order
         ["source", "destinations", "active"],
@@ -136,9 +137,10 @@ def _odd_addresses(world) -> None:
     for local in ODD_LOCALS:
         services.create_mailbox(actor="t", email=f"{local}@b.example",
                                 password_hash=world.bob.password, name=local)
-    services.create_alias(actor="t", source="@b.example", destinations="-dash@b.example")
+    services.create_alias(actor="t", source="@b.example", destinations="-dash@b.example",
+                          checked_domains=None)
     services.create_alias(actor="t", source="=al@b.example",
-                          destinations="+plus@else.example,carol@b.example")
+                          destinations="+plus@else.example,carol@b.example", checked_domains=None)
 
 
 def test_every_exported_cell_that_looks_like_a_formula_is_neutralised(world):
@@ -248,9 +250,11 @@ def test_round_trip_moves_mailboxes_with_their_hashes(world, django_capture_on_c
 
 
 def test_round_trip_of_aliases(world, django_capture_on_commit_callbacks):
-    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example")
+    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example",
+                          checked_domains=None)
     services.create_alias(actor="t", source="team@a.example",
-                          destinations="info@a.example,x@else.net", active=False)
+                          destinations="info@a.example,x@else.net", active=False,
+                          checked_domains=None)
     client = world.client_for("superadmin")
     exported = export(client, "a.example", "aliases").replace("@a.example", "@c.example")
     services.create_domain(actor="t", name="c.example")
@@ -504,14 +508,14 @@ def test_import_aliases_is_all_or_nothing(world):
         services.import_aliases(actor="t", domain=world.a, rows=[
             AliasImport(source="one@a.example", destinations="bob@a.example"),
             AliasImport(source="two@a.example", destinations="ghost@a.example"),
-        ])
+        ], checked_domains=None)
     assert exc.value.messages == [
         "ghost@a.example is in a domain of this server but neither a mailbox nor an alias."]
     assert snapshot() == before
     created = services.import_aliases(actor="t", domain=world.a, rows=[
         AliasImport(source="one@a.example", destinations="two@a.example"),
         AliasImport(source="two@a.example", destinations=("bob@a.example",), active=False),
-    ])
+    ], checked_domains=None)
     assert [(a.source, a.active) for a in created] == [("one@a.example", True),
                                                        ("two@a.example", False)]
     assert AuditEntry.objects.filter(action="alias.import").count() == 2
@@ -648,6 +652,68 @@ def test_a_confirmed_job_that_never_ran_loses_its_rows(world, settings):
     assert (job.state, job.rows) == ("failed", [])
     assert "nothing was imported" in job.error
     assert tasks.run_import(job.pk) == 0  # a late worker finds nothing to do
+
+
+def _ago(hours: float) -> datetime.datetime:
+    return timezone.now() - datetime.timedelta(hours=hours)
+
+
+def test_a_job_confirmed_just_in_time_is_not_swept_while_it_waits_or_runs(world, settings):
+    """The bound counts from the confirm (queued) and from the start (running),
+    not from the preview: a job confirmed just before the cutoff gets its time."""
+    settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
+    queued = _age(_pending_job(world), 2.5, confirmed=_ago(0.1))
+    running = _age(_pending_job(world), 2.5, confirmed=_ago(0.2), started=_ago(0.1),
+                   state=ImportJob.State.RUNNING)
+    assert csv_io.sweep_import_jobs() == 0
+    for job in (queued, running):
+        job.refresh_from_db()
+    assert (queued.state, running.state) == ("pending", "running")
+    assert queued.rows and running.rows
+
+
+def test_a_job_running_past_the_bound_is_swept(world, settings):
+    """A worker that died mid-import (the task's hard limit is minutes)."""
+    settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
+    job = _age(_pending_job(world), 3, confirmed=_ago(2.5), started=_ago(2.1),
+               state=ImportJob.State.RUNNING)
+    assert csv_io.sweep_import_jobs() == 1
+    job.refresh_from_db()
+    assert (job.state, job.rows) == ("failed", [])
+
+
+def test_an_expired_preview_cannot_be_confirmed(world, settings,
+                                                django_capture_on_commit_callbacks):
+    settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
+    job = _age(_pending_job(world), 2.1)
+    client = world.client_for("admin_a")
+    with django_capture_on_commit_callbacks() as enqueued:
+        response = client.post(reverse("csv:import-confirm", args=["a.example", job.pk]))
+    assert response.status_code == 302 and not enqueued
+    assert response["Location"] == reverse("csv:import", args=["a.example"])
+    page = text_of(client.get(response["Location"]))
+    assert "This preview has expired; upload the file again." in page
+    assert not ImportJob.objects.filter(pk=job.pk).exists()  # the page swept it
+    assert not Mailbox.objects.filter(email="new1@a.example").exists()
+
+
+def test_a_job_swept_while_it_ran_is_not_brought_back(world, monkeypatch):
+    """A late worker's finish must not turn the sweep's FAILED into DONE."""
+    job = _pending_job(world)
+    ImportJob.objects.filter(pk=job.pk).update(confirmed=timezone.now())
+    real_run = csv_io._run_mailboxes
+
+    def swept_meanwhile(running: ImportJob) -> int:
+        ImportJob.objects.filter(pk=running.pk).update(
+            state=ImportJob.State.FAILED, rows=[], error="swept")
+        return real_run(running)
+
+    monkeypatch.setattr(csv_io, "_run_mailboxes", swept_meanwhile)
+    assert csv_io.run_job(job.pk) == 0
+    job.refresh_from_db()
+    assert (job.state, job.error) == ("failed", "swept")
+    # Rolled back, so the failed job's "nothing was imported" is true.
+    assert not Mailbox.objects.filter(email="new1@a.example").exists()
 
 
 def test_the_sweep_is_on_the_beat_schedule(settings):

@@ -20,11 +20,11 @@ from django.urls import reverse
 
 from accounts.models import AuditEntry
 from domains import passwords, services
-from domains.models import KeptMaildir, Mailbox
+from domains.models import Domain, KeptMaildir, Mailbox
 from tests.conftest import MAILBOX_PASSWORD
 
 NEW_PASSWORD = "Tr0ubadour horse staple"
-REFUSAL = "A previous mailbox's mail is kept for bob@a.example; ask a superadmin."
+REFUSAL = "bob@a.example cannot be used; ask a superadmin."
 
 
 @pytest.fixture
@@ -60,14 +60,14 @@ def test_reusing_the_kept_maildir_is_recorded(bob_deleted):
     assert KeptMaildir.objects.get().reused_at is not None
     # Deleted again, it is kept again, and refused again.
     services.delete_mailbox(actor="t", mailbox=Mailbox.objects.get(email="bob@a.example"))
-    with pytest.raises(ValidationError, match="mail is kept"):
+    with pytest.raises(ValidationError, match="cannot be used"):
         services.create_mailbox(actor="t", email="bob@a.example", password=NEW_PASSWORD)
 
 
 def test_a_forced_domain_delete_keeps_its_maildirs_too(world):
     services.delete_domain(actor="t", domain=world.b, force=True)
-    services.create_domain(actor="t", name="b.example")
-    with pytest.raises(ValidationError, match=re.escape("mail is kept for carol@b.example")):
+    services.create_domain(actor="t", name="b.example", kept_maildirs="reserve")
+    with pytest.raises(ValidationError, match=re.escape("carol@b.example cannot be used")):
         services.create_mailbox(actor="t", email="carol@b.example", password=NEW_PASSWORD)
 
 
@@ -159,3 +159,105 @@ def test_the_migration_reads_kept_maildirs_from_the_audit_log(world, settings):
     assert rows["bob@a.example"].path == "/var/vmail/a.example/bob"
     # carol@b.example exists again: her old Maildir counts as reused, not open.
     assert not rows["carol@b.example"].is_open
+
+
+# Issue 8 review, item 1: kept Maildirs belong to a domain (its id), not to a name.
+
+
+def test_a_delete_records_the_domain_of_the_kept_maildir(world):
+    services.delete_mailbox(actor="t", mailbox=world.bob)
+    services.delete_domain(actor="t", domain=world.b, force=True)
+    assert dict(KeptMaildir.objects.values_list("address", "domain_ref")) == {
+        "bob@a.example": world.a.pk, "carol@b.example": world.b.pk}
+
+
+def test_a_domain_admin_is_not_told_an_earlier_domains_kept_maildirs(world):
+    """Rows of an earlier domain of the same name are no answer to this domain's admin."""
+    earlier = world.a.pk + 1000
+    KeptMaildir.objects.create(address="dora@a.example", path="/var/vmail/a.example/dora",
+                               deleted_at=world.a.created, domain_ref=earlier)
+    alice = world.client_for("admin_a")
+    check = alice.get(reverse("domains:mailbox-check", args=["a.example"]),
+                      {"local_part": "dora"})
+    assert "dora@a.example is free." in text(check)
+    content = f"email,password\ndora@a.example,{NEW_PASSWORD}\n"
+    response = alice.post(reverse("csv:import", args=["a.example"]), {
+        "kind": "mailboxes",
+        "file": SimpleUploadedFile("f.csv", content.encode(), content_type="text/csv")})
+    assert [row.errors for row in response.context["preview"].shown] == [[]]
+
+
+def test_recreating_a_domain_with_kept_maildirs_needs_a_choice(world):
+    services.delete_domain(actor="t", domain=world.b, force=True)
+    with pytest.raises(ValidationError) as refused:
+        services.create_domain(actor="t", name="b.example")
+    message = " ".join(refused.value.messages)
+    assert "1 kept Maildir" in message and "reserve" in message and "remove" in message
+    with pytest.raises(ValidationError, match="reserve or remove"):
+        services.create_domain(actor="t", name="b.example", kept_maildirs="maybe")
+    assert not Domain.objects.filter(name="b.example").exists()
+
+
+def test_reserved_kept_maildirs_stay_refused_in_the_new_domain(world):
+    services.delete_domain(actor="t", domain=world.b, force=True)
+    new_b = services.create_domain(actor="t", name="b.example", kept_maildirs="reserve")
+    assert KeptMaildir.objects.get().domain_ref == new_b.pk
+    # Superadmins see what was reserved; the new domain's history says nothing of it.
+    reserved = AuditEntry.objects.get(action="mailbox.maildirs_reserved")
+    assert (reserved.domain_ref, reserved.after) == (None, {"addresses": ["carol@b.example"]})
+    assert not AuditEntry.objects.filter(domain_ref=new_b.pk).exclude(
+        action="domain.create").exists()
+    assert "kept" not in str(AuditEntry.objects.get(action="domain.create",
+                                                    domain_ref=new_b.pk).after)
+    with pytest.raises(ValidationError, match=re.escape("carol@b.example cannot be used")):
+        services.create_mailbox(actor="t", email="carol@b.example", password=NEW_PASSWORD)
+
+
+def test_removed_kept_maildirs_free_the_addresses_with_superadmin_only_rows(world, settings):
+    settings.MAILADMIN_VMAIL_DIR = "/var/vmail"
+    services.delete_domain(actor="t", domain=world.b, force=True)
+    new_b = services.create_domain(actor="t", name="b.example", kept_maildirs="remove")
+    assert KeptMaildir.objects.get().removed_at is not None
+    removed = AuditEntry.objects.get(action="mailbox.maildir_removed")
+    assert (removed.object_repr, removed.domain_ref) == (
+        "carol@b.example (/var/vmail/b.example/carol)", None)
+    assert not AuditEntry.objects.filter(domain_ref=new_b.pk).exclude(
+        action="domain.create").exists()
+    services.create_mailbox(actor="t", email="carol@b.example", password=NEW_PASSWORD)
+
+
+def test_the_domain_form_and_command_offer_the_choice(world, cli):
+    services.delete_domain(actor="t", domain=world.b, force=True)
+    root = world.client_for("superadmin")
+    url = reverse("domains:domain-create")
+    data = {"name": "b.example", "max_mailboxes": 0, "max_aliases": 0, "max_quota": "0",
+            "default_quota": "0"}
+    first = root.post(url, data)
+    assert first.status_code == 200 and 'name="kept_maildirs"' in text(first)
+    second = root.post(url, {**data, "kept_maildirs": "reserve"})
+    assert second.status_code == 302
+    assert KeptMaildir.objects.get().domain_ref == Domain.objects.get(
+        name="b.example").pk
+    services.delete_domain(actor="t", domain=Domain.objects.get(name="b.example"))
+    with pytest.raises(CommandError) as refused:
+        cli("domain", "add", "b.example")
+    assert "--kept-maildirs" in str(refused.value) and "\n" not in str(refused.value)
+    cli("domain", "add", "b.example", "--kept-maildirs", "remove")
+    assert KeptMaildir.objects.get().removed_at is not None
+
+
+def test_the_migration_fills_in_the_domain_and_reserves_an_earlier_domains_rows(world):
+    services.delete_mailbox(actor="t", mailbox=world.bob)
+    old_b = world.b.pk
+    services.delete_domain(actor="t", domain=world.b, force=True)
+    new_b = services.create_domain(actor="t", name="b.example", kept_maildirs="remove")
+    KeptMaildir.objects.all().delete()  # as before the table existed
+    migration = importlib.import_module("domains.migrations.0004_kept_maildirs")
+    migration.fill_from_audit(apps, None)
+    rows = {k.address: k for k in KeptMaildir.objects.all()}
+    assert rows["bob@a.example"].domain_ref == world.a.pk
+    # b.example was created again before the table existed: the new domain's
+    # admin was never told, so the safe reading is "reserved" for the new domain.
+    assert old_b != new_b.pk
+    assert (rows["carol@b.example"].domain_ref, rows["carol@b.example"].is_open) == (
+        new_b.pk, True)

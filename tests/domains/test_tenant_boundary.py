@@ -91,7 +91,8 @@ def test_the_service_checks_only_the_given_domains_and_the_alias_own(world):
         services.create_alias(actor="t", source="y@a.example", destinations="ghost@a.example",
                               checked_domains=frozenset())
     with pytest.raises(ValidationError, match=re.escape("ghost@b.example is in a domain")):
-        services.create_alias(actor="t", source="z@a.example", destinations="ghost@b.example")
+        services.create_alias(actor="t", source="z@a.example", destinations="ghost@b.example",
+                              checked_domains=None)
 
 
 def test_the_inline_address_check_answers_the_same_for_addresses_elsewhere(world):
@@ -150,9 +151,53 @@ def test_the_import_service_checks_only_the_given_domains(world):
     rows = [services.AliasImport(source="fw@a.example", destinations=("ghost@b.example",))]
     assert services.alias_import_problems(
         domain=world.a, rows=rows, checked_domains=frozenset({"a.example"})) == [[]]
-    assert services.alias_import_problems(domain=world.a, rows=rows) == [[
+    assert services.alias_import_problems(domain=world.a, rows=rows, checked_domains=None) == [[
         "ghost@b.example is in a domain of this server but neither a mailbox nor an alias."]]
     created = services.import_aliases(actor="t", domain=world.a, rows=rows,
                                       checked_domains=frozenset())
     assert [a.source for a in created] == ["fw@a.example"]
     assert csv_io  # the pages above go through csv_io.parse_upload
+
+
+# Issue 8 review, item 4: a cascade from another tenant's delete names no other tenant's admin.
+
+
+def test_a_delete_in_another_domain_shows_no_admin_name_in_this_domains_history(world):
+    from accounts.models import AuditEntry
+    from tests.conftest import MAILBOX_PASSWORD
+
+    services.create_alias(actor="t", source="fw@a.example",
+                          destinations="carol@b.example,bob@a.example", checked_domains=None)
+    services.create_alias(actor="t", source="solo@a.example", destinations="carol@b.example",
+                          checked_domains=None)
+    services.create_alias(actor="t", source="team@b.example", destinations="carol@b.example,"
+                          "bob@a.example", checked_domains=None)
+    services.delete_mailbox(actor="bert@b.example", mailbox=world.carol)
+    in_a = AuditEntry.objects.filter(domain_ref=world.a.pk,
+                                     action__in=["alias.update", "alias.delete"])
+    assert {(e.action, e.object_repr) for e in in_a} == {
+        ("alias.update", "fw@a.example"), ("alias.delete", "solo@a.example")}
+    assert {e.actor for e in in_a} == {services.ELSEWHERE_ACTOR}
+    assert "bert" not in services.ELSEWHERE_ACTOR
+    # In its own domain the cascade is the deleting admin's own act.
+    own = AuditEntry.objects.get(domain_ref=world.b.pk, action="alias.update")
+    assert own.actor == "bert@b.example"
+    # A forced domain delete cascades into other domains the same way.
+    services.create_mailbox(actor="t", email="dora@b.example", password=MAILBOX_PASSWORD)
+    services.create_alias(actor="t", source="fw2@a.example",
+                          destinations="dora@b.example,bob@a.example", checked_domains=None)
+    services.delete_domain(actor="bert@b.example", domain=world.b, force=True)
+    assert AuditEntry.objects.get(object_repr="fw2@a.example", action="alias.update"
+                                  ).actor == services.ELSEWHERE_ACTOR
+
+
+@pytest.mark.parametrize("function", [services.create_alias, services.update_alias,
+                                      services.alias_import_problems, services.import_aliases,
+                                      csv_io.parse_upload])
+def test_the_reach_of_the_actor_is_a_required_argument(function):
+    """Issue 8 review, item 3: a caller that forgets the reach must fail, not check nothing."""
+    import inspect
+
+    parameter = inspect.signature(function).parameters["checked_domains"]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    assert parameter.default is inspect.Parameter.empty

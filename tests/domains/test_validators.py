@@ -432,3 +432,22 @@ def test_format_size_round_trips_through_parse_size(value):
 
 def test_it_parses_a_large_whole_number_exactly():
     assert parse_size(str(2**53 + 1)) == 2**53 + 1
+
+
+def test_the_bad_address_message_lists_the_characters_that_are_accepted():
+    """Issue 8 review, item 6: the message and the rule come from one list."""
+    from domains.validators import (
+        LOCAL_PART_SPECIALS,
+        MAILBOX_SPECIALS,
+        normalize_hosted_address,
+    )
+
+    with pytest.raises(ValidationError) as anywhere:
+        normalize_address("a%b@example.org")
+    [message] = anywhere.value.messages
+    assert f"letters, digits, dots and {' '.join(LOCAL_PART_SPECIALS)} before the @" in message
+    with pytest.raises(ValidationError) as mailbox:
+        normalize_hosted_address("a%b@example.org", mailbox=True)
+    [message] = mailbox.value.messages
+    assert f"letters, digits, dots and {' '.join(MAILBOX_SPECIALS)} before the @" in message
+    assert "+" not in message.split("not a valid address")[1]

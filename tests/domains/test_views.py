@@ -6,6 +6,7 @@ hostile or random input that must never become a 500 or a half-done write.
 
 from __future__ import annotations
 
+import html
 import itertools
 from typing import Any
 
@@ -687,7 +688,7 @@ def test_the_domain_list_needs_the_same_queries_for_3_and_30_domains(
         services.create_mailbox(actor="t", email=f"x@{domain.name}",
                                 password_hash=world.bob.password)
         services.create_alias(actor="t", source=f"y@{domain.name}",
-                              destinations=f"x@{domain.name}")
+                              destinations=f"x@{domain.name}", checked_domains=None)
     many = queries_for(client, url)
     assert len(client.get(url).context["domains"]) == 30
     assert few == many
@@ -873,6 +874,16 @@ def test_the_new_address_is_checked_as_it_is_typed(world):
     assert f'hx-get="{url}"' in page
 
 
+@pytest.mark.parametrize("local", ["o!x", "bob+x"])
+def test_the_inline_check_refuses_what_the_create_refuses(world, local):
+    """Issue 8 review, item 2: one normaliser for the check and the create."""
+    client = world.client_for("admin_a")
+    url = reverse("domains:mailbox-check", args=["a.example"])
+    answer = html.unescape(client.get(url, {"local_part": local}).content.decode())
+    assert "is free" not in answer
+    assert f"'{local}@a.example' cannot be a mailbox" in answer
+
+
 # ---------------------------------------------------------------- the password policy
 
 
@@ -910,6 +921,54 @@ def test_the_edit_page_generates_a_password_and_shows_it_once(world):
     assert passwords.verify_password(generated, world.bob.password)
     entry = AuditEntry.objects.get(action="mailbox.password", object_id=world.bob.pk)
     assert generated not in str([entry.before, entry.after])
+
+
+def _bounded(monkeypatch, make) -> None:
+    """generated_password in the views, failing the test after 100 calls instead of looping."""
+    from domains import views
+
+    calls = []
+
+    def generated_password(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        assert len(calls) <= 100, "the password generator loops"
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(views, "generated_password", generated_password)
+
+
+@pytest.mark.parametrize("page", ["create", "edit"])
+def test_a_generated_password_meets_a_minimum_above_24(world, settings, monkeypatch, page):
+    from mailadmin.env import generated_password
+
+    _bounded(monkeypatch, generated_password)
+    settings.MAILADMIN_PASSWORD_MIN_LENGTH = 40
+    client = world.client_for("admin_a")
+    if page == "create":
+        response = client.post(reverse("domains:mailbox-create", args=["a.example"]),
+                               mailbox_data(password="", password_again=""))
+    else:
+        response = client.post(reverse("domains:mailbox-edit", args=["bob@a.example"]),
+                               edit_data(generate="on"))
+    assert response.status_code == 200 and shows_generated_password(response)
+    assert len(response.context["password"]) >= 40
+
+
+@pytest.mark.parametrize("page", ["create", "edit"])
+def test_a_generator_that_never_meets_the_policy_gives_up_with_a_message(
+        world, monkeypatch, page):
+    _bounded(monkeypatch, lambda *args, **kwargs: "xxbobxxdavexxxxxxxxxxxxxxx")
+    client = world.client_for("admin_a")
+    before = counts()
+    if page == "create":
+        response = client.post(reverse("domains:mailbox-create", args=["a.example"]),
+                               mailbox_data(password="", password_again=""))
+    else:
+        response = client.post(reverse("domains:mailbox-edit", args=["bob@a.example"]),
+                               edit_data(generate="on"))
+    assert response.status_code == 200 and not shows_generated_password(response)
+    assert any("type one" in m for m in errors_of(response))
+    assert counts() == before
 
 
 def test_the_edit_page_wants_a_typed_or_a_generated_password_not_both(world):

@@ -472,7 +472,7 @@ class DnsServers:
         domain = domain_services.create_domain(actor="t", name=name)
         for local in ("postmaster", "abuse"):
             domain_services.create_alias(actor="t", source=f"{local}@{name}",
-                                         destinations="hostmaster@other.test")
+                                         destinations="hostmaster@other.test", checked_domains=None)
         dnscheck_services.set_dkim_key(actor="t", domain=domain, selector=DKIM_SELECTOR,
                                        public_key=self.keys.ours)
         return domain

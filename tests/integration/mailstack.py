@@ -200,9 +200,8 @@ def _daemon_database_url(stack: MailStack) -> str:
         path = Path(db["NAME"])
         group = stack.overrides["MAILADMIN_DATA_GROUP"]
         private_data(path.parent, sqlite_file=path, group=group)
-        # Processes started later (Celery workers) load the settings again,
-        # which would make the directory 0700 again without the group.
-        os.environ["MAILADMIN_DATA_GROUP"] = group
+        # Processes started later without the variable (Celery workers) load
+        # the settings again; they take only other users' access, not the group's.
         gid = grp.getgrnam(group).gr_gid
         if os.stat(path).st_mode & 0o077 != 0o040 or os.stat(path).st_gid != gid:
             raise AssertionError(f"{path} must be 0640 in group {group}")

@@ -230,3 +230,104 @@ def test_it_refuses_data_the_panel_cannot_hold_and_changes_nothing(recipe):
     columns = recipe.execute("SELECT * FROM users")
     assert len(columns[0]) == 5  # no column added
     assert len(recipe.execute("SELECT id FROM aliases")) == 4
+
+
+def test_it_normalises_destinations_so_every_one_is_delivered(recipe):
+    # Written by hand or by another tool, not by the panel: a space after a
+    # comma, uppercase, an empty item. The panel's alias maps check each item
+    # as it is stored, so " bob@example.org" (a local domain, no such
+    # mailbox) would be dropped from the answer.
+    recipe.execute("INSERT INTO aliases (domain_id, source, destinations) VALUES "
+                   "(1, 'team@example.org', 'dave@other.test, bob@example.org,,Carol@Else.NET "
+                   "bob@example.org')")
+
+    check = recipe.manage("adopt", "--check")
+    assert check.returncode == 0, check.stderr
+    assert "would: normalise the destinations of 1 alias rows" in check.stdout
+    assert recipe.execute("SELECT destinations FROM aliases WHERE source = "
+                          "'team@example.org'")[0][0].startswith("dave@other.test, ")
+
+    adopted = recipe.manage("adopt")
+    assert adopted.returncode == 0, adopted.stderr
+    assert recipe.recipe_answer("aliases", "team@example.org") == (
+        "dave@other.test,bob@example.org,carol@else.net")
+    assert recipe.recipe_answer("aliases", "postmaster@example.org") == (
+        "bob@example.org,carol@else.net")
+
+    rendered = recipe.manage("render_config", "--out", str(recipe.data_dir / "etc"),
+                             "--database-url", recipe.url)
+    assert rendered.returncode == 0, rendered.stderr
+    ours = recipe.data_dir / "etc" / "postfix"
+    answer = run(["postmap", "-c", str(ours), "-q", "team@example.org",
+                  f"{recipe.dialect}:{ours}/mailadmin/aliases.cf"], check=False)
+    assert answer.returncode == 0, answer.stderr
+    assert sorted(answer.stdout.strip().split(",")) == [
+        "bob@example.org", "carol@else.net", "dave@other.test"]
+
+
+@pytest.mark.parametrize("bad", ['"bob"@else.net', "bob\\@else.net", "bob\x01@else.net"])
+def test_it_refuses_a_destination_the_panel_would_refuse(recipe, bad):
+    # Such a character would also break the alias maps' JSON split: the
+    # lookup errors and Postfix defers every message to the alias.
+    literal = bad.replace("\\", "\\\\") if recipe.dialect == "mysql" else bad
+    recipe.execute("INSERT INTO aliases (domain_id, source, destinations) VALUES "
+                   f"(1, 'team@example.org', 'bob@example.org,{literal}')")
+
+    for args in (("adopt", "--check"), ("adopt",)):
+        result = recipe.manage(*args)
+        assert result.returncode == 1, result.stdout
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "team@example.org" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert len(recipe.execute("SELECT * FROM users")[0]) == 5  # no column added
+    assert recipe.execute("SELECT destinations FROM aliases WHERE source = "
+                          "'team@example.org'") == [(f"bob@example.org,{bad}",)]
+
+
+def _over_the_bounds() -> list[str]:
+    """Hashes Dovecot would verify but the panel refuses: the cost field says so."""
+    from passlib.hash import bcrypt
+
+    cheap_bcrypt = bcrypt.using(rounds=4, ident="2y").hash(PW)
+    cheap_sha = sha512_crypt.using(rounds=1000).hash(PW)
+    return ["{BLF-CRYPT}" + cheap_bcrypt.replace("$04$", "$31$", 1),
+            cheap_sha.replace("rounds=1000$", "rounds=999999999$", 1)]
+
+
+def test_it_reports_hashes_over_the_cost_bounds_and_adopts(recipe):
+    costly = _over_the_bounds()
+    rows = ", ".join(f"(1, 'slow{n:02}@example.org', '{costly[n % 2]}')" for n in range(25))
+    recipe.execute(f"INSERT INTO users (domain_id, email, password) VALUES {rows}")
+
+    for args in (("adopt", "--check"), ("adopt",)):
+        result = recipe.manage(*args)
+        assert result.returncode == 0, result.stderr
+        warnings = [line for line in result.stdout.splitlines()
+                    if line.startswith("warning:")]
+        # Bounded: the first ten by address, then one line with the count.
+        assert len(warnings) == 11, result.stdout
+        assert warnings[0].startswith("warning: slow00@example.org: BLF-CRYPT cost 31")
+        assert warnings[1].startswith("warning: slow01@example.org: SHA512-CRYPT rounds 999999999")
+        assert "15 more" in warnings[-1] and "mailbox costly-hashes" in warnings[-1]
+    assert "adopted: 2 domains, 27 mailboxes, 3 aliases" in result.stdout
+
+    listed = recipe.manage("mailbox", "costly-hashes", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert len(found) == 25
+    assert found[0] == {"email": "slow00@example.org", "scheme": "BLF-CRYPT", "cost": "cost 31"}
+    assert found[1]["cost"] == "rounds 999999999"
+    reset = recipe.manage("mailbox", "passwd", "slow00@example.org", "--password-stdin",
+                          stdin=PW + "\n")
+    assert reset.returncode == 0, reset.stderr
+    assert len(json.loads(recipe.manage("mailbox", "costly-hashes", "--json").stdout)) == 24
+
+
+def test_it_refuses_an_alias_with_no_destination(recipe):
+    recipe.execute("INSERT INTO aliases (domain_id, source, destinations) VALUES "
+                   "(1, 'empty@example.org', ' , ')")
+
+    result = recipe.manage("adopt", "--check")
+    assert result.returncode == 1
+    assert "empty@example.org: no destination address" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -19,8 +19,9 @@ def mail(stack):
                   "kept@catch.test"):
         services.create_mailbox(actor="t", email=email, password=PW)
     services.create_alias(actor="t", source="team@example.org",
-                          destinations="bob@example.org,carol@example.org")
-    services.create_alias(actor="t", source="@catch.test", destinations="owner@catch.test")
+                          destinations="bob@example.org,carol@example.org", checked_domains=None)
+    services.create_alias(actor="t", source="@catch.test", destinations="owner@catch.test",
+                          checked_domains=None)
     services.create_alias_domain(actor="t", name="alias.example", target="example.org")
     return stack
 
@@ -120,8 +121,10 @@ def _refused_at_rcpt(result) -> bool:
 def test_an_alias_with_no_deliverable_destination_is_refused_at_rcpt(mail):
     services.create_domain(actor="t", name="other.test")
     services.create_mailbox(actor="t", email="dave@other.test", password=PW)
-    services.create_alias(actor="t", source="onlybob@example.org", destinations="bob@example.org")
-    services.create_alias(actor="t", source="todave@example.org", destinations="dave@other.test")
+    services.create_alias(actor="t", source="onlybob@example.org", destinations="bob@example.org",
+                          checked_domains=None)
+    services.create_alias(actor="t", source="todave@example.org", destinations="dave@other.test",
+                          checked_domains=None)
     services.set_mailbox_active(actor="t", mailbox=selectors.mailbox_by_email("bob@example.org"),
                                 active=False)
     services.set_domain_active(actor="t", domain=selectors.domain_by_name("other.test"),

@@ -16,8 +16,10 @@ def mail(stack):
     for email in ("bob@example.org", "carol@example.org", "dave@other.test"):
         services.create_mailbox(actor="t", email=email, password=PW)
     services.create_alias(actor="t", source="info@example.org",
-                          destinations="bob@example.org,carol@example.org,ext@outside.net")
-    services.create_alias(actor="t", source="@other.test", destinations="dave@other.test")
+                          destinations="bob@example.org,carol@example.org,ext@outside.net",
+                          checked_domains=None)
+    services.create_alias(actor="t", source="@other.test", destinations="dave@other.test",
+                          checked_domains=None)
     services.create_alias_domain(actor="t", name="alias.example", target="example.org")
     services.create_alias_domain(actor="t", name="alias-other.test", target="other.test")
     return stack
@@ -65,7 +67,7 @@ def test_disabled_objects_answer_nothing(mail):
     services.set_mailbox_active(actor="t", mailbox=selectors.mailbox_by_email("bob@example.org"),
                                 active=False)
     services.update_alias(actor="t", alias=selectors.alias_by_source("info@example.org"),
-                          active=False)
+                          active=False, checked_domains=None)
     services.set_alias_domain_active(
         actor="t", alias_domain=selectors.alias_domain_by_name("alias-other.test"), active=False)
     assert mail.postmap("bob@example.org", "mailboxes.cf") is None

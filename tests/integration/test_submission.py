@@ -16,8 +16,10 @@ def mail(stack):
     services.create_domain(actor="t", name="example.org")
     services.create_mailbox(actor="t", email="bob@example.org", password=PW)
     services.create_mailbox(actor="t", email="carol@example.org", password=PW)
-    services.create_alias(actor="t", source="sales@example.org", destinations="bob@example.org")
-    services.create_alias(actor="t", source="@example.org", destinations="carol@example.org")
+    services.create_alias(actor="t", source="sales@example.org", destinations="bob@example.org",
+                          checked_domains=None)
+    services.create_alias(actor="t", source="@example.org", destinations="carol@example.org",
+                          checked_domains=None)
     services.create_alias_domain(actor="t", name="alias.example", target="example.org")
     return stack
 

@@ -66,8 +66,35 @@ def test_an_existing_world_readable_pair_is_fixed_on_start(tmp_path, start):
         path.write_bytes(b"")
         path.chmod(0o644)
     start(data)
-    assert mode(data) == 0o700
-    assert [mode(p) for p in sorted(data.glob("mailadmin.sqlite3*"))] == [0o600] * 3
+    # Only the "other" bits go: a group grant may be the daemons' (MAILADMIN_DATA_GROUP).
+    assert mode(data) == 0o750
+    assert [mode(p) for p in sorted(data.glob("mailadmin.sqlite3*"))] == [0o640] * 3
+
+
+@pytest.mark.parametrize("vanishes", ["before stat", "before chmod"])
+def test_a_journal_that_vanishes_while_it_is_fixed_does_not_stop_the_start(
+        tmp_path, start, monkeypatch, vanishes):
+    """SQLite's -journal exists only during a write; it can go between seeing it and fixing it."""
+    data = tmp_path / "var"
+    data.mkdir(mode=0o700)
+    journal = data / "mailadmin.sqlite3-journal"
+    journal.write_bytes(b"")
+    journal.chmod(0o644)
+    if vanishes == "before stat":
+        journal.unlink()
+        real_exists = Path.exists
+        monkeypatch.setattr(Path, "exists", lambda path: path == journal or real_exists(path))
+    else:
+        real_chmod = os.chmod
+
+        def chmod(path, mode, **kwargs):
+            if Path(path) == journal:
+                journal.unlink(missing_ok=True)
+            real_chmod(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "chmod", chmod)
+    start(data)
+    assert mode(data / "mailadmin.sqlite3") == 0o600
 
 
 def test_a_database_outside_the_data_dir_is_private_too(tmp_path, start):
@@ -76,7 +103,7 @@ def test_a_database_outside_the_data_dir_is_private_too(tmp_path, start):
     db.write_bytes(b"")
     db.chmod(0o644)
     start(tmp_path / "var", MAILADMIN_DATABASE_URL=f"sqlite:///{db}")
-    assert (mode(tmp_path / "var"), mode(db)) == (0o700, 0o600)
+    assert (mode(tmp_path / "var"), mode(db)) == (0o700, 0o640)
     assert not (tmp_path / "var" / "mailadmin.sqlite3").exists()
 
 
@@ -99,6 +126,33 @@ def test_the_data_group_lets_the_mail_daemons_read_the_database(tmp_path, start)
     assert (mode(data), mode(db)) == (0o750, 0o640)
     assert os.stat(data).st_gid == os.stat(db).st_gid == os.getgid()
     assert mode(data / "secret_key") == 0o600  # the key is never the daemons' business
+
+
+def test_a_start_without_the_data_group_leaves_the_daemons_access(tmp_path, start):
+    """An admin's manage.py, cron or a worker started without the variable must
+    not take the daemons' group access away (mail delivery reads the maps)."""
+    group = grp.getgrgid(os.getgid()).gr_name
+    data = tmp_path / "var"
+    start(data, MAILADMIN_DATA_GROUP=group)
+    db = data / "mailadmin.sqlite3"
+    assert (mode(data), mode(db)) == (0o750, 0o640)
+    start(data)
+    assert (mode(data), mode(db)) == (0o750, 0o640)
+    assert os.stat(data).st_gid == os.stat(db).st_gid == os.getgid()
+
+
+def test_the_data_group_adds_read_access_and_keeps_other_group_bits(tmp_path, start):
+    group = grp.getgrgid(os.getgid()).gr_name
+    data = tmp_path / "var"
+    data.mkdir(mode=0o700)
+    data.chmod(0o700)
+    db, wal = data / "mailadmin.sqlite3", data / "mailadmin.sqlite3-wal"
+    db.write_bytes(b"")
+    db.chmod(0o600)
+    wal.write_bytes(b"")
+    wal.chmod(0o666)
+    start(data, MAILADMIN_DATA_GROUP=group)
+    assert (mode(data), mode(db), mode(wal)) == (0o750, 0o640, 0o660)
 
 
 def test_an_unknown_data_group_fails_loudly_in_one_line(tmp_path, start):

@@ -235,6 +235,20 @@ def test_the_hash_cost_bounds_default_and_come_from_the_environment(load_setting
                          )["MAILADMIN_MAX_BCRYPT_COST"] == 11
 
 
+@pytest.mark.parametrize("value", ["7", "73", "100", "0", "-1"])
+def test_a_password_minimum_outside_8_to_72_fails_loudly(load_settings, value):
+    """BLF-CRYPT takes 72 bytes at most; below 8 is no policy at all."""
+    assert "MAILADMIN_PASSWORD_MIN_LENGTH" in refused(
+        load_settings, MAILADMIN_PASSWORD_MIN_LENGTH=value)
+
+
+def test_the_password_minimum_may_be_8_to_72(load_settings):
+    assert load_settings()["MAILADMIN_PASSWORD_MIN_LENGTH"] == 12
+    for value in (8, 72):
+        loaded = load_settings(MAILADMIN_PASSWORD_MIN_LENGTH=str(value))
+        assert loaded["MAILADMIN_PASSWORD_MIN_LENGTH"] == value
+
+
 def test_new_hashes_above_the_bcrypt_bound_fail_loudly(load_settings):
     says = refused(load_settings, MAILADMIN_BCRYPT_ROUNDS="14")
     assert "MAILADMIN_MAX_BCRYPT_COST" in says

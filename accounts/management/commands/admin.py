@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import CommandError, CommandParser
 
 from accounts import services
-from accounts.models import DomainAdmin
+from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
 from domains import selectors
 from domains.management.base import SubcommandCommand, actor
 
@@ -15,6 +15,10 @@ class Command(SubcommandCommand):
         "add": "add an account (password from stdin or a prompt)",
         "domains": "set the domains a domain admin manages",
         "list": "list panel accounts",
+        "passwd": "set an account's password (from stdin or a prompt); its sessions end",
+        "disable": "stop an account signing in; its sessions end",
+        "enable": "let a disabled account sign in again",
+        "delete": "remove an account and its domain grants",
     }
 
     def add_action(self, parser: CommandParser, action: str) -> None:
@@ -22,6 +26,10 @@ class Command(SubcommandCommand):
             parser.add_argument("--json", action="store_true")
             return
         parser.add_argument("username")
+        if action == "passwd":
+            parser.add_argument("--password-stdin", action="store_true")
+        if action in ("passwd", "disable", "enable", "delete"):
+            return
         parser.add_argument("--domain", action="append", default=[], metavar="DOMAIN",
                             help="a domain this admin manages (repeat for several)")
         if action == "add":
@@ -44,6 +52,33 @@ class Command(SubcommandCommand):
         services.set_admin_domains(actor=actor(), user=user,
                                    domains=[selectors.domain_by_name(n) for n in o["domain"]])
         self.stdout.write(f"{user.username} manages {', '.join(o['domain']) or 'no domain'}")
+
+    def do_passwd(self, **o: Any) -> None:
+        user = self._admin(o["username"])
+        services.set_admin_password(actor=actor(), user=user, password=self.read_password(o))
+        self.stdout.write(f"changed the password of {user.username}")
+
+    def do_disable(self, **o: Any) -> None:
+        user = self._admin(o["username"])
+        services.set_admin_active(actor=actor(), user=user, active=False)
+        self.stdout.write(f"disabled {user.username}")
+
+    def do_enable(self, **o: Any) -> None:
+        user = self._admin(o["username"])
+        services.set_admin_active(actor=actor(), user=user, active=True)
+        self.stdout.write(f"enabled {user.username}")
+
+    def do_delete(self, **o: Any) -> None:
+        user = self._admin(o["username"])
+        services.delete_admin(actor=actor(), user=user)
+        self.stdout.write(f"deleted {user.username}")
+
+    def _admin(self, username: str) -> User:
+        user = (User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+                .filter(username=username.strip().lower()).first())
+        if user is None:
+            raise CommandError(f"{username} is not an admin")
+        return user
 
     def do_list(self, **o: Any) -> None:
         grants: dict[int, list[str]] = {}

@@ -30,6 +30,8 @@ class Command(BaseCommand):
             raise CommandError(f"database error (run adopt again once fixed): {exc}") from None
         if plan.problems:
             raise CommandError("cannot adopt: " + "; ".join(plan.problems))
+        for warning in plan.warnings():
+            self.stdout.write(f"warning: {warning}")
         verb = "would" if options["check"] else "did"
         for change in plan.changes() or ["nothing to change in the mail tables"]:
             self.stdout.write(f"{verb}: {change}")

@@ -29,12 +29,12 @@ class Command(SubcommandCommand):
 
     def do_add(self, **o: Any) -> None:
         alias = services.create_alias(actor=actor(), source=o["source"],
-                                      destinations=o["destinations"])
+                                      destinations=o["destinations"], checked_domains=None)
         self.stdout.write(f"added {alias.source} -> {alias.destinations}")
 
     def do_edit(self, **o: Any) -> None:
         alias = services.update_alias(actor=actor(), alias=selectors.alias_by_source(o["source"]),
-                                      destinations=o["destinations"])
+                                      destinations=o["destinations"], checked_domains=None)
         self.stdout.write(f"changed {alias.source} -> {alias.destinations}")
 
     def do_list(self, **o: Any) -> None:
@@ -49,12 +49,12 @@ class Command(SubcommandCommand):
 
     def do_disable(self, **o: Any) -> None:
         alias = services.update_alias(actor=actor(), alias=selectors.alias_by_source(o["source"]),
-                                      active=False)
+                                      active=False, checked_domains=None)
         self.stdout.write(f"disabled {alias.source}")
 
     def do_enable(self, **o: Any) -> None:
         alias = services.update_alias(actor=actor(), alias=selectors.alias_by_source(o["source"]),
-                                      active=True)
+                                      active=True, checked_domains=None)
         self.stdout.write(f"enabled {alias.source}")
 
     def do_delete(self, **o: Any) -> None:

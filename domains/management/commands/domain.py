@@ -1,9 +1,10 @@
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
 
 from domains import selectors, services
-from domains.management.base import SubcommandCommand, actor
+from domains.management.base import SubcommandCommand, actor, one_line
 from domains.validators import format_limit
 
 
@@ -31,17 +32,29 @@ class Command(SubcommandCommand):
             parser.add_argument("--default-quota", help="per new mailbox, e.g. 1G")
         if action == "add":
             parser.add_argument("--disabled", action="store_true")
+            parser.add_argument(
+                "--kept-maildirs", choices=services.KEPT_MAILDIR_CHOICES,
+                help="Maildirs still kept from an earlier domain of this name: reserve their "
+                     "addresses, or record them as removed from the mail host")
         if action == "delete":
             parser.add_argument("--force", action="store_true",
                                 help="also delete its mailboxes, aliases and alias domains")
 
     def do_add(self, **o: Any) -> None:
-        domain = services.create_domain(
-            actor=actor(), name=o["name"], description=o["description"] or "",
-            max_mailboxes=o["max_mailboxes"] or 0, max_aliases=o["max_aliases"] or 0,
-            max_quota=o["max_quota"] or 0, default_quota=o["default_quota"] or 0,
-            active=not o["disabled"],
-        )
+        try:
+            domain = services.create_domain(
+                actor=actor(), name=o["name"], description=o["description"] or "",
+                max_mailboxes=o["max_mailboxes"] or 0, max_aliases=o["max_aliases"] or 0,
+                max_quota=o["max_quota"] or 0, default_quota=o["default_quota"] or 0,
+                active=not o["disabled"], kept_maildirs=o["kept_maildirs"] or "",
+            )
+        except ValidationError as exc:
+            if "earlier_kept_maildirs" not in {e.code for e in getattr(exc, "error_list", [])}:
+                raise
+            raise CommandError(
+                f"{one_line(exc)} Add --kept-maildirs reserve or --kept-maildirs remove "
+                "(`mailbox kept` lists them)."
+            ) from None
         self.stdout.write(f"added {domain.name}")
 
     def do_edit(self, **o: Any) -> None:

@@ -21,10 +21,12 @@ class Command(SubcommandCommand):
         "delete": "delete a mailbox; its mail stays on disk",
         "kept": "list the Maildirs of deleted mailboxes that are still kept on disk",
         "forget-maildir": "record that an address's kept Maildir was removed from disk",
+        "costly-hashes": "list mailboxes whose password hash is over the MAILADMIN_MAX_* "
+                         "cost bounds (Dovecot still verifies it: reset those passwords)",
     }
 
     def add_action(self, parser: CommandParser, action: str) -> None:
-        if action == "kept":
+        if action in {"kept", "costly-hashes"}:
             parser.add_argument("--json", action="store_true")
             return
         if action == "list":
@@ -103,6 +105,11 @@ class Command(SubcommandCommand):
             for k in selectors.kept_maildirs().iterator()
         )
         self.emit(rows, ["address", "deleted", "path"], o["json"])
+
+    def do_costly_hashes(self, **o: Any) -> None:
+        rows = ({"email": email, "scheme": scheme, "cost": cost}
+                for email, scheme, cost in selectors.costly_hashes())
+        self.emit(rows, ["email", "scheme", "cost"], o["json"])
 
     def do_forget_maildir(self, **o: Any) -> None:
         for path in services.forget_kept_maildir(actor=actor(), address=o["email"]):
