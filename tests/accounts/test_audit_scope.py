@@ -28,7 +28,7 @@ def recreated(world):
     services.create_mailbox(actor="t", email="previous.person@old.example",
                             password=MAILBOX_PASSWORD)
     services.delete_domain(actor="t", domain=old, force=True)
-    new = services.create_domain(actor="t", name="old.example")
+    new = services.create_domain(actor="t", name="old.example", kept_maildirs="remove")
     admin = account_services.create_admin(actor="t", username="nina@old.example",
                                           password=ADMIN_PASSWORD, domains=[new])
     return new, admin
