@@ -1,3 +1,4 @@
+from django.contrib.auth.models import User
 from django.db import models
 
 
@@ -50,3 +51,8 @@ class DomainAdmin(models.Model):
 # Session accounts of mailbox users carry this prefix, so they can never be
 # confused with (or become) an admin account of the same address.
 MAILBOX_ACCOUNT_PREFIX = "mailbox:"
+
+
+def admin_accounts() -> models.QuerySet[User]:
+    """Every panel account (superadmins and domain admins), never a mailbox user's."""
+    return User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)

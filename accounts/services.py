@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
+from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin, admin_accounts
 from domains.models import Domain, Mailbox
 
 
@@ -113,8 +113,7 @@ def delete_admin(*, actor: str, user: User) -> None:
 
 
 def _admin_for_update(user: User) -> User:
-    locked = (User.objects.select_for_update().exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
-              .filter(pk=user.pk).first())
+    locked = admin_accounts().select_for_update().filter(pk=user.pk).first()
     if locked is None:
         raise ValidationError(f"{user.username} is not an admin.")
     return locked

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
 from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm, AuditFilterForm
-from accounts.models import MAILBOX_ACCOUNT_PREFIX, AuditEntry, DomainAdmin
+from accounts.models import AuditEntry, DomainAdmin, admin_accounts
 from accounts.permissions import admin_required, superadmin_required, visible_domains
 from domains import selectors
 from domains.models import Domain
@@ -31,7 +31,7 @@ def _domains_from(text: str) -> list[Domain]:
 
 @superadmin_required
 def admin_list(request: HttpRequest) -> HttpResponse:
-    admins = list(User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+    admins = list(admin_accounts()
                   .order_by("username")[:500])
     grants: dict[int, list[str]] = {}
     for user_id, name in DomainAdmin.objects.filter(user__in=admins).values_list(
@@ -63,8 +63,7 @@ def admin_create(request: HttpRequest) -> HttpResponse:
 @superadmin_required
 @require_http_methods(["GET", "POST"])
 def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    user = (User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
-            .filter(pk=pk, is_superuser=False).first())
+    user = admin_accounts().filter(pk=pk, is_superuser=False).first()
     if user is None:
         raise Http404
     current = ", ".join(sorted(DomainAdmin.objects.filter(user=user)
@@ -85,8 +84,7 @@ def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _admin_or_404(pk: int) -> User:
     """Any panel account, superadmins too; never a mailbox user's session account."""
-    user = (User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
-            .filter(pk=pk).first())
+    user = admin_accounts().filter(pk=pk).first()
     if user is None:
         raise Http404
     return user

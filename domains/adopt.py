@@ -30,7 +30,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from accounts.models import AuditEntry
 from domains import passwords
 from domains.models import Alias, AliasDomain, Domain, Mailbox
-from domains.validators import normalize_address, normalize_domain
+from domains.validators import domain_of, normalize_address, normalize_domain
 
 MODELS: list[type[models.Model]] = [Domain, Mailbox, Alias, AliasDomain]
 RECIPE_TABLES = {"domains", "users", "aliases"}
@@ -252,7 +252,7 @@ def _check_address(table: str, row_id: int, address: str, domain: str | None,
     normal = _normalized(lambda a: normalize_address(a, allow_catchall=allow_catchall), address)
     if normal != address:
         problems.append(f"{table} id {row_id}: {address!r} is not a valid lowercase address")
-    elif address.rsplit("@", 1)[1] != domain:
+    elif domain_of(address) != domain:
         problems.append(f"{table} id {row_id}: {address} is filed under domain {domain}")
 
 

@@ -148,7 +148,7 @@ def _cost_problem(scheme: str, parsed: Any) -> str | None:
         return None
     what, value, bound, setting = over[0]
     shown = (f"{value} rounds; at most {bound}" if what == "rounds"
-             else f"{what} {value}{' KiB' if what == 'memory' else ''}; at most {bound}")
+             else f"{_shown_cost(what, value)}; at most {bound}")
     return (f"The {scheme} hash has {shown} is accepted ({setting}): it would take "
             "too long to verify.")
 
@@ -188,19 +188,20 @@ def costly_hash(stored: str) -> tuple[str, str] | None:
     over = _over_the_bounds(scheme, parsed)
     if not over:
         return None
-    return scheme, ", ".join(
-        f"{what} {value}{' KiB' if what == 'memory' else ''}" for what, value, _b, _s in over)
+    return scheme, ", ".join(_shown_cost(what, value) for what, value, _b, _s in over)
+
+
+def _shown_cost(what: str, value: int) -> str:
+    return f"{what} {value}{' KiB' if what == 'memory' else ''}"
 
 
 def cost_problem(stored: str) -> str | None:
     """Why a stored hash is too costly to verify, or None (also for unreadable hashes)."""
     try:
-        split_hash(stored)
-    except TooCostly as error:
-        return " ".join(error.messages)
+        scheme, _value, parsed = _parse(stored)
     except ValidationError:
         return None
-    return None
+    return _cost_problem(scheme, parsed)
 
 
 def normalize_hash(stored: str) -> str:

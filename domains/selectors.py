@@ -13,7 +13,12 @@ from django.db.models.functions import Coalesce
 
 from domains import passwords, search
 from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
-from domains.validators import normalize_address, normalize_domain, normalize_hosted_address
+from domains.validators import (
+    domain_of,
+    normalize_address,
+    normalize_domain,
+    normalize_hosted_address,
+)
 
 _M = TypeVar("_M", bound=models.Model)
 TOTALS_SECONDS = 30
@@ -104,7 +109,7 @@ def kept_maildir_of(raw_address: str) -> KeptMaildir | None:
         address = normalize_address(raw_address)
     except ValidationError:
         return None
-    domain = Domain.objects.filter(name=address.rsplit("@", 1)[1]).values("pk")
+    domain = Domain.objects.filter(name=domain_of(address)).values("pk")
     return (kept_maildirs().filter(address=address, domain_ref__in=domain)
             .order_by("-deleted_at").first())
 

@@ -29,6 +29,7 @@ from accounts.models import MAILBOX_ACCOUNT_PREFIX, AuditEntry
 from domains import passwords
 from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
 from domains.validators import (
+    domain_of,
     format_size,
     normalize_address,
     normalize_domain,
@@ -36,6 +37,7 @@ from domains.validators import (
     parse_size,
     split_address,
 )
+from mailadmin.env import GENERATED_PASSWORD_LENGTH, generated_password
 
 DESCRIPTION_MAX = 255
 NAME_MAX = 255
@@ -108,10 +110,15 @@ def _settle_earlier_kept_maildirs(actor: str, domain: Domain, rows: list[KeptMai
                      domain=domain.name,
                      after={"addresses": sorted(row.address for row in rows)})
         return
-    now = timezone.now()
-    KeptMaildir.objects.filter(pk__in=ids).update(removed_at=now)
+    _mark_kept_removed(actor, rows, domain.name)
+
+
+def _mark_kept_removed(actor: str, rows: list[KeptMaildir], domain_name: str) -> None:
+    """Record these kept Maildirs as gone from the mail host, one audit row each
+    under the domain's name only (superadmins see them)."""
+    KeptMaildir.objects.filter(pk__in=[row.pk for row in rows]).update(removed_at=timezone.now())
     AuditEntry.objects.bulk_create([
-        audit.entry(actor=actor, action="mailbox.maildir_removed", obj=row, domain=domain.name,
+        audit.entry(actor=actor, action="mailbox.maildir_removed", obj=row, domain=domain_name,
                     after={"path": row.path, "deleted_at": row.deleted_at.isoformat()})
         for row in rows])
 
@@ -339,6 +346,20 @@ def change_own_password(*, mailbox: Mailbox, current: str, new: str) -> Mailbox:
     return set_mailbox_password(actor=mailbox.email, mailbox=mailbox, password=new)
 
 
+GENERATE_ATTEMPTS = 20
+
+
+def generate_password(*, email: str) -> str:
+    """A generated password the policy takes (a random one may contain a short local part)."""
+    length = max(GENERATED_PASSWORD_LENGTH, settings.MAILADMIN_PASSWORD_MIN_LENGTH)
+    for _ in range(GENERATE_ATTEMPTS):
+        password = generated_password(length)
+        if not password_policy_problems(password, email):
+            return password
+    raise ValidationError({"password": "No generated password met the password policy; "
+                                       "type one instead."})
+
+
 def password_policy_problems(password: str, email: str, *, current: str = "") -> list[str]:
     """Why a new mailbox password is refused; empty when it is acceptable."""
     problems: list[str] = []
@@ -440,13 +461,7 @@ def forget_kept_maildir(*, actor: str, address: str) -> list[str]:
                     .filter(address=target, removed_at=None, reused_at=None))
         if not rows:
             raise ValidationError(f"No kept Maildir is recorded for {target}.")
-        now = timezone.now()
-        for row in rows:
-            row.removed_at = now
-            row.save(update_fields=["removed_at"])
-            audit.record(actor=actor, action="mailbox.maildir_removed", obj=row,
-                         domain=_domain_of(target),
-                         after={"path": row.path, "deleted_at": row.deleted_at.isoformat()})
+        _mark_kept_removed(actor, rows, domain_of(target))
     return [row.path for row in rows]
 
 
@@ -671,11 +686,7 @@ def _lock_domain_by_name(name: str) -> Domain:
 
 
 def _lock_domain_of(address: str) -> Domain:
-    return _lock_domain_by_name(_domain_of(address))
-
-
-def _domain_of(address: str) -> str:
-    return address.rsplit("@", 1)[1]
+    return _lock_domain_by_name(domain_of(address))
 
 
 def _check_address_free(address: str) -> None:
@@ -779,7 +790,7 @@ def _check_destinations(source: str, targets: list[str],
     if source in targets:
         raise ValidationError(f"{source} cannot deliver to itself.")
     checked = [t for t in targets if _is_checked(t, source, checked_domains)]
-    local = {t for t in checked if Domain.objects.filter(name=_domain_of(t)).exists()}
+    local = {t for t in checked if Domain.objects.filter(name=domain_of(t)).exists()}
     if not local:
         return
     known = set(Mailbox.objects.filter(email__in=local).values_list("email", flat=True))
@@ -799,8 +810,8 @@ def _is_checked(target: str, source: str, checked_domains: Collection[str] | Non
     another tenant's address keeps working. None checks every domain
     (superadmins, the command line).
     """
-    domain = _domain_of(target)
-    return checked_domains is None or domain == _domain_of(source) or domain in checked_domains
+    domain = domain_of(target)
+    return checked_domains is None or domain == domain_of(source) or domain in checked_domains
 
 
 # The actor of a change an admin's delete causes in another domain's alias: that
@@ -1175,7 +1186,7 @@ def _import_address(raw: str, domain: Domain, seen: set[str], errors: list[str],
     except ValidationError as exc:
         errors.extend(exc.messages)
         return None
-    if _domain_of(address) != domain.name:
+    if domain_of(address) != domain.name:
         errors.append(f"{address} is not in {domain.name}.")
         return None
     if address in seen:
@@ -1194,10 +1205,10 @@ def _unknown_local_destinations(targets: set[str], *, known: set[str], source_do
     """
     targets = {t for t in targets if _is_checked(t, f"@{source_domain}", checked_domains)}
     local_domains: set[str] = set()
-    for part in _in_chunks(sorted({_domain_of(t) for t in targets})):
+    for part in _in_chunks(sorted({domain_of(t) for t in targets})):
         local_domains.update(Domain.objects.filter(name__in=part)
                              .values_list("name", flat=True))
-    local = {t for t in targets if _domain_of(t) in local_domains} - known
+    local = {t for t in targets if domain_of(t) in local_domains} - known
     existing: set[str] = set()
     for part in _in_chunks(sorted(local)):
         existing.update(Mailbox.objects.filter(email__in=part).values_list("email", flat=True))

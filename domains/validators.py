@@ -123,6 +123,11 @@ def split_address(raw: str, *, allow_catchall: bool = False,
     return local, domain
 
 
+def domain_of(address: str) -> str:
+    """The domain of a normalised address (or of a catch-all `@domain`)."""
+    return address.rsplit("@", 1)[1]
+
+
 def normalize_address(raw: str, *, allow_catchall: bool = False) -> str:
     local, domain = split_address(raw, allow_catchall=allow_catchall)
     return f"{local}@{domain}"

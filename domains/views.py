@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.forms import Form
@@ -27,7 +26,6 @@ from domains import search, selectors, services
 from domains.forms import DomainCreateForm, DomainEditForm, MailboxEditForm, MailboxForm
 from domains.models import Mailbox
 from domains.validators import format_limit, format_size
-from mailadmin.env import GENERATED_PASSWORD_LENGTH, generated_password
 
 PAGE_SIZE = 50
 
@@ -207,7 +205,7 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             password = (data["password"]
-                        or _generated_for(f"{data['local_part']}@{domain.name}"))
+                        or services.generate_password(email=f"{data['local_part']}@{domain.name}"))
             mailbox = services.create_mailbox(
                 actor=actor(request), email=f"{data['local_part']}@{domain.name}",
                 password=password, name=data["name"], quota=data["quota"] or None,
@@ -221,20 +219,6 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
                               {"mailbox": mailbox, "password": password})
             return redirect("domains:domain-detail", name=domain.name)
     return render(request, "domains/mailbox_form.html", {"form": form, "domain": domain})
-
-
-GENERATE_ATTEMPTS = 20
-
-
-def _generated_for(email: str) -> str:
-    """A generated password the policy takes (a random one may contain a short local part)."""
-    length = max(GENERATED_PASSWORD_LENGTH, settings.MAILADMIN_PASSWORD_MIN_LENGTH)
-    for _ in range(GENERATE_ATTEMPTS):
-        password = generated_password(length)
-        if not services.password_policy_problems(password, email):
-            return password
-    raise ValidationError({"password": "No generated password met the password policy; "
-                                       "type one instead."})
 
 
 @admin_required
@@ -262,7 +246,8 @@ def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            generated = _generated_for(mailbox.email) if data["generate"] else None
+            generated = (services.generate_password(email=mailbox.email)
+                         if data["generate"] else None)
             services.update_mailbox(actor=actor(request), mailbox=mailbox, name=data["name"],
                                     quota=data["quota"], active=data["active"],
                                     password=generated or data["password"] or None)

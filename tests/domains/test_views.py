@@ -924,8 +924,8 @@ def test_the_edit_page_generates_a_password_and_shows_it_once(world):
 
 
 def _bounded(monkeypatch, make) -> None:
-    """generated_password in the views, failing the test after 100 calls instead of looping."""
-    from domains import views
+    """generated_password in the services, failing the test after 100 calls instead of looping."""
+    from domains import services
 
     calls = []
 
@@ -934,7 +934,7 @@ def _bounded(monkeypatch, make) -> None:
         assert len(calls) <= 100, "the password generator loops"
         return make(*args, **kwargs)
 
-    monkeypatch.setattr(views, "generated_password", generated_password)
+    monkeypatch.setattr(services, "generated_password", generated_password)
 
 
 @pytest.mark.parametrize("page", ["create", "edit"])

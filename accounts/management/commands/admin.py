@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import CommandError, CommandParser
 
 from accounts import services
-from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
+from accounts.models import DomainAdmin, admin_accounts
 from domains import selectors
 from domains.management.base import SubcommandCommand, actor
 
@@ -74,8 +74,7 @@ class Command(SubcommandCommand):
         self.stdout.write(f"deleted {user.username}")
 
     def _admin(self, username: str) -> User:
-        user = (User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
-                .filter(username=username.strip().lower()).first())
+        user = admin_accounts().filter(username=username.strip().lower()).first()
         if user is None:
             raise CommandError(f"{username} is not an admin")
         return user
@@ -88,6 +87,6 @@ class Command(SubcommandCommand):
             {"username": u.username,
              "role": "superadmin" if u.is_superuser else "domain admin",
              "domains": ",".join(sorted(grants.get(u.pk, []))) or "-"}
-            for u in User.objects.exclude(username__startswith="mailbox:").order_by("username")
+            for u in admin_accounts().order_by("username")
         )
         self.emit(rows, ["username", "role", "domains"], o["json"])
