@@ -11,13 +11,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
 from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin, admin_accounts
+from core import audit
+from core.actor import Actor
 from domains.models import Domain, Mailbox
 
 
 def create_admin(
-    *, actor: str, username: str, password: str, superadmin: bool = False,
+    *, actor: Actor, username: str, password: str, superadmin: bool = False,
     domains: Iterable[Domain] = (),
 ) -> User:
     """A superadmin, or a domain admin of `domains`."""
@@ -42,7 +43,7 @@ def create_admin(
     return user
 
 
-def set_admin_domains(*, actor: str, user: User, domains: Iterable[Domain]) -> None:
+def set_admin_domains(*, actor: Actor, user: User, domains: Iterable[Domain]) -> None:
     wanted = {d.pk: d for d in domains}
     if not user.is_superuser and not wanted:
         raise ValidationError("A domain admin needs at least one domain.")
@@ -59,7 +60,7 @@ def set_admin_domains(*, actor: str, user: User, domains: Iterable[Domain]) -> N
                      after={"domains": sorted(d.name for d in wanted.values())})
 
 
-def set_admin_password(*, actor: str, user: User, password: str) -> None:
+def set_admin_password(*, actor: Actor, user: User, password: str) -> None:
     """A new password; every session of the account opened before ends.
 
     Django keeps a session only while it carries a hash of the account's
@@ -76,7 +77,7 @@ def set_admin_password(*, actor: str, user: User, password: str) -> None:
     user.password = locked.password
 
 
-def set_admin_active(*, actor: str, user: User, active: bool) -> None:
+def set_admin_active(*, actor: Actor, user: User, active: bool) -> None:
     """Enable or disable an admin; a disable ends every session of the account for good."""
     if not active:
         _refuse_self(actor, user, "disable")
@@ -97,7 +98,7 @@ def set_admin_active(*, actor: str, user: User, active: bool) -> None:
     user.is_active = active
 
 
-def delete_admin(*, actor: str, user: User) -> None:
+def delete_admin(*, actor: Actor, user: User) -> None:
     """Remove an admin account and its domain grants; its sessions end."""
     _refuse_self(actor, user, "delete")
     with transaction.atomic():
@@ -119,10 +120,10 @@ def _admin_for_update(user: User) -> User:
     return locked
 
 
-def _refuse_self(actor: str, user: User, verb: str) -> None:
+def _refuse_self(actor: Actor, user: User, verb: str) -> None:
     # The panel's actor is the signed-in user name; locking oneself out
     # from the panel is always a slip, and the command line can undo it.
-    if actor == user.username:
+    if actor == Actor.account(user.username):
         raise ValidationError(f"You cannot {verb} your own account.")
 
 
@@ -147,7 +148,7 @@ def _end_admin_sessions(user: User) -> None:
     Session.objects.filter(pk__in=stale).delete()
 
 
-def create_superadmin(*, actor: str, username: str, password: str) -> User:
+def create_superadmin(*, actor: Actor, username: str, password: str) -> User:
     return create_admin(actor=actor, username=username, password=password, superadmin=True)
 
 
@@ -174,6 +175,6 @@ def mailbox_account(mailbox: Mailbox) -> User:
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-            audit.record(actor=mailbox.email, action="mailbox.first_sign_in", obj=mailbox,
-                         domain=mailbox.domain)
+            audit.record(actor=Actor.mailbox(mailbox.email), action="mailbox.first_sign_in",
+                         obj=mailbox, domain=mailbox.domain)
     return user

@@ -11,10 +11,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import mailbox_required, own_mailbox
+from core.http import show_errors
 from domains import services
 from domains.forms import OwnPasswordForm
 from domains.models import Mailbox
-from domains.views import show_errors
 
 
 def _mailbox(request: HttpRequest) -> Mailbox:

@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from accounts import audit
+from core import audit
+from core.actor import BEAT, COMMAND, Actor
 from dnscheck import checks, dkim
 from dnscheck.findings import Finding, Identity, Target
 from dnscheck.models import CheckResult, CheckRun, DkimKey, HealthReport, Verdict
@@ -26,9 +27,6 @@ from domains.models import Alias, Domain, Mailbox
 
 log = logging.getLogger(__name__)
 
-# Actors that are the system itself: their runs are not audited.
-BEAT = "beat"
-COMMAND = "command"
 REQUIRED_LOCAL_PARTS = ("postmaster", "abuse")
 # A run still "running" after this was cut off (worker killed); it may be claimed again.
 STALE_AFTER = timedelta(minutes=10)
@@ -37,7 +35,7 @@ STALE_AFTER = timedelta(minutes=10)
 # ---------------------------------------------------------------- DKIM keys
 
 
-def set_dkim_key(*, actor: str, domain: Domain, selector: str, public_key: str) -> DkimKey:
+def set_dkim_key(*, actor: Actor, domain: Domain, selector: str, public_key: str) -> DkimKey:
     """Record the key `domain` should publish at `<selector>._domainkey`."""
     selector = selector.strip().lower()
     if not dkim.valid_selector(selector):
@@ -58,7 +56,7 @@ def set_dkim_key(*, actor: str, domain: Domain, selector: str, public_key: str) 
     return row
 
 
-def remove_dkim_key(*, actor: str, domain: Domain) -> None:
+def remove_dkim_key(*, actor: Actor, domain: Domain) -> None:
     with transaction.atomic():
         locked = Domain.objects.select_for_update().get(pk=domain.pk)
         row = DkimKey.objects.filter(domain=locked).first()
@@ -72,7 +70,7 @@ def remove_dkim_key(*, actor: str, domain: Domain) -> None:
 # ---------------------------------------------------------------- check runs
 
 
-def request_check(*, actor: str, domain: Domain, countdown: float = 0) -> CheckRun:
+def request_check(*, actor: Actor, domain: Domain, countdown: float = 0) -> CheckRun:
     """Queue a check of `domain`, or return the run already queued or running.
 
     The task is enqueued after commit. A queued run is enqueued again: if its
@@ -85,7 +83,8 @@ def request_check(*, actor: str, domain: Domain, countdown: float = 0) -> CheckR
         locked = Domain.objects.select_for_update().get(pk=domain.pk)
         run = _open_run(locked)
         if run is None:
-            run = CheckRun.objects.create(domain=locked, requested_by=actor[:254])
+            run = CheckRun.objects.create(domain=locked, requested_by=str(actor)[:254])
+            # The system's own runs are not audited.
             if actor not in {BEAT, COMMAND}:
                 audit.record(actor=actor, action="dnscheck.request", obj=locked,
                              domain=locked, after={"run": run.pk})
@@ -139,10 +138,10 @@ def execute_run(run_id: int) -> CheckRun | None:
     return _store(run, findings)
 
 
-def check_domains_now(*, actor: str, domains: Sequence[Domain]) -> list[CheckRun]:
+def check_domains_now(*, actor: Actor, domains: Sequence[Domain]) -> list[CheckRun]:
     """Check `domains` in this process, concurrently, and store a run for each."""
     now = timezone.now()
-    runs = [CheckRun.objects.create(domain=d, requested_by=actor[:254],
+    runs = [CheckRun.objects.create(domain=d, requested_by=str(actor)[:254],
                                     state=CheckRun.State.RUNNING, started=now)
             for d in domains]
     try:

@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import admin_required, domain_or_404
+from core.http import actor, confirm_delete, is_htmx, show_errors
 from dnscheck import dkim, selectors, services
 from dnscheck.forms import DkimKeyForm
 from dnscheck.models import DkimKey
 from domains.models import Domain
-from domains.views import actor, confirm_delete, is_htmx, show_errors
 
 SECTION = "dnscheck/_health.html"
 

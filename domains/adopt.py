@@ -27,7 +27,8 @@ from django.core.management import call_command
 from django.db import connection, models, transaction
 from django.db.migrations.recorder import MigrationRecorder
 
-from accounts.models import AuditEntry
+from core.actor import Actor
+from core.models import AuditEntry
 from domains import passwords
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.validators import domain_of, normalize_address, normalize_domain
@@ -111,7 +112,7 @@ def inspect() -> Plan:
     return plan
 
 
-def adopt(*, actor: str) -> Plan:
+def adopt(*, actor: Actor) -> Plan:
     """Adopt the tables; ValidationError listing every problem if the data forbids it."""
     if already_managed():
         raise ValidationError("these tables are already managed by mailadmin")
@@ -130,7 +131,7 @@ def adopt(*, actor: str) -> Plan:
     MigrationRecorder(connection).record_applied(*INITIAL)
     call_command("migrate", interactive=False, verbosity=0)
     AuditEntry.objects.create(
-        actor=actor, action="tables.adopt", object_type="schema", object_repr="mail tables",
+        actor=str(actor), action="tables.adopt", object_type="schema", object_repr="mail tables",
         after={"changes": plan.changes(), "rows": plan.counts},
     )
     return plan

@@ -43,6 +43,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.permissions import checked_domains_of
+from core.actor import Actor
 from domains import passwords, services
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport
@@ -443,7 +444,7 @@ def _parse_flag(raw: str, errors: list[str]) -> bool:
 # ---------------------------------------------------------------- jobs
 
 
-def create_job(*, domain: Domain, actor: str, preview: Preview) -> ImportJob:
+def create_job(*, domain: Domain, actor: Actor, preview: Preview) -> ImportJob:
     """Store a clean preview's rows for the confirm step; plaintext is hashed first."""
     if not preview.ok:
         raise ValueError("Only a preview without problems becomes an import job.")
@@ -451,7 +452,7 @@ def create_job(*, domain: Domain, actor: str, preview: Preview) -> ImportJob:
         preview.records[index][3] = passwords.hash_password(plain)
     preview.plaintext.clear()
     sweep_import_jobs()
-    return ImportJob.objects.create(domain=domain, kind=preview.kind, actor=actor,
+    return ImportJob.objects.create(domain=domain, kind=preview.kind, actor=str(actor),
                                     rows=preview.records, total=len(preview.records))
 
 
@@ -551,8 +552,8 @@ def _run_mailboxes(job: ImportJob) -> int:
                 inactive.append(rows[-1].email)
         _progress(job.pk, start + len(part))
     with transaction.atomic():
-        created = services.import_mailboxes_with_state(actor=job.actor, domain=job.domain,
-                                                       rows=rows, inactive=inactive)
+        created = services.import_mailboxes_with_state(
+            actor=Actor.account(job.actor), domain=job.domain, rows=rows, inactive=inactive)
         _mark_done(job.pk, len(created))
     return len(created)
 
@@ -567,8 +568,8 @@ def _run_aliases(job: ImportJob) -> int:
     # The reach of the admin who previewed it: a check wider than the preview's
     # would tell them, in the job's error, what the preview kept from them.
     with transaction.atomic():
-        created = services.import_aliases(actor=job.actor, domain=job.domain, rows=rows,
-                                          checked_domains=checked_domains_of(job.actor))
+        created = services.import_aliases(actor=Actor.account(job.actor), domain=job.domain,
+                                          rows=rows, checked_domains=checked_domains_of(job.actor))
         _mark_done(job.pk, len(created))
     return len(created)
 

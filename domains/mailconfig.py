@@ -23,8 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine
 
+from core.env import database_from_url
 from domains.validators import MAILBOX_SPECIALS
-from mailadmin.env import database_from_url
 
 TEMPLATE_DIR = Path(settings.BASE_DIR) / "deploy" / "templates"
 

@@ -24,8 +24,10 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts import audit
-from accounts.models import MAILBOX_ACCOUNT_PREFIX, AuditEntry
+from core import audit
+from core.actor import ELSEWHERE, MAILBOX_ACCOUNT_PREFIX, Actor
+from core.env import GENERATED_PASSWORD_LENGTH, generated_password
+from core.models import AuditEntry
 from domains import passwords
 from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
 from domains.validators import (
@@ -37,7 +39,6 @@ from domains.validators import (
     parse_size,
     split_address,
 )
-from mailadmin.env import GENERATED_PASSWORD_LENGTH, generated_password
 
 DESCRIPTION_MAX = 255
 NAME_MAX = 255
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 def create_domain(
     *,
-    actor: str,
+    actor: Actor,
     name: str,
     description: str = "",
     max_mailboxes: int = 0,
@@ -99,7 +100,7 @@ def create_domain(
 KEPT_MAILDIR_CHOICES = ("reserve", "remove")
 
 
-def _settle_earlier_kept_maildirs(actor: str, domain: Domain, rows: list[KeptMaildir],
+def _settle_earlier_kept_maildirs(actor: Actor, domain: Domain, rows: list[KeptMaildir],
                                   choice: str) -> None:
     """Reserve or remove another domain's kept Maildirs; audited for superadmins only
     (the domain's name, not the domain: the addresses are a previous tenant's)."""
@@ -113,7 +114,7 @@ def _settle_earlier_kept_maildirs(actor: str, domain: Domain, rows: list[KeptMai
     _mark_kept_removed(actor, rows, domain.name)
 
 
-def _mark_kept_removed(actor: str, rows: list[KeptMaildir], domain_name: str) -> None:
+def _mark_kept_removed(actor: Actor, rows: list[KeptMaildir], domain_name: str) -> None:
     """Record these kept Maildirs as gone from the mail host, one audit row each
     under the domain's name only (superadmins see them)."""
     KeptMaildir.objects.filter(pk__in=[row.pk for row in rows]).update(removed_at=timezone.now())
@@ -125,7 +126,7 @@ def _mark_kept_removed(actor: str, rows: list[KeptMaildir], domain_name: str) ->
 
 def update_domain(
     *,
-    actor: str,
+    actor: Actor,
     domain: Domain,
     description: str | None = None,
     max_mailboxes: int | None = None,
@@ -172,7 +173,7 @@ def update_domain(
     return locked
 
 
-def set_domain_active(*, actor: str, domain: Domain, active: bool) -> Domain:
+def set_domain_active(*, actor: Actor, domain: Domain, active: bool) -> Domain:
     """Disabling stops delivery and login for the whole domain; the rows stay."""
     with transaction.atomic():
         locked = _lock_domain(domain)
@@ -182,7 +183,7 @@ def set_domain_active(*, actor: str, domain: Domain, active: bool) -> Domain:
     return locked
 
 
-def delete_domain(*, actor: str, domain: Domain, force: bool = False) -> list[str]:
+def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[str]:
     """Delete a domain; with `force`, its mailboxes, aliases and alias domains too.
 
     Returns the Maildir paths left on disk for the deleted mailboxes.
@@ -235,7 +236,7 @@ def delete_domain(*, actor: str, domain: Domain, force: bool = False) -> list[st
 
 def create_mailbox(
     *,
-    actor: str,
+    actor: Actor,
     email: str,
     password: str | None = None,
     password_hash: str | None = None,
@@ -279,7 +280,7 @@ class MailboxImport:
 
 
 def import_mailboxes(
-    *, actor: str, domain: Domain, rows: Sequence[MailboxImport], batch_size: int = 2000
+    *, actor: Actor, domain: Domain, rows: Sequence[MailboxImport], batch_size: int = 2000
 ) -> list[Mailbox]:
     """Create many mailboxes with pre-hashed passwords: all of them or none.
 
@@ -322,7 +323,7 @@ def import_mailboxes(
 
 
 def set_mailbox_password(
-    *, actor: str, mailbox: Mailbox, password: str | None = None, password_hash: str | None = None
+    *, actor: Actor, mailbox: Mailbox, password: str | None = None, password_hash: str | None = None
 ) -> Mailbox:
     hashed = _password_value(password, password_hash, mailbox.email)
     with transaction.atomic():
@@ -343,7 +344,7 @@ def change_own_password(*, mailbox: Mailbox, current: str, new: str) -> Mailbox:
     problems = password_policy_problems(new, mailbox.email, current=current)
     if problems:
         raise ValidationError({"new": problems})
-    return set_mailbox_password(actor=mailbox.email, mailbox=mailbox, password=new)
+    return set_mailbox_password(actor=Actor.mailbox(mailbox.email), mailbox=mailbox, password=new)
 
 
 GENERATE_ATTEMPTS = 20
@@ -386,7 +387,7 @@ def _policy_hash(password: str, email: str) -> str:
 
 
 def update_mailbox(
-    *, actor: str, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None,
+    *, actor: Actor, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None,
     active: bool | None = None, password: str | None = None,
 ) -> Mailbox:
     """Change any of name, quota, active and password: all of them or, on a refusal, none."""
@@ -418,7 +419,7 @@ def update_mailbox(
     return locked
 
 
-def set_mailbox_active(*, actor: str, mailbox: Mailbox, active: bool) -> Mailbox:
+def set_mailbox_active(*, actor: Actor, mailbox: Mailbox, active: bool) -> Mailbox:
     with transaction.atomic():
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
         _switch(actor, "mailbox", locked, active, mailbox.domain)
@@ -427,7 +428,7 @@ def set_mailbox_active(*, actor: str, mailbox: Mailbox, active: bool) -> Mailbox
     return locked
 
 
-def delete_mailbox(*, actor: str, mailbox: Mailbox) -> str:
+def delete_mailbox(*, actor: Actor, mailbox: Mailbox) -> str:
     """Delete the row; the Maildir stays on disk. Returns its path.
 
     The address is also taken out of every alias that delivered to it (an
@@ -447,7 +448,7 @@ def delete_mailbox(*, actor: str, mailbox: Mailbox) -> str:
     return path
 
 
-def forget_kept_maildir(*, actor: str, address: str) -> list[str]:
+def forget_kept_maildir(*, actor: Actor, address: str) -> list[str]:
     """Record that the kept Maildir of `address` is gone from the mail host.
 
     The address can then become a mailbox for a new person. Nothing on disk
@@ -508,7 +509,7 @@ def verify_mailbox_login(*, email: str, password: str) -> Mailbox | None:
             old_scheme, _ = passwords.split_hash(locked.password)
             locked.password = passwords.hash_password(password)
             locked.save(update_fields=["password"])
-            audit.record(actor=address, action="mailbox.rehash", obj=locked,
+            audit.record(actor=Actor.mailbox(address), action="mailbox.rehash", obj=locked,
                          domain=mailbox.domain,
                          before={"scheme": old_scheme},
                          after={"scheme": passwords.default_scheme()})
@@ -531,7 +532,7 @@ def maildir_path(email: str) -> str:
 
 
 def create_alias(
-    *, actor: str, source: str, destinations: str | Iterable[str], active: bool = True,
+    *, actor: Actor, source: str, destinations: str | Iterable[str], active: bool = True,
     checked_domains: Collection[str] | None,
 ) -> Alias:
     """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
@@ -555,7 +556,7 @@ def create_alias(
 
 
 def update_alias(
-    *, actor: str, alias: Alias, destinations: str | Iterable[str] | None = None,
+    *, actor: Actor, alias: Alias, destinations: str | Iterable[str] | None = None,
     active: bool | None = None, checked_domains: Collection[str] | None,
 ) -> Alias:
     """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
@@ -574,7 +575,7 @@ def update_alias(
     return locked
 
 
-def delete_alias(*, actor: str, alias: Alias) -> None:
+def delete_alias(*, actor: Actor, alias: Alias) -> None:
     with transaction.atomic():
         domain = _lock_domain(alias.domain)
         locked = _lock(Alias, alias.pk, str(alias))
@@ -590,7 +591,7 @@ def delete_alias(*, actor: str, alias: Alias) -> None:
 
 
 def create_alias_domain(
-    *, actor: str, name: str, target: str | Domain, active: bool = True
+    *, actor: Actor, name: str, target: str | Domain, active: bool = True
 ) -> AliasDomain:
     alias_name = normalize_domain(name)
     target_name = target.name if isinstance(target, Domain) else normalize_domain(target)
@@ -618,14 +619,15 @@ def create_alias_domain(
     return alias_domain
 
 
-def set_alias_domain_active(*, actor: str, alias_domain: AliasDomain, active: bool) -> AliasDomain:
+def set_alias_domain_active(*, actor: Actor, alias_domain: AliasDomain,
+                            active: bool) -> AliasDomain:
     with transaction.atomic():
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
         _switch(actor, "aliasdomain", locked, active, locked.target)
     return locked
 
 
-def delete_alias_domain(*, actor: str, alias_domain: AliasDomain) -> None:
+def delete_alias_domain(*, actor: Actor, alias_domain: AliasDomain) -> None:
     with transaction.atomic():
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
         audit.record(actor=actor, action="aliasdomain.delete", obj=locked,
@@ -817,10 +819,10 @@ def _is_checked(target: str, source: str, checked_domains: Collection[str] | Non
 # The actor of a change an admin's delete causes in another domain's alias: that
 # domain's admins see the change in their history, but not who in which other
 # tenant caused it (superadmins find the delete itself at the same time).
-ELSEWHERE_ACTOR = "system:address deleted in another domain"
+ELSEWHERE_ACTOR = ELSEWHERE
 
 
-def _remove_destinations(actor: str, addresses: set[str], *, contains: str, home: Domain,
+def _remove_destinations(actor: Actor, addresses: set[str], *, contains: str, home: Domain,
                          exclude_domain: Domain | None = None) -> None:
     """Take deleted addresses (of the domain `home`) out of the aliases that
     delivered to them.
@@ -924,7 +926,7 @@ def _text(value: str, limit: int, what: str) -> str:
     return value
 
 
-def _switch(actor: str, kind: str, locked: Any, active: bool, domain: Domain) -> None:
+def _switch(actor: Actor, kind: str, locked: Any, active: bool, domain: Domain) -> None:
     """Set `active` on a locked row and audit it as KIND.enable / KIND.disable."""
     if locked.active == active:
         return
@@ -935,7 +937,7 @@ def _switch(actor: str, kind: str, locked: Any, active: bool, domain: Domain) ->
                   before)
 
 
-def _audit_change(actor: str, action: str, obj: Any, domain: Domain,
+def _audit_change(actor: Actor, action: str, obj: Any, domain: Domain,
                   before: dict[str, Any]) -> None:
     after = audit.snapshot(obj)
     changed = {k for k in after if before.get(k) != after[k]}
@@ -946,7 +948,7 @@ def _audit_change(actor: str, action: str, obj: Any, domain: Domain,
                  after={k: after[k] for k in changed})
 
 
-def _insert_many(actor: str, action: str, domain: Domain, rows: Sequence[Any], key: str,
+def _insert_many(actor: Actor, action: str, domain: Domain, rows: Sequence[Any], key: str,
                  batch_size: int) -> None:
     """Bulk-insert new rows of `domain` and write one audit row for each."""
     model = type(rows[0]) if rows else Mailbox
@@ -1053,7 +1055,7 @@ def mailbox_import_problems(
 
 
 def import_mailboxes_with_state(
-    *, actor: str, domain: Domain, rows: Sequence[MailboxImport], inactive: Iterable[str] = (),
+    *, actor: Actor, domain: Domain, rows: Sequence[MailboxImport], inactive: Iterable[str] = (),
     batch_size: int = 2000,
 ) -> list[Mailbox]:
     """import_mailboxes, then disable the `inactive` addresses among them: all or nothing."""
@@ -1119,7 +1121,7 @@ def alias_import_problems(
 
 
 def import_aliases(
-    *, actor: str, domain: Domain, rows: Sequence[AliasImport], batch_size: int = 2000,
+    *, actor: Actor, domain: Domain, rows: Sequence[AliasImport], batch_size: int = 2000,
     checked_domains: Collection[str] | None,
 ) -> list[Alias]:
     """Create many aliases: all of them or none, like import_mailboxes.
@@ -1171,7 +1173,7 @@ def import_aliases(
     return aliases
 
 
-def record_export(*, actor: str, domain: Domain, what: str) -> None:
+def record_export(*, actor: Actor, domain: Domain, what: str) -> None:
     """Audit a CSV export: a mailbox export carries the domain's password hashes."""
     with transaction.atomic():
         audit.record(actor=actor, action="domain.export", obj=domain, domain=domain,

@@ -17,10 +17,10 @@ from accounts.permissions import (
     domain_or_404,
     superadmin_required,
 )
+from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
 from domains import search, services
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias
-from domains.views import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
 
 # ---------------------------------------------------------------- aliases
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from mailadmin.env import (
+from core.env import (
     database_from_url,
     env_bool,
     env_float,
@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    "core",
     "accounts",
     "domains",
     "dnscheck",

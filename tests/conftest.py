@@ -1,6 +1,7 @@
 import io
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -101,3 +102,11 @@ def world(db) -> World:
         admin_b=account_services.create_admin(
             actor="t", username="bert@b.example", password=ADMIN_PASSWORD, domains=[b]),
     )
+
+
+def apps_at(app_label: str, migration: str) -> Any:
+    """The models as they stood right after `migration`, for testing a data migration."""
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    return MigrationLoader(connection).project_state((app_label, migration)).apps

@@ -7,7 +7,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import AuditEntry, DomainAdmin
+from accounts.models import DomainAdmin
+from core.models import AuditEntry
 from domains import services
 
 PW = "admin passphrase 123"

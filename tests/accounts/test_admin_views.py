@@ -5,7 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import AuditEntry, DomainAdmin
+from accounts.models import DomainAdmin
+from core.models import AuditEntry
 from domains import services
 from tests.conftest import ADMIN_PASSWORD
 

@@ -10,15 +10,14 @@ import datetime
 import importlib
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from domains import services
 from domains.models import Domain
-from tests.conftest import ADMIN_PASSWORD, MAILBOX_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, MAILBOX_PASSWORD, apps_at
 
 
 @pytest.fixture
@@ -76,7 +75,7 @@ def test_the_migration_fills_ids_only_for_rows_of_the_current_domain(world):
                                         after={"maildir_kept": "/var/vmail/a.example/gone"})
     AuditEntry.objects.filter(pk=old_row.pk).update(at=before)  # before a.example was created
     AuditEntry.objects.update(domain_ref=None)
-    migration.fill_domain_ref(apps, None)
+    migration.fill_domain_ref(apps_at("accounts", "0003_audit_domain_ref"), None)
     assert AuditEntry.objects.get(pk=old_row.pk).domain_ref is None
     bob_row = AuditEntry.objects.get(action="mailbox.create", object_repr="bob@a.example")
     assert bob_row.domain_ref == world.a.pk

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.http import HttpRequest
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 
 
 @pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from passlib.hash import sha512_crypt
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from domains import passwords, services
 from domains.models import Mailbox
 from tests.conftest import ADMIN_PASSWORD, MAILBOX_PASSWORD

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from dnscheck import dkim
 from dnscheck.models import CheckRun, DkimKey
 from domains import services as domain_services

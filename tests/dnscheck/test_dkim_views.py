@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import (
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from dnscheck import checks, dkim, services
 from dnscheck.findings import Identity, Target
 from dnscheck.models import DkimKey

@@ -20,7 +20,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from dnscheck import checks, services, tasks
 from dnscheck.findings import Finding
 from dnscheck.models import CheckResult, CheckRun, DkimKey, HealthReport, Verdict
@@ -138,7 +138,7 @@ def test_system_requests_are_not_audited(domain, django_capture_on_commit_callba
 
     run.refresh_from_db()
     assert run.state == CheckRun.State.DONE
-    assert run.requested_by == actor
+    assert run.requested_by == str(actor)
     assert audit("dnscheck.request") == []
 
 
@@ -279,7 +279,7 @@ def test_check_domains_now_checks_each_domain_in_this_process(domain):
 
     assert [r.domain.name for r in runs] == ["a.example", "b.example"]
     assert all(r.state == CheckRun.State.DONE and r.results.exists() for r in runs)
-    assert all(r.requested_by == services.COMMAND for r in runs)
+    assert all(r.requested_by == str(services.COMMAND) for r in runs)
 
 
 def test_check_domains_now_does_not_leave_runs_running_when_the_checks_raise(domain,
@@ -322,7 +322,7 @@ def test_schedule_all_queues_every_active_domain_at_its_own_offset(
 
     runs = {r.pk: r for r in CheckRun.objects.select_related("domain")}
     assert sorted(r.domain.name for r in runs.values()) == sorted(d.name for d in active)
-    assert all(r.state == CheckRun.State.QUEUED and r.requested_by == services.BEAT
+    assert all(r.state == CheckRun.State.QUEUED and r.requested_by == str(services.BEAT)
                for r in runs.values())
     assert sorted(run_id for run_id, _ in enqueued) == sorted(runs)
     offsets = {runs[run_id].domain_id: countdown for run_id, countdown in enqueued}

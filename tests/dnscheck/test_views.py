@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from dnscheck.models import CheckRun
 from domains import services
 from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run

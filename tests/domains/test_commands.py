@@ -30,7 +30,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from domains import passwords, services
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from passlib.hash import sha512_crypt
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from domains import csv_io, passwords, services, tasks
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport

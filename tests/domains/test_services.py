@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from passlib.hash import argon2, bcrypt, sha512_crypt
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from domains import passwords, services
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.services import MailboxImport

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from accounts.models import AuditEntry
+from core.models import AuditEntry
 from domains import passwords, services
 from domains.models import Alias, Domain, Mailbox
 
@@ -939,7 +939,7 @@ def _bounded(monkeypatch, make) -> None:
 
 @pytest.mark.parametrize("page", ["create", "edit"])
 def test_a_generated_password_meets_a_minimum_above_24(world, settings, monkeypatch, page):
-    from mailadmin.env import generated_password
+    from core.env import generated_password
 
     _bounded(monkeypatch, generated_password)
     settings.MAILADMIN_PASSWORD_MIN_LENGTH = 40

@@ -28,7 +28,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from mailadmin.env import private_data
+from core.env import private_data
 
 ROOT = Path("/var/tmp/mailadmin-tests")  # maillog_file must live under /var
 BINARIES = ["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks", "openssl"]

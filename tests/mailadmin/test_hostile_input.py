@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from accounts.models import AuditEntry, DomainAdmin
+from accounts.models import DomainAdmin
+from core.models import AuditEntry
 from dnscheck.models import DkimKey
 from domains.models import Alias, AliasDomain, Domain, ImportJob, Mailbox
 

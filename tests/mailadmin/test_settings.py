@@ -11,7 +11,7 @@ import pytest
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from mailadmin import env
+from core import env
 from mailadmin.celery import app
 
 

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "mailadmin" / "settings.py", ROOT / "mailadmin" / "env.py"]
+SOURCES = [ROOT / "mailadmin" / "settings.py", ROOT / "core" / "env.py"]
 # The first argument of a call: env_str("MAILADMIN_X", ...), os.environ.get("MAILADMIN_X").
 READ = re.compile(r"""\(\s*["'](MAILADMIN_[A-Z0-9_]+)["']""")
 

@@ -5,8 +5,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from accounts import services
 from accounts.models import DomainAdmin, admin_accounts
+from core.commands import SubcommandCommand, actor
 from domains import selectors
-from domains.management.base import SubcommandCommand, actor
 
 
 class Command(SubcommandCommand):

@@ -6,7 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts import services
-from mailadmin.env import generated_password
+from core.actor import QUICKSTART
+from core.env import generated_password
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
                 "python manage.py changepassword USERNAME")
             return
         password = generated_password()
-        services.create_superadmin(actor="quickstart", username=options["username"],
+        services.create_superadmin(actor=QUICKSTART, username=options["username"],
                                    password=password)
         self.stdout.write(self.style.SUCCESS(
             f"First admin created. Sign in at {options['url']} as {options['username']!r} "

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from core.commands import SubcommandCommand, actor
 from dnscheck import dkim, services
 from dnscheck.models import DkimKey
 from domains import selectors
-from domains.management.base import SubcommandCommand, actor
 
 
 class Command(SubcommandCommand):

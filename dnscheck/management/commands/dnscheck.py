@@ -8,10 +8,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.commands import actor, one_line
 from dnscheck import services
 from dnscheck.models import CheckRun, Verdict
 from domains import selectors
-from domains.management.base import actor, one_line
 from domains.models import Domain
 
 MARKS = {Verdict.OK: "ok", Verdict.UNKNOWN: "??", Verdict.WARNING: "!!", Verdict.ERROR: "XX"}

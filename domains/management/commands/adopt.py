@@ -4,8 +4,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from core.commands import actor
 from domains import adopt
-from domains.management.base import actor
 
 
 class Command(BaseCommand):

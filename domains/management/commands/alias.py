@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from core.commands import SubcommandCommand, actor
 from domains import selectors, services
-from domains.management.base import SubcommandCommand, actor
 from domains.models import Alias
 
 

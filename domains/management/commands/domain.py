@@ -3,8 +3,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from core.commands import SubcommandCommand, actor, one_line
 from domains import selectors, services
-from domains.management.base import SubcommandCommand, actor, one_line
 from domains.validators import format_limit
 
 

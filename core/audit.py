@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from django.db import models
 
-from accounts.models import AuditEntry
+from core.actor import Actor
+from core.models import AuditEntry
 
 # Columns that never go into an audit row.
 SECRET_FIELDS = frozenset({"password"})
@@ -44,7 +45,7 @@ def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str
 
 def entry(
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     obj: models.Model,
     domain: AuditDomain | str = "",
@@ -60,7 +61,7 @@ def entry(
     """
     name, ref = (domain, None) if isinstance(domain, str) else (domain.name, domain.pk)
     return AuditEntry(
-        actor=actor,
+        actor=str(actor)[:254],
         action=action,
         object_type=obj._meta.model_name or "",
         object_id=obj.pk,
@@ -74,7 +75,7 @@ def entry(
 
 def record(
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     obj: models.Model,
     domain: AuditDomain | str = "",

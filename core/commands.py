@@ -1,4 +1,4 @@
-"""Shared plumbing for the mail management commands.
+"""Shared plumbing for the management commands.
 
 Each command has subcommands (`domain add`, `mailbox passwd`, ...); bad input
 ends in one line on stderr and exit status 1, never a traceback.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,13 +16,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
+from core.actor import Actor
 
-def actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"cli:{user}"
+
+def actor() -> Actor:
+    return Actor.cli()
 
 
 def one_line(exc: ValidationError) -> str:

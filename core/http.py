@@ -1,0 +1,59 @@
+"""What every view needs: the actor of a request, form errors, htmx and paging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from core.actor import Actor
+
+PAGE_SIZE = 50
+
+
+def actor(request: HttpRequest) -> Actor:
+    """The signed-in panel account as the actor of the writes this request makes."""
+    return Actor.account(request.user.get_username())
+
+
+def show_errors(form: Form, error: ValidationError) -> None:
+    """A service's refusal, on the field it names or at the top of the form."""
+    if hasattr(error, "error_dict"):
+        for field, problems in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, problems)
+    else:
+        form.add_error(None, error.messages)
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """An htmx request wants only the part of the page it swaps in."""
+    return bool(getattr(request, "htmx", False))
+
+
+def confirm_delete(request: HttpRequest, template: str, context: dict[str, object],
+                   delete: Callable[[], str], done_url: str) -> HttpResponse:
+    """A confirmation page on GET; on POST the delete, or its refusal shown (400).
+
+    `delete` calls the service and returns the message to show when it is done.
+    """
+    error = ""
+    if request.method == "POST":
+        try:
+            done = delete()
+        except ValidationError as refusal:
+            error = " ".join(refusal.messages)
+        else:
+            messages.success(request, done)
+            return redirect(done_url)
+    return render(request, template, {**context, "error": error}, status=400 if error else 200)
+
+
+def page_of(request: HttpRequest) -> int:
+    try:
+        return max(1, min(int(request.GET.get("page", "1")), 100_000))
+    except ValueError:
+        return 1

@@ -1,0 +1,31 @@
+from django.db import models
+
+
+class AuditEntry(models.Model):
+    """One write of the panel: who did what to which object, before and after.
+
+    Plain values, not foreign keys, so history outlives what it describes.
+    Secrets never reach `before`/`after`: services pass snapshots made by
+    `core.audit.snapshot`, which leaves password hashes out.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=254, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.BigIntegerField(null=True)
+    object_repr = models.CharField(max_length=254)
+    domain = models.CharField(max_length=253, blank=True, default="", db_index=True)
+    # The domain's id, not a foreign key: the row outlives the domain, and a
+    # later domain of the same name (a new id) must not see it. Pages scope
+    # by this; `domain` is the name shown.
+    domain_ref = models.IntegerField(null=True, blank=True, db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "audit_log"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_repr}"
