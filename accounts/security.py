@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.models import MAILBOX_ACCOUNT_PREFIX
+from core.actor import MAILBOX_ACCOUNT_PREFIX
 from domains.validators import normalize_address
 
 auth_log = logging.getLogger("mailadmin.auth")

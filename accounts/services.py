@@ -11,10 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin, admin_accounts
+from accounts.models import admin_accounts
 from core import audit
-from core.actor import Actor
-from domains.models import Domain, Mailbox
+from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
+from domains.models import Domain, DomainAdmin, Mailbox
 
 
 def create_admin(

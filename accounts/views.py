@@ -10,9 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.permissions import mailbox_required, own_mailbox
 from core.http import show_errors
 from domains import services
+from domains.access import mailbox_required, own_mailbox
 from domains.forms import OwnPasswordForm
 from domains.models import Mailbox
 

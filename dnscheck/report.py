@@ -31,11 +31,11 @@ from django.db.models import BigIntegerField, OuterRef, Subquery, Value
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import MAILBOX_ACCOUNT_PREFIX, DomainAdmin
+from core.actor import MAILBOX_ACCOUNT_PREFIX
 from dnscheck import changes as moves
 from dnscheck import services
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
-from domains.models import Domain
+from domains.models import Domain, DomainAdmin
 
 log = logging.getLogger(__name__)
 

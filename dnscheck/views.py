@@ -10,11 +10,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from accounts.permissions import admin_required, domain_or_404
 from core.http import actor, confirm_delete, is_htmx, show_errors
 from dnscheck import dkim, selectors, services
 from dnscheck.forms import DkimKeyForm
 from dnscheck.models import DkimKey
+from domains.access import admin_required, domain_or_404
 from domains.models import Domain
 
 SECTION = "dnscheck/_health.html"

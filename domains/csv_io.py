@@ -42,9 +42,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.permissions import checked_domains_of
 from core.actor import Actor
 from domains import passwords, services
+from domains.access import checked_domains_of
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport
 from domains.validators import normalize_address, parse_size

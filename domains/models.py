@@ -199,3 +199,23 @@ class KeptMaildir(models.Model):
         previous tenant's mailboxes beyond that the address is not free.
         """
         return f"{address} cannot be used; ask a superadmin."
+
+
+class DomainAdmin(models.Model):
+    """A panel account that manages the mailboxes, aliases and alias domains of a domain.
+
+    The grant belongs with the domain it opens: `domains.access` decides
+    every page's reach from it without looking upward into accounts.
+    """
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="domain_grants")
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE,
+                               related_name="admin_grants")
+
+    class Meta:
+        db_table = "domain_admins"
+        constraints = [models.UniqueConstraint(fields=["user", "domain"],
+                                               name="domain_admin_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user.username} -> {self.domain.name}"

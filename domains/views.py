@@ -10,7 +10,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from accounts.permissions import (
+from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
+from domains import search, selectors, services
+from domains.access import (
     admin_required,
     domain_or_404,
     in_reach,
@@ -18,9 +20,6 @@ from accounts.permissions import (
     superadmin_required,
     visible_domains,
 )
-from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
-from dnscheck import selectors as dnscheck_selectors
-from domains import search, selectors, services
 from domains.forms import DomainCreateForm, DomainEditForm, MailboxEditForm, MailboxForm
 from domains.models import Mailbox
 from domains.validators import format_limit, format_size
@@ -77,8 +76,6 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
         "mailboxes": domain.mailboxes.order_by("email")[:PAGE_SIZE],
         "aliases": domain.aliases.order_by("source")[:PAGE_SIZE],
         "alias_domains": domain.alias_domains.order_by("name"),
-        # dnscheck: the DNS health section (templates/dnscheck/_health.html).
-        "health": dnscheck_selectors.health(domain),
     }
     return render(request, "domains/domain_detail.html", context)
 

@@ -9,7 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from accounts.permissions import (
+from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
+from domains import search, services
+from domains.access import (
     admin_required,
     alias_domain_or_404,
     alias_or_404,
@@ -17,8 +19,6 @@ from accounts.permissions import (
     domain_or_404,
     superadmin_required,
 )
-from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
-from domains import search, services
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias
 

@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
-from accounts.permissions import admin_required, checked_domains, domain_or_404
 from core.http import actor, is_htmx
 from domains import csv_io, passwords, services, tasks
+from domains.access import admin_required, checked_domains, domain_or_404
 from domains.models import Domain, ImportJob
 
 # A confirmed job that has not started after this long gets a hint about the worker.

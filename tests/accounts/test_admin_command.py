@@ -7,9 +7,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import DomainAdmin
 from core.models import AuditEntry
 from domains import services
+from domains.models import DomainAdmin
 
 PW = "admin passphrase 123"
 

@@ -5,9 +5,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import DomainAdmin
 from core.models import AuditEntry
 from domains import services
+from domains.models import DomainAdmin
 from tests.conftest import ADMIN_PASSWORD
 
 PW = "admin passphrase 123"

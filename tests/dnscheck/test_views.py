@@ -319,7 +319,7 @@ def test_the_dashboard_shows_each_domains_worst_verdict(world):
 
 @pytest.mark.parametrize("persona", ["superadmin", "admin_a"])
 def test_the_dashboard_stays_at_a_flat_query_count(world, persona):
-    from accounts.models import DomainAdmin
+    from domains.models import DomainAdmin
 
     client = world.client_for(persona)
 

@@ -19,10 +19,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from accounts.models import DomainAdmin
 from core.models import AuditEntry
 from dnscheck.models import DkimKey
-from domains.models import Alias, AliasDomain, Domain, ImportJob, Mailbox
+from domains.models import Alias, AliasDomain, Domain, DomainAdmin, ImportJob, Mailbox
 
 HOSTILE = [
     "\x00", "a\x00b", "'; DROP TABLE users; --", "' OR 1=1 --", "a\r\nBcc: x@evil.example",

@@ -4,9 +4,10 @@ from django.contrib.auth.models import User
 from django.core.management.base import CommandError, CommandParser
 
 from accounts import services
-from accounts.models import DomainAdmin, admin_accounts
+from accounts.models import admin_accounts
 from core.commands import SubcommandCommand, actor
 from domains import selectors
+from domains.models import DomainAdmin
 
 
 class Command(SubcommandCommand):

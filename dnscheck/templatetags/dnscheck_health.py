@@ -1,0 +1,23 @@
+"""The DNS health section, for pages of other apps that show it.
+
+A template tag rather than a context value: the domain page includes the
+section without domains importing dnscheck, which sits above it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from dnscheck import selectors
+from domains.models import Domain
+
+register = template.Library()
+
+
+@register.inclusion_tag("dnscheck/_health.html", takes_context=True)
+def health_section(context: template.Context, domain: Domain) -> dict[str, Any]:
+    # The page's own context (request, user, csrf token) reaches the section.
+    values: dict[str, Any] = {str(key): value for key, value in context.flatten().items()}
+    return {**values, "domain": domain, "health": selectors.health(domain)}
