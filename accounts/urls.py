@@ -1,10 +1,19 @@
 from django.urls import path
 
-from accounts import views
+from accounts import views, views_admins
 
 app_name = "accounts"
 urlpatterns = [
-    path("", views.me, name="me"),
-    path("password/", views.password, name="password"),
-    path("password/hint/", views.password_hint, name="password-hint"),
+    # A mailbox user's own account.
+    path("me/", views.me, name="me"),
+    path("me/password/", views.password, name="password"),
+    path("me/password/hint/", views.password_hint, name="password-hint"),
+    # Panel accounts and the audit log.
+    path("admins/", views_admins.admin_list, name="admin-list"),
+    path("admins/new/", views_admins.admin_create, name="admin-create"),
+    path("admins/<int:pk>/", views_admins.admin_edit, name="admin-edit"),
+    path("admins/<int:pk>/password/", views_admins.admin_password, name="admin-password"),
+    path("admins/<int:pk>/active/", views_admins.admin_active, name="admin-active"),
+    path("admins/<int:pk>/delete/", views_admins.admin_delete, name="admin-delete"),
+    path("audit/", views_admins.audit_log, name="audit"),
 ]

@@ -57,7 +57,7 @@ def admin_create(request: HttpRequest) -> HttpResponse:
             show_errors(form, error)
         else:
             messages.success(request, f"Added {user.username}.")
-            return redirect("admins:admin-list")
+            return redirect("accounts:admin-list")
     return render(request, "accounts/admin_form.html", {"form": form, "title": "New admin"})
 
 
@@ -78,7 +78,7 @@ def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
             show_errors(form, error)
         else:
             messages.success(request, f"Saved the domains of {user.username}.")
-            return redirect("admins:admin-list")
+            return redirect("accounts:admin-list")
     return render(request, "accounts/admin_form.html",
                   {"form": form, "title": f"Domains of {user.username}", "account": user})
 
@@ -108,7 +108,7 @@ def admin_password(request: HttpRequest, pk: int) -> HttpResponse:
                 update_session_auth_hash(request, user)
             messages.success(request, f"Changed the password of {user.username}; "
                                       "its other sessions are ended.")
-            return redirect("admins:admin-list")
+            return redirect("accounts:admin-list")
     return render(request, "accounts/admin_form.html",
                   {"form": form, "title": f"New password for {user.username}"})
 
@@ -124,7 +124,7 @@ def admin_active(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(refusal.messages))
     else:
         messages.success(request, f"{'Enabled' if active else 'Disabled'} {user.username}.")
-    return redirect("admins:admin-list")
+    return redirect("accounts:admin-list")
 
 
 @superadmin_required
@@ -137,7 +137,7 @@ def admin_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Deleted {user.username}."
 
     return confirm_delete(request, "accounts/admin_delete.html", {"account": user}, delete,
-                          reverse("admins:admin-list"))
+                          reverse("accounts:admin-list"))
 
 
 @admin_required

@@ -108,7 +108,7 @@ def query_counts(fixture: lookups.Fixture) -> dict[str, dict[str, int]]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from domains import views
+    from domains.views import mailboxes as views
 
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(User.objects.get(username=ADMIN))

@@ -8,10 +8,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True),
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("me/", include("accounts.urls")),
+    path("", include("accounts.urls")),
     path("", include("domains.urls")),
-    path("", include("domains.urls_aliases")),
-    path("", include("domains.urls_csv")),
-    path("", include("accounts.urls_admins")),
     path("", include("dnscheck.urls")),
 ]

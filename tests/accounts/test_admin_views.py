@@ -15,14 +15,14 @@ PW = "admin passphrase 123"
 
 def test_a_superadmin_adds_a_domain_admin_and_assigns_domains(world):
     client = world.client_for("superadmin")
-    response = client.post(reverse("admins:admin-create"), {
+    response = client.post(reverse("accounts:admin-create"), {
         "username": "Eve@A.example", "password": PW, "password_again": PW,
         "domains": "a.example, b.example"})
     assert response.status_code == 302
     eve = User.objects.get(username="eve@a.example")
     assert sorted(DomainAdmin.objects.filter(user=eve).values_list("domain__name", flat=True)) \
         == ["a.example", "b.example"]
-    response = client.post(reverse("admins:admin-edit", args=[eve.pk]), {"domains": "b.example"})
+    response = client.post(reverse("accounts:admin-edit", args=[eve.pk]), {"domains": "b.example"})
     assert response.status_code == 302
     assert list(DomainAdmin.objects.filter(user=eve).values_list("domain__name", flat=True)) \
         == ["b.example"]
@@ -41,7 +41,7 @@ def test_a_superadmin_adds_a_domain_admin_and_assigns_domains(world):
 ])
 def test_it_refuses_bad_admin_accounts_with_a_message(world, data, message):
     before = User.objects.count()
-    response = world.client_for("superadmin").post(reverse("admins:admin-create"), {
+    response = world.client_for("superadmin").post(reverse("accounts:admin-create"), {
         "username": "eve@a.example", "password": PW, "password_again": PW, **data})
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -50,7 +50,7 @@ def test_it_refuses_bad_admin_accounts_with_a_message(world, data, message):
 
 def test_a_superadmin_cannot_be_edited_as_a_domain_admin(world):
     client = world.client_for("superadmin")
-    url = reverse("admins:admin-edit", args=[world.superadmin.pk])
+    url = reverse("accounts:admin-edit", args=[world.superadmin.pk])
     assert client.get(url).status_code == 404
 
 
@@ -60,16 +60,16 @@ def test_the_audit_log_filters_and_stays_within_reach(world):
     services.create_mailbox(actor="bert@b.example", email="erin@b.example",
                             password="correct horse battery")
     superadmin = world.client_for("superadmin")
-    body = superadmin.get(reverse("admins:audit"), {"actor": "alice@a.example"}).content.decode()
+    body = superadmin.get(reverse("accounts:audit"), {"actor": "alice@a.example"}).content.decode()
     assert "dan@a.example" in body and "erin@b.example" not in body
-    body = superadmin.get(reverse("admins:audit"),
+    body = superadmin.get(reverse("accounts:audit"),
                           {"domain": "b.example", "action": "mailbox."}).content.decode()
     assert "erin@b.example" in body and "dan@a.example" not in body
-    body = world.client_for("admin_a").get(reverse("admins:audit")).content.decode()
+    body = world.client_for("admin_a").get(reverse("accounts:audit")).content.decode()
     assert "dan@a.example" in body and "erin@b.example" not in body
-    partial = superadmin.get(reverse("admins:audit"), HTTP_HX_REQUEST="true").content.decode()
+    partial = superadmin.get(reverse("accounts:audit"), HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in partial
-    bad = superadmin.get(reverse("admins:audit"), {"since": "not a date", "page": "x"})
+    bad = superadmin.get(reverse("accounts:audit"), {"since": "not a date", "page": "x"})
     assert bad.status_code == 200
 
 
@@ -81,7 +81,7 @@ def test_the_audit_log_query_count_is_flat(world):
             services.create_alias(actor="t", source=f"x{extra}-{i}@a.example",
                                   destinations="bob@a.example", checked_domains=None)
         with CaptureQueriesContext(connection) as queries:
-            assert client.get(reverse("admins:audit")).status_code == 200
+            assert client.get(reverse("accounts:audit")).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert AuditEntry.objects.count() > 60
@@ -92,7 +92,7 @@ NEW_PW = "another admin passphrase 7"
 
 def test_a_superadmin_resets_an_admins_password(world):
     client = world.client_for("superadmin")
-    url = reverse("admins:admin-password", args=[world.admin_a.pk])
+    url = reverse("accounts:admin-password", args=[world.admin_a.pk])
     assert client.get(url).status_code == 200
     response = client.post(url, {"password": "short", "password_again": "short"})
     assert response.status_code == 200
@@ -108,13 +108,13 @@ def test_a_superadmin_resets_an_admins_password(world):
 def test_a_superadmin_disables_enables_and_deletes_an_admin(world):
     client = world.client_for("superadmin")
     pk = world.admin_a.pk
-    assert client.get(reverse("admins:admin-edit", args=[pk])).status_code == 200
-    url = reverse("admins:admin-active", args=[pk])
+    assert client.get(reverse("accounts:admin-edit", args=[pk])).status_code == 200
+    url = reverse("accounts:admin-active", args=[pk])
     assert client.post(url, {"active": ""}).status_code == 302
     assert not User.objects.get(pk=pk).is_active
     assert client.post(url, {"active": "on"}).status_code == 302
     assert User.objects.get(pk=pk).is_active
-    delete = reverse("admins:admin-delete", args=[pk])
+    delete = reverse("accounts:admin-delete", args=[pk])
     assert client.get(delete).status_code == 200
     assert client.post(delete).status_code == 302
     assert not User.objects.filter(pk=pk).exists()
@@ -125,11 +125,11 @@ def test_a_superadmin_disables_enables_and_deletes_an_admin(world):
 def test_an_admin_cannot_disable_or_delete_themself(world):
     client = world.client_for("superadmin")
     pk = world.superadmin.pk
-    response = client.post(reverse("admins:admin-active", args=[pk]), {"active": ""})
+    response = client.post(reverse("accounts:admin-active", args=[pk]), {"active": ""})
     assert response.status_code == 302
     assert "You cannot disable your own account." in client.get(
-        reverse("admins:admin-list")).content.decode()
-    response = client.post(reverse("admins:admin-delete", args=[pk]))
+        reverse("accounts:admin-list")).content.decode()
+    response = client.post(reverse("accounts:admin-delete", args=[pk]))
     assert response.status_code == 400
     assert "You cannot delete your own account." in response.content.decode()
     assert User.objects.get(pk=pk).is_active
@@ -142,7 +142,7 @@ def test_the_last_active_superadmin_stays(world):
                                           password=NEW_PW, superadmin=True)
     client = world.client_for("anonymous")
     client.force_login(other)
-    assert client.post(reverse("admins:admin-active", args=[world.superadmin.pk]),
+    assert client.post(reverse("accounts:admin-active", args=[world.superadmin.pk]),
                        {"active": ""}).status_code == 302
     assert not User.objects.get(pk=world.superadmin.pk).is_active
     # `other` is now the last active superadmin; the service refuses even the command line.
@@ -157,9 +157,9 @@ def test_the_last_active_superadmin_stays(world):
 def test_account_writes_are_404_below_superadmin(world, persona):
     client = world.client_for(persona)
     pk = world.admin_b.pk
-    assert client.post(reverse("admins:admin-active", args=[pk]), {}).status_code == 404
-    assert client.post(reverse("admins:admin-delete", args=[pk])).status_code == 404
-    assert client.post(reverse("admins:admin-password", args=[pk]),
+    assert client.post(reverse("accounts:admin-active", args=[pk]), {}).status_code == 404
+    assert client.post(reverse("accounts:admin-delete", args=[pk])).status_code == 404
+    assert client.post(reverse("accounts:admin-password", args=[pk]),
                        {"password": NEW_PW, "password_again": NEW_PW}).status_code == 404
     world.admin_b.refresh_from_db()
     assert world.admin_b.is_active and world.admin_b.check_password(ADMIN_PASSWORD)

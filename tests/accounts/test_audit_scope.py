@@ -44,23 +44,23 @@ def test_rows_carry_the_domain_id(world):
 def test_the_new_admin_does_not_read_the_deleted_domain_history(recreated, client):
     _new, admin = recreated
     client.force_login(admin)
-    for url in (reverse("admins:audit"), reverse("admins:audit") + "?domain=old.example",
+    for url in (reverse("accounts:audit"), reverse("accounts:audit") + "?domain=old.example",
                 reverse("home")):
         body = client.get(url).content.decode()
         assert "previous.person" not in body, url
         assert "/var/vmail" not in body and "maildir" not in body.lower(), url
-    body = client.get(reverse("admins:audit")).content.decode()
+    body = client.get(reverse("accounts:audit")).content.decode()
     assert "domain.create" in body  # the new domain's own history is there
 
 
 def test_the_superadmin_reads_both(recreated, world):
-    body = world.client_for("superadmin").get(reverse("admins:audit"),
+    body = world.client_for("superadmin").get(reverse("accounts:audit"),
                                               {"domain": "old.example"}).content.decode()
     assert "previous.person@old.example" in body
 
 
 def test_a_domain_admin_still_reads_their_domain_history(world):
-    body = world.client_for("admin_a").get(reverse("admins:audit")).content.decode()
+    body = world.client_for("admin_a").get(reverse("accounts:audit")).content.decode()
     assert "bob@a.example" in body
     assert "carol@b.example" not in body
     home = world.client_for("admin_a").get(reverse("home")).content.decode()

@@ -127,7 +127,7 @@ def test_a_superadmin_reset_ends_the_admins_sessions(world, cli, how):
     first, second = admin_sessions(world)
     if how == "panel":
         response = world.client_for("superadmin").post(
-            reverse("admins:admin-password", args=[world.admin_a.pk]),
+            reverse("accounts:admin-password", args=[world.admin_a.pk]),
             {"password": ADMIN_NEW, "password_again": ADMIN_NEW})
         assert response.status_code == 302
     else:
@@ -140,7 +140,7 @@ def test_a_superadmin_reset_ends_the_admins_sessions(world, cli, how):
 def test_disabling_an_admin_ends_the_sessions_for_good(world, cli, how):
     first, second = admin_sessions(world)
     if how == "panel":
-        url = reverse("admins:admin-active", args=[world.admin_a.pk])
+        url = reverse("accounts:admin-active", args=[world.admin_a.pk])
         superadmin = world.client_for("superadmin")
         assert superadmin.post(url, {"active": ""}).status_code == 302
         assert admin_ended(first)
@@ -159,7 +159,7 @@ def test_deleting_an_admin_ends_the_sessions(world, cli, how):
     first, second = admin_sessions(world)
     if how == "panel":
         assert world.client_for("superadmin").post(
-            reverse("admins:admin-delete", args=[world.admin_a.pk])).status_code == 302
+            reverse("accounts:admin-delete", args=[world.admin_a.pk])).status_code == 302
     else:
         cli("admin", "delete", "alice@a.example")
     assert admin_ended(first) and admin_ended(second)
@@ -168,16 +168,16 @@ def test_deleting_an_admin_ends_the_sessions(world, cli, how):
 def test_an_admin_change_leaves_other_admins_signed_in(world):
     bert = world.client_for("admin_b")
     superadmin = world.client_for("superadmin")
-    assert superadmin.post(reverse("admins:admin-password", args=[world.admin_a.pk]),
+    assert superadmin.post(reverse("accounts:admin-password", args=[world.admin_a.pk]),
                            {"password": ADMIN_NEW, "password_again": ADMIN_NEW}).status_code == 302
     assert bert.get(reverse("domains:domain-list")).status_code == 200
-    assert superadmin.get(reverse("admins:admin-list")).status_code == 200
+    assert superadmin.get(reverse("accounts:admin-list")).status_code == 200
 
 
 def test_a_superadmin_resetting_their_own_password_keeps_this_session_only(world):
     mine, other = world.client_for("superadmin"), world.client_for("superadmin")
-    response = mine.post(reverse("admins:admin-password", args=[world.superadmin.pk]),
+    response = mine.post(reverse("accounts:admin-password", args=[world.superadmin.pk]),
                          {"password": ADMIN_NEW, "password_again": ADMIN_NEW})
     assert response.status_code == 302
-    assert mine.get(reverse("admins:admin-list")).status_code == 200
+    assert mine.get(reverse("accounts:admin-list")).status_code == 200
     assert admin_ended(other)

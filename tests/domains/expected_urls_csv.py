@@ -1,4 +1,4 @@
-"""Permission-walk rows for the CSV export/import pages (domains/urls_csv.py).
+"""Permission-walk rows for the CSV export/import pages (domains/urls.py).
 
 Persona order: anonymous, superadmin, admin_a, admin_b, mailbox.
 """
@@ -7,10 +7,10 @@ LOGIN = "login"
 NO_JOB = 999999
 
 EXPECTED = {
-    ("csv:export-mailboxes", ("a.example",)): (LOGIN, 200, 200, 404, 404),
-    ("csv:export-aliases", ("a.example",)): (LOGIN, 200, 200, 404, 404),
-    ("csv:import", ("a.example",)): (LOGIN, 200, 200, 404, 404),
-    ("csv:import-job", ("a.example", NO_JOB)): (LOGIN, 404, 404, 404, 404),
+    ("domains:export-mailboxes", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("domains:export-aliases", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("domains:import", ("a.example",)): (LOGIN, 200, 200, 404, 404),
+    ("domains:import-job", ("a.example", NO_JOB)): (LOGIN, 404, 404, 404, 404),
     # POST only: GET is 405 once the domain is known to be within reach.
-    ("csv:import-confirm", ("a.example", NO_JOB)): (LOGIN, 405, 405, 404, 404),
+    ("domains:import-confirm", ("a.example", NO_JOB)): (LOGIN, 405, 405, 404, 404),
 }

@@ -20,18 +20,18 @@ def alice(world):
 
 
 def create(client, data, domain="a.example"):
-    return client.post(reverse("aliases:alias-create", args=[domain]), data)
+    return client.post(reverse("domains:alias-create", args=[domain]), data)
 
 
 def edit(client, source, data):
-    return client.post(reverse("aliases:alias-edit", args=[source]), data)
+    return client.post(reverse("domains:alias-edit", args=[source]), data)
 
 
 # ---------------------------------------------------------------- aliases
 
 
 def test_create_edit_disable_delete_an_alias(world, alice):
-    page = alice.get(reverse("aliases:alias-create", args=["a.example"]))
+    page = alice.get(reverse("domains:alias-create", args=["a.example"]))
     assert page.status_code == 200
     assert '<label for="id_local_part">' in page.content.decode()
     assert '<label for="id_destinations">' in page.content.decode()
@@ -39,13 +39,13 @@ def test_create_edit_disable_delete_an_alias(world, alice):
     response = create(alice, {"local_part": "Team",
                               "destinations": "bob@a.example\r\nFriend@elsewhere.example\r\n"})
     assert response.status_code == 302
-    assert response["Location"] == reverse("aliases:alias-list", args=["a.example"])
+    assert response["Location"] == reverse("domains:alias-list", args=["a.example"])
     alias = Alias.objects.get(source="team@a.example")
     assert alias.destination_list == ["bob@a.example", "friend@elsewhere.example"]
     assert alias.active and alias.domain == world.a
 
     # Edit: comma-separated this time, one of them another alias.
-    assert alice.get(reverse("aliases:alias-edit", args=["team@a.example"])).status_code == 200
+    assert alice.get(reverse("domains:alias-edit", args=["team@a.example"])).status_code == 200
     response = edit(alice, "team@a.example",
                     {"destinations": "info@a.example, x@elsewhere.example", "active": "on"})
     assert response.status_code == 302
@@ -61,11 +61,11 @@ def test_create_edit_disable_delete_an_alias(world, alice):
     assert alias.destinations == "info@a.example"
 
     # Delete goes through a confirmation page, then a POST.
-    page = alice.get(reverse("aliases:alias-delete", args=["team@a.example"]))
+    page = alice.get(reverse("domains:alias-delete", args=["team@a.example"]))
     assert page.status_code == 200
     assert 'method="post"' in page.content.decode()
     assert Alias.objects.filter(source="team@a.example").exists()
-    response = alice.post(reverse("aliases:alias-delete", args=["team@a.example"]))
+    response = alice.post(reverse("domains:alias-delete", args=["team@a.example"]))
     assert response.status_code == 302
     assert not Alias.objects.filter(source="team@a.example").exists()
     assert Alias.objects.filter(source="info@a.example").exists()
@@ -78,7 +78,7 @@ def test_catch_all(world, alice):
     assert catchall.is_catchall and catchall.destination_list == ["bob@a.example"]
 
     detail = alice.get(reverse("domains:domain-detail", args=["a.example"])).content.decode()
-    assert f'href="{reverse("aliases:alias-edit", args=["@a.example"])}"' in detail
+    assert f'href="{reverse("domains:alias-edit", args=["@a.example"])}"' in detail
     assert "(catch-all)" in detail
 
     assert edit(alice, "@a.example", {"destinations": "bob@a.example, info@a.example",
@@ -90,7 +90,7 @@ def test_catch_all(world, alice):
     assert second.status_code == 200
     assert shows(second, "@a.example is already the catch-all.")
 
-    assert alice.post(reverse("aliases:alias-delete", args=["@a.example"])).status_code == 302
+    assert alice.post(reverse("domains:alias-delete", args=["@a.example"])).status_code == 302
     assert not Alias.objects.filter(source="@a.example").exists()
 
 
@@ -148,7 +148,7 @@ def test_edit_refusals_change_nothing(world, alice):
 def test_edit_form_shows_one_destination_a_line(world, alice):
     services.update_alias(actor="t", alias=Alias.objects.get(source="info@a.example"),
                           destinations="bob@a.example,x@elsewhere.example", checked_domains=None)
-    page = alice.get(reverse("aliases:alias-edit", args=["info@a.example"])).content.decode()
+    page = alice.get(reverse("domains:alias-edit", args=["info@a.example"])).content.decode()
     assert "bob@a.example\nx@elsewhere.example</textarea>" in page
     assert 'name="active"' in page and "checked" in page
 
@@ -157,12 +157,12 @@ def test_odd_characters_in_an_address_survive_the_url(world, alice):
     source = "a#b?c&d@a.example"
     services.create_alias(actor="t", source=source, destinations="bob@a.example",
                           checked_domains=None)
-    url = reverse("aliases:alias-edit", args=[source])
+    url = reverse("domains:alias-edit", args=[source])
     assert "#" not in url and "?" not in url
-    listing = alice.get(reverse("aliases:alias-list", args=["a.example"])).content.decode()
+    listing = alice.get(reverse("domains:alias-list", args=["a.example"])).content.decode()
     assert escape(url) in listing
     assert alice.get(url).status_code == 200
-    assert alice.post(reverse("aliases:alias-delete", args=[source])).status_code == 302
+    assert alice.post(reverse("domains:alias-delete", args=[source])).status_code == 302
     assert not Alias.objects.filter(source=source).exists()
 
 
@@ -177,24 +177,24 @@ def test_superadmin_manages_any_domain(world):
 def test_aliases_outside_reach_are_404_and_posts_change_nothing(world, persona):
     services.create_alias_domain(actor="t", name="a-alias.example", target=world.a)
     client = world.client_for(persona)
-    gets = [reverse("aliases:alias-list", args=["a.example"]),
-            reverse("aliases:alias-create", args=["a.example"]),
-            reverse("aliases:alias-edit", args=["info@a.example"]),
-            reverse("aliases:alias-delete", args=["info@a.example"]),
-            reverse("aliases:aliasdomain-create", args=["a.example"]),
-            reverse("aliases:aliasdomain-edit", args=["a-alias.example"]),
-            reverse("aliases:aliasdomain-delete", args=["a-alias.example"])]
+    gets = [reverse("domains:alias-list", args=["a.example"]),
+            reverse("domains:alias-create", args=["a.example"]),
+            reverse("domains:alias-edit", args=["info@a.example"]),
+            reverse("domains:alias-delete", args=["info@a.example"]),
+            reverse("domains:aliasdomain-create", args=["a.example"]),
+            reverse("domains:aliasdomain-edit", args=["a-alias.example"]),
+            reverse("domains:aliasdomain-delete", args=["a-alias.example"])]
     posts = [
-        (reverse("aliases:alias-create", args=["a.example"]),
+        (reverse("domains:alias-create", args=["a.example"]),
          {"local_part": "intruder", "destinations": "evil@elsewhere.example"}),
-        (reverse("aliases:alias-create", args=["a.example"]),
+        (reverse("domains:alias-create", args=["a.example"]),
          {"local_part": "", "destinations": "evil@elsewhere.example"}),
-        (reverse("aliases:alias-edit", args=["info@a.example"]),
+        (reverse("domains:alias-edit", args=["info@a.example"]),
          {"destinations": "evil@elsewhere.example"}),
-        (reverse("aliases:alias-delete", args=["info@a.example"]), {}),
-        (reverse("aliases:aliasdomain-create", args=["a.example"]), {"name": "evil.example"}),
-        (reverse("aliases:aliasdomain-edit", args=["a-alias.example"]), {}),
-        (reverse("aliases:aliasdomain-delete", args=["a-alias.example"]), {}),
+        (reverse("domains:alias-delete", args=["info@a.example"]), {}),
+        (reverse("domains:aliasdomain-create", args=["a.example"]), {"name": "evil.example"}),
+        (reverse("domains:aliasdomain-edit", args=["a-alias.example"]), {}),
+        (reverse("domains:aliasdomain-delete", args=["a-alias.example"]), {}),
     ]
     for url in gets:
         response = client.get(url)
@@ -221,12 +221,12 @@ def test_create_toggle_delete_an_alias_domain(world, alice):
     # Only a superadmin adds a domain name to the server; the domain's admin
     # then manages it.
     root = world.client_for("superadmin")
-    assert alice.get(reverse("aliases:aliasdomain-create", args=["a.example"])
+    assert alice.get(reverse("domains:aliasdomain-create", args=["a.example"])
                      ).status_code == 404
-    page = root.get(reverse("aliases:aliasdomain-create", args=["a.example"]))
+    page = root.get(reverse("domains:aliasdomain-create", args=["a.example"]))
     assert page.status_code == 200
     assert '<label for="id_name">' in page.content.decode()
-    response = root.post(reverse("aliases:aliasdomain-create", args=["a.example"]),
+    response = root.post(reverse("domains:aliasdomain-create", args=["a.example"]),
                          {"name": "A-Alias.Example"})
     assert response.status_code == 302
     assert response["Location"] == reverse("domains:domain-detail", args=["a.example"])
@@ -234,8 +234,8 @@ def test_create_toggle_delete_an_alias_domain(world, alice):
     assert alias_domain.target == world.a and alias_domain.active
 
     detail = alice.get(reverse("domains:domain-detail", args=["a.example"])).content.decode()
-    edit_url = reverse("aliases:aliasdomain-edit", args=["a-alias.example"])
-    delete_url = reverse("aliases:aliasdomain-delete", args=["a-alias.example"])
+    edit_url = reverse("domains:aliasdomain-edit", args=["a-alias.example"])
+    delete_url = reverse("domains:aliasdomain-delete", args=["a-alias.example"])
     assert f'href="{edit_url}"' in detail and f'href="{delete_url}"' in detail
 
     page = alice.get(edit_url)
@@ -265,7 +265,7 @@ def test_create_toggle_delete_an_alias_domain(world, alice):
 def test_alias_domain_refusals_show_the_message(world, name, message):
     services.create_alias_domain(actor="t", name="taken.example", target=world.b)
     root = world.client_for("superadmin")
-    response = root.post(reverse("aliases:aliasdomain-create", args=["a.example"]),
+    response = root.post(reverse("domains:aliasdomain-create", args=["a.example"]),
                          {"name": name})
     assert response.status_code == 200
     assert shows(response, message)
@@ -275,10 +275,10 @@ def test_alias_domain_refusals_show_the_message(world, name, message):
 def test_admin_b_cannot_touch_a_alias_domain_of_a(world):
     services.create_alias_domain(actor="t", name="a-alias.example", target=world.a)
     bert = world.client_for("admin_b")
-    assert bert.get(reverse("aliases:aliasdomain-edit", args=["a-alias.example"])
+    assert bert.get(reverse("domains:aliasdomain-edit", args=["a-alias.example"])
                     ).status_code == 404
     # Nor create alias domains at all: that is a superadmin's act.
-    response = bert.post(reverse("aliases:aliasdomain-create", args=["b.example"]),
+    response = bert.post(reverse("domains:aliasdomain-create", args=["b.example"]),
                          {"name": "gmail.com"})
     assert response.status_code == 404
     assert not AliasDomain.objects.filter(name="gmail.com").exists()
@@ -290,14 +290,14 @@ def test_admin_b_cannot_touch_a_alias_domain_of_a(world):
 
 def test_detail_links_to_the_alias_pages(world, alice):
     detail = alice.get(reverse("domains:domain-detail", args=["a.example"])).content.decode()
-    for url in [reverse("aliases:alias-create", args=["a.example"]),
-                reverse("aliases:alias-list", args=["a.example"]),
-                reverse("aliases:alias-edit", args=["info@a.example"])]:
+    for url in [reverse("domains:alias-create", args=["a.example"]),
+                reverse("domains:alias-list", args=["a.example"]),
+                reverse("domains:alias-edit", args=["info@a.example"])]:
         assert f'href="{url}"' in detail
     assert "New alias<" in detail and "New alias domain<" not in detail
     root = world.client_for("superadmin").get(
         reverse("domains:domain-detail", args=["a.example"])).content.decode()
-    assert f'href="{reverse("aliases:aliasdomain-create", args=["a.example"])}"' in root
+    assert f'href="{reverse("domains:aliasdomain-create", args=["a.example"])}"' in root
 
 
 def many_aliases(world, count: int) -> None:
@@ -309,7 +309,7 @@ def many_aliases(world, count: int) -> None:
 
 def test_search_pages_and_htmx_partial(world, alice):
     many_aliases(world, 55)
-    url = reverse("aliases:alias-list", args=["a.example"])
+    url = reverse("domains:alias-list", args=["a.example"])
     page1 = alice.get(url)
     assert page1.status_code == 200
     assert len(page1.context["aliases"]) == 50 and page1.context["has_next"]
@@ -342,7 +342,7 @@ def count_queries(client, url) -> int:
 
 
 def test_list_queries_do_not_grow_with_the_aliases(world, alice):
-    url = reverse("aliases:alias-list", args=["a.example"])
+    url = reverse("domains:alias-list", args=["a.example"])
     many_aliases(world, 4)
     few = count_queries(alice, url)
     many_aliases_more = [f"more{n:03d}@a.example" for n in range(50)]

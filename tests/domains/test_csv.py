@@ -36,12 +36,12 @@ _SHA512 = sha512_crypt.using(rounds=1000)
 def upload(client, domain: str, kind: str, content: bytes | str, filename: str = "f.csv"):
     if isinstance(content, str):
         content = content.encode()
-    return client.post(reverse("csv:import", args=[domain]), {
+    return client.post(reverse("domains:import", args=[domain]), {
         "kind": kind, "file": SimpleUploadedFile(filename, content, content_type="text/csv")})
 
 
 def export(client, domain: str, what: str) -> str:
-    response = client.get(reverse(f"csv:export-{what}", args=[domain]))
+    response = client.get(reverse(f"domains:export-{what}", args=[domain]))
     assert response.status_code == 200
     assert response.streaming
     return b"".join(response.streaming_content).decode()
@@ -49,9 +49,9 @@ def export(client, domain: str, what: str) -> str:
 
 def confirm(client, domain: str, job: ImportJob, capture):
     with capture(execute=True):
-        response = client.post(reverse("csv:import-confirm", args=[domain, job.pk]))
+        response = client.post(reverse("domains:import-confirm", args=[domain, job.pk]))
     assert response.status_code == 302
-    assert response["Location"] == reverse("csv:import-job", args=[domain, job.pk])
+    assert response["Location"] == reverse("domains:import-job", args=[domain, job.pk])
     return client.get(response["Location"])
 
 
@@ -77,7 +77,7 @@ def snapshot() -> dict[str, int]:
 
 def test_export_mailboxes_carries_the_stored_hash(world):
     client = world.client_for("superadmin")
-    response = client.get(reverse("csv:export-mailboxes", args=["a.example"]))
+    response = client.get(reverse("domains:export-mailboxes", args=["a.example"]))
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="a.example-mailboxes.csv"'
     assert response["Cache-Control"] == "no-store"
@@ -484,7 +484,7 @@ def test_the_task_is_idempotent(world, django_capture_on_commit_callbacks):
     assert (job.state, job.done) == ("done", 1)
     # A job already run is never enqueued again by a (repeated) confirm.
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(reverse("csv:import-confirm", args=["a.example", job.pk]))
+        response = client.post(reverse("domains:import-confirm", args=["a.example", job.pk]))
     assert response.status_code == 302 and callbacks == []
 
 
@@ -493,7 +493,7 @@ def test_a_second_confirm_enqueues_nothing(world, django_capture_on_commit_callb
     upload(client, "a.example", "mailboxes",
            f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
     job = only_job()
-    url = reverse("csv:import-confirm", args=["a.example", job.pk])
+    url = reverse("domains:import-confirm", args=["a.example", job.pk])
     with django_capture_on_commit_callbacks() as first:
         client.post(url)
     with django_capture_on_commit_callbacks() as second:
@@ -529,7 +529,7 @@ def test_the_job_page_polls_until_the_job_ends(world):
     upload(client, "a.example", "mailboxes",
            f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
     job = only_job()
-    url = reverse("csv:import-job", args=["a.example", job.pk])
+    url = reverse("domains:import-job", args=["a.example", job.pk])
     unconfirmed = text_of(client.get(url))
     assert "has not been confirmed" in unconfirmed and "hx-trigger" not in unconfirmed
 
@@ -559,15 +559,15 @@ def test_admin_b_gets_404_for_a_example(world):
            f"email,password_hash\nnew1@a.example,{world.bob.password}\n")
     job = only_job()
     client = world.client_for("admin_b")
-    for url in (reverse("csv:export-mailboxes", args=["a.example"]),
-                reverse("csv:export-aliases", args=["a.example"]),
-                reverse("csv:import", args=["a.example"]),
-                reverse("csv:import-job", args=["a.example", job.pk]),
+    for url in (reverse("domains:export-mailboxes", args=["a.example"]),
+                reverse("domains:export-aliases", args=["a.example"]),
+                reverse("domains:import", args=["a.example"]),
+                reverse("domains:import-job", args=["a.example", job.pk]),
                 # b.example is admin_b's, but the job is not b.example's.
-                reverse("csv:import-job", args=["b.example", job.pk])):
+                reverse("domains:import-job", args=["b.example", job.pk])):
         assert client.get(url).status_code == 404, url
-    for url in (reverse("csv:import-confirm", args=["a.example", job.pk]),
-                reverse("csv:import-confirm", args=["b.example", job.pk])):
+    for url in (reverse("domains:import-confirm", args=["a.example", job.pk]),
+                reverse("domains:import-confirm", args=["b.example", job.pk])):
         assert client.post(url).status_code == 404, url
     response = upload(client, "a.example", "mailboxes",
                       f"email,password_hash\nnew2@a.example,{world.bob.password}\n")
@@ -577,13 +577,13 @@ def test_admin_b_gets_404_for_a_example(world):
     assert ImportJob.objects.count() == 1
     assert not AuditEntry.objects.filter(action="domain.export").exists()
     superadmin = world.client_for("superadmin")
-    assert superadmin.get(reverse("csv:import-job", args=["b.example", job.pk])
+    assert superadmin.get(reverse("domains:import-job", args=["b.example", job.pk])
                           ).status_code == 404
 
 
 def test_a_mailbox_user_gets_404(world):
     client = world.client_for("mailbox")
-    assert client.get(reverse("csv:export-mailboxes", args=["a.example"])).status_code == 404
+    assert client.get(reverse("domains:export-mailboxes", args=["a.example"])).status_code == 404
     response = upload(client, "a.example", "mailboxes",
                       f"email,password_hash\nnew2@a.example,{world.bob.password}\n")
     assert response.status_code == 404
@@ -596,7 +596,7 @@ def test_a_job_whose_worker_died_stops_polling(world):
     long_ago = job.created - datetime.timedelta(hours=2)
     ImportJob.objects.filter(pk=job.pk).update(confirmed=long_ago, started=long_ago)
     page = text_of(world.client_for("admin_a").get(
-        reverse("csv:import-job", args=["a.example", job.pk])))
+        reverse("domains:import-job", args=["a.example", job.pk])))
     assert "The import stopped answering" in page
     assert "hx-trigger" not in page and "http-equiv" not in page
 
@@ -639,7 +639,7 @@ def test_a_pending_job_past_its_lifetime_is_swept_with_no_new_job(world, setting
     elif sweep == "command":
         assert "1 stale import job" in cli("sweep_imports")
     else:
-        response = world.client_for("admin_b").get(reverse("csv:import", args=["b.example"]))
+        response = world.client_for("admin_b").get(reverse("domains:import", args=["b.example"]))
         assert response.status_code == 200
     assert list(ImportJob.objects.values_list("pk", flat=True)) == [fresh.pk]
 
@@ -688,9 +688,9 @@ def test_an_expired_preview_cannot_be_confirmed(world, settings,
     job = _age(_pending_job(world), 2.1)
     client = world.client_for("admin_a")
     with django_capture_on_commit_callbacks() as enqueued:
-        response = client.post(reverse("csv:import-confirm", args=["a.example", job.pk]))
+        response = client.post(reverse("domains:import-confirm", args=["a.example", job.pk]))
     assert response.status_code == 302 and not enqueued
-    assert response["Location"] == reverse("csv:import", args=["a.example"])
+    assert response["Location"] == reverse("domains:import", args=["a.example"])
     page = text_of(client.get(response["Location"]))
     assert "This preview has expired; upload the file again." in page
     assert not ImportJob.objects.filter(pk=job.pk).exists()  # the page swept it

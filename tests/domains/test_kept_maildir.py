@@ -133,7 +133,7 @@ def test_the_command_line(world, bob_deleted, cli):
 def test_the_import_refuses_the_address_per_row(world, bob_deleted):
     root = world.client_for("superadmin")
     content = f"email,password\nbob@a.example,{NEW_PASSWORD}\ndora@a.example,{NEW_PASSWORD}\n"
-    response = root.post(reverse("csv:import", args=["a.example"]), {
+    response = root.post(reverse("domains:import", args=["a.example"]), {
         "kind": "mailboxes",
         "file": SimpleUploadedFile("f.csv", content.encode(), content_type="text/csv")})
     errors = {row.line: row.errors for row in response.context["preview"].shown}
@@ -180,7 +180,7 @@ def test_a_domain_admin_is_not_told_an_earlier_domains_kept_maildirs(world):
                       {"local_part": "dora"})
     assert "dora@a.example is free." in text(check)
     content = f"email,password\ndora@a.example,{NEW_PASSWORD}\n"
-    response = alice.post(reverse("csv:import", args=["a.example"]), {
+    response = alice.post(reverse("domains:import", args=["a.example"]), {
         "kind": "mailboxes",
         "file": SimpleUploadedFile("f.csv", content.encode(), content_type="text/csv")})
     assert [row.errors for row in response.context["preview"].shown] == [[]]

@@ -16,7 +16,7 @@ def found(client: Any, name: str, params: dict[str, str], *args: str) -> list[st
     response = client.get(reverse(name, args=args), params)
     assert response.status_code == 200
     key = {"domains:mailbox-list": "mailboxes", "domains:domain-list": "domains",
-           "aliases:alias-list": "aliases"}[name]
+           "domains:alias-list": "aliases"}[name]
     return [str(row) for row in response.context[key]]
 
 
@@ -60,8 +60,8 @@ def test_it_takes_underscore_and_percent_literally(world):
     assert found(client, "domains:mailbox-list", {"q": "%"}) == []
     assert found(client, "domains:mailbox-list", {"q": "_"}) == []
     assert found(client, "domains:domain-list", {"q": "_"}) == []
-    assert found(client, "aliases:alias-list", {"q": "in_"}, "a.example") == ["in_fo@a.example"]
-    assert found(client, "aliases:alias-list", {"q": "INF"}, "a.example") == ["info@a.example"]
+    assert found(client, "domains:alias-list", {"q": "in_"}, "a.example") == ["in_fo@a.example"]
+    assert found(client, "domains:alias-list", {"q": "INF"}, "a.example") == ["info@a.example"]
 
 
 def test_it_lists_address_matches_then_name_matches_across_pages(world):

@@ -120,7 +120,7 @@ def test_it_searches_a_domain_admins_mailboxes_in_an_index_range(many):
 
 def test_it_searches_a_domains_aliases_in_an_index_range(many):
     client = many.client_for("superadmin")
-    statements = searches(client, reverse("aliases:alias-list", args=["d100.example"]),
+    statements = searches(client, reverse("domains:alias-list", args=["d100.example"]),
                           {"q": "inf"}, "inf")
     assert_index_ranges(statements, "aliases")
 

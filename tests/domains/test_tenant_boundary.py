@@ -34,7 +34,7 @@ def test_the_alias_form_answers_the_same_for_any_address_outside_reach(world):
     alice = world.client_for("admin_a")
     answers = []
     for target in OUTSIDE:
-        response = alice.post(reverse("aliases:alias-create", args=["a.example"]),
+        response = alice.post(reverse("domains:alias-create", args=["a.example"]),
                               {"local_part": "fw", "destinations": target})
         followed = alice.get(response["Location"]) if response.status_code == 302 else response
         answers.append((response.status_code, response.get("Location"),
@@ -49,7 +49,7 @@ def test_the_alias_edit_form_answers_the_same_for_any_address_outside_reach(worl
     alice = world.client_for("admin_a")
     answers = []
     for target in OUTSIDE:
-        response = alice.post(reverse("aliases:alias-edit", args=["info@a.example"]),
+        response = alice.post(reverse("domains:alias-edit", args=["info@a.example"]),
                               {"destinations": f"bob@a.example\n{target}", "active": "on"})
         answers.append((response.status_code, response.get("Location")))
         assert Alias.objects.get(source="info@a.example").destination_list == [
@@ -59,7 +59,7 @@ def test_the_alias_edit_form_answers_the_same_for_any_address_outside_reach(worl
 
 def test_own_domains_are_still_checked_for_a_domain_admin(world):
     alice = world.client_for("admin_a")
-    response = alice.post(reverse("aliases:alias-create", args=["a.example"]),
+    response = alice.post(reverse("domains:alias-create", args=["a.example"]),
                           {"local_part": "sales", "destinations": "nobody@a.example"})
     assert response.status_code == 200
     assert ("nobody@a.example is in a domain of this server but neither a mailbox nor an "
@@ -69,7 +69,7 @@ def test_own_domains_are_still_checked_for_a_domain_admin(world):
 
 def test_the_superadmin_keeps_the_full_check(world):
     root = world.client_for("superadmin")
-    response = root.post(reverse("aliases:alias-create", args=["a.example"]),
+    response = root.post(reverse("domains:alias-create", args=["a.example"]),
                          {"local_part": "sales", "destinations": "ghost@b.example"})
     assert response.status_code == 200
     assert ("ghost@b.example is in a domain of this server but neither a mailbox nor an "
@@ -105,7 +105,7 @@ def test_the_inline_address_check_answers_the_same_for_addresses_elsewhere(world
 
 
 def upload(client, content: str):
-    return client.post(reverse("csv:import", args=["a.example"]), {
+    return client.post(reverse("domains:import", args=["a.example"]), {
         "kind": "aliases",
         "file": SimpleUploadedFile("f.csv", content.encode(), content_type="text/csv")})
 
@@ -134,7 +134,7 @@ def test_the_alias_import_runs_with_the_admin_reach(world, django_capture_on_com
     response = upload(alice, "source,destinations\nfw@a.example,ghost@b.example\n")
     job = response.context["job"]
     with django_capture_on_commit_callbacks(execute=True):
-        alice.post(reverse("csv:import-confirm", args=["a.example", job.pk]))
+        alice.post(reverse("domains:import-confirm", args=["a.example", job.pk]))
     job.refresh_from_db()
     assert (job.state, job.error) == (ImportJob.State.DONE, "")
     assert Alias.objects.get(source="fw@a.example").destination_list == ["ghost@b.example"]

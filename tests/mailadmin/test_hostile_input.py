@@ -43,13 +43,13 @@ DKIM_KEY = base64.b64encode(
 
 # (persona, url name, args, valid fields, fields to fuzz)
 FORMS = [
-    ("admin_a", "aliases:alias-create", ["a.example"],
+    ("admin_a", "domains:alias-create", ["a.example"],
      {"local_part": "sales", "destinations": "bob@a.example"}, ["local_part", "destinations"]),
-    ("admin_a", "aliases:alias-edit", ["info@a.example"],
+    ("admin_a", "domains:alias-edit", ["info@a.example"],
      {"destinations": "bob@a.example", "active": "on"}, ["destinations"]),
-    ("superadmin", "aliases:aliasdomain-create", ["a.example"],
+    ("superadmin", "domains:aliasdomain-create", ["a.example"],
      {"name": "other-alias.example"}, ["name"]),
-    ("superadmin", "admins:admin-create", [],
+    ("superadmin", "accounts:admin-create", [],
      {"username": "new@a.example", "password": "admin passphrase 9",
       "password_again": "admin passphrase 9", "domains": "a.example"},
      ["username", "password", "domains"]),
@@ -91,7 +91,7 @@ def test_every_field_takes_hostile_text(world, persona, name, args, valid, fuzze
 @given(params=st.dictionaries(st.sampled_from(["actor", "domain", "action", "since", "until",
                                                "page"]), TEXT, max_size=4))
 def test_the_audit_filters_take_hostile_text(world, params):
-    response = world.client_for("admin_a").get(reverse("admins:audit"), params)
+    response = world.client_for("admin_a").get(reverse("accounts:audit"), params)
     assert response.status_code == 200
 
 
@@ -101,7 +101,7 @@ def test_a_csv_upload_takes_hostile_bytes(world, content, kind):
     client = world.client_for("admin_a")
     before = counts()
     upload = SimpleUploadedFile("rows.csv", content, content_type="text/csv")
-    response = client.post(reverse("csv:import", args=["a.example"]),
+    response = client.post(reverse("domains:import", args=["a.example"]),
                            {"kind": kind, "file": upload})
     assert response.status_code in OK
     # A preview stores nothing but a pending job; mailboxes and aliases never change.
@@ -137,7 +137,7 @@ def test_a_hostile_csv_row_shows_in_the_preview_without_a_write(world):
         ["'; DROP TABLE users; --@a.example", "a\x00b@a.example", "=cmd|' /c calc'!A0@a.example"])
     client = world.client_for("admin_a")
     before = counts()
-    response = client.post(reverse("csv:import", args=["a.example"]), {
+    response = client.post(reverse("domains:import", args=["a.example"]), {
         "kind": "mailboxes", "file": io.BytesIO(rows.encode())})
     assert response.status_code in {200, 400}
     assert counts()[:4] == before[:4]
@@ -170,15 +170,15 @@ def test_the_audit_filters_take_dates_at_the_edges(world, settings, zone, field)
     settings.TIME_ZONE = zone
     client = world.client_for("superadmin")
     for value in EDGES:
-        response = client.get(reverse("admins:audit"), {field: value})
+        response = client.get(reverse("accounts:audit"), {field: value})
         assert response.status_code == 200, (field, value)
-        response = client.get(reverse("admins:audit"), {"since": value, "until": value})
+        response = client.get(reverse("accounts:audit"), {"since": value, "until": value})
         assert response.status_code == 200, value
 
 
 @pytest.mark.parametrize(("name", "args"), [
     ("domains:domain-list", []), ("domains:mailbox-list", []),
-    ("aliases:alias-list", ["a.example"]), ("admins:audit", []), ("admins:admin-list", [])])
+    ("domains:alias-list", ["a.example"]), ("accounts:audit", []), ("accounts:admin-list", [])])
 def test_page_numbers_at_the_edges(world, name, args):
     client = world.client_for("superadmin")
     for value in EDGES:
@@ -191,7 +191,7 @@ def test_page_numbers_at_the_edges(world, name, args):
                               st.one_of(st.sampled_from(EDGES), st.dates().map(str)),
                               max_size=3))
 def test_the_audit_filters_take_any_date(world, params):
-    response = world.client_for("admin_a").get(reverse("admins:audit"), params)
+    response = world.client_for("admin_a").get(reverse("accounts:audit"), params)
     assert response.status_code == 200
 
 

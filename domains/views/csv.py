@@ -124,10 +124,10 @@ def import_confirm(request: HttpRequest, name: str, job: int) -> HttpResponse:
         confirmed = csv_io.confirm_job(found, tasks.run_import.delay)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-        return redirect("csv:import", name=domain.name)  # its GET sweeps the expired job
+        return redirect("domains:import", name=domain.name)  # its GET sweeps the expired job
     if not confirmed:
         messages.info(request, "This import was confirmed already.")
-    return redirect("csv:import-job", name=domain.name, job=found.pk)
+    return redirect("domains:import-job", name=domain.name, job=found.pk)
 
 
 @admin_required
@@ -143,7 +143,7 @@ def import_job(request: HttpRequest, name: str, job: int) -> HttpResponse:
         "polling": found.confirmed is not None and not found.finished_state and not stale,
         "waiting_long": found.confirmed is not None and now - found.confirmed > WAITING_HINT,
     }
-    template = "domains/csv_job_status.html" if is_htmx(request) else "domains/csv_job.html"
+    template = "domains/_csv_job_status.html" if is_htmx(request) else "domains/csv_job.html"
     return render(request, template, context)
 
 

@@ -38,7 +38,7 @@ def alias_list(request: HttpRequest, name: str) -> HttpResponse:
                 [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
     context = {"domain": domain, "aliases": rows[:PAGE_SIZE], "page": page,
                "has_next": len(rows) > PAGE_SIZE, "q": query}
-    template = "domains/alias_rows.html" if is_htmx(request) else "domains/alias_list.html"
+    template = "domains/_alias_rows.html" if is_htmx(request) else "domains/alias_list.html"
     return render(request, template, context)
 
 
@@ -57,7 +57,7 @@ def alias_create(request: HttpRequest, name: str) -> HttpResponse:
             show_errors(form, error)
         else:
             messages.success(request, f"Added {alias.source}.")
-            return redirect("aliases:alias-list", name=domain.name)
+            return redirect("domains:alias-list", name=domain.name)
     return render(request, "domains/alias_form.html", {"form": form, "domain": domain})
 
 
@@ -77,7 +77,7 @@ def alias_edit(request: HttpRequest, source: str) -> HttpResponse:
             show_errors(form, error)
         else:
             messages.success(request, f"Saved {alias.source}.")
-            return redirect("aliases:alias-list", name=alias.domain.name)
+            return redirect("domains:alias-list", name=alias.domain.name)
     return render(request, "domains/alias_edit.html", {"form": form, "alias": alias})
 
 
@@ -91,7 +91,7 @@ def alias_delete(request: HttpRequest, source: str) -> HttpResponse:
         return f"Deleted {alias.source}."
 
     return confirm_delete(request, "domains/alias_delete.html", {"alias": alias}, delete,
-                          reverse("aliases:alias-list", args=[alias.domain.name]))
+                          reverse("domains:alias-list", args=[alias.domain.name]))
 
 
 # ---------------------------------------------------------------- alias domains

@@ -1,0 +1,1 @@
+"""The admin pages of the mail tables, one module per concern."""
