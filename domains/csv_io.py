@@ -25,7 +25,6 @@ Nothing here logs a row: a mailbox row carries a password hash.
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import logging
 import re
@@ -34,14 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
+from core import jobs
 from core.actor import Actor
 from domains import passwords, services
 from domains.access import checked_domains_of
@@ -63,7 +61,6 @@ PROGRESS_BATCH = 1000
 SHOWN_ERRORS = 500
 SHOWN_SAMPLE = 20
 ERROR_LINES_KEPT = 50
-EXPIRED_PREVIEW = "This preview has expired; upload the file again."
 
 MAILBOX_EXPORT_COLUMNS = ("email", "name", "quota", "active", "password_hash")
 ALIAS_EXPORT_COLUMNS = ("source", "destinations", "active")
@@ -451,70 +448,20 @@ def create_job(*, domain: Domain, actor: Actor, preview: Preview) -> ImportJob:
     for index, plain in preview.plaintext.items():
         preview.records[index][3] = passwords.hash_password(plain)
     preview.plaintext.clear()
-    sweep_import_jobs()
+    services.sweep_import_jobs()
     return ImportJob.objects.create(domain=domain, kind=preview.kind, actor=str(actor),
                                     rows=preview.records, total=len(preview.records))
-
-
-def _import_cutoff() -> datetime.datetime:
-    return timezone.now() - datetime.timedelta(hours=settings.MAILADMIN_IMPORT_PENDING_HOURS)
-
-
-def sweep_import_jobs() -> int:
-    """Drop the password hashes of jobs past MAILADMIN_IMPORT_PENDING_HOURS.
-
-    Never confirmed, counted from the preview: the job is deleted. Queued,
-    counted from the confirm, or running, counted from its start (a worker
-    died or never came; a task's hard limit is minutes, the bound at least an
-    hour): it fails with its rows emptied; a late worker's claim finds it not
-    pending, and a worker still running rolls its import back (_mark_done).
-    Beat runs this every quarter hour; the embedded default, with no beat, at
-    start (manage.py sweep_imports) and on the import pages.
-    The number of jobs swept.
-    """
-    cutoff = _import_cutoff()
-    deleted, _ = ImportJob.objects.filter(state=ImportJob.State.PENDING, confirmed__isnull=True,
-                                          created__lt=cutoff).delete()
-    failed = ImportJob.objects.filter(
-        Q(state=ImportJob.State.PENDING, confirmed__lt=cutoff)
-        | Q(state=ImportJob.State.RUNNING, started__lt=cutoff),
-    ).update(state=ImportJob.State.FAILED, rows=[], finished=timezone.now(),
-             error="The import was confirmed but no worker finished it in time; "
-                   "nothing was imported. Upload the file again.")
-    return deleted + failed
-
-
-def confirm_job(job: ImportJob, enqueue: Callable[[int], Any]) -> bool:
-    """Mark a pending job confirmed and enqueue it once the transaction commits.
-
-    False when it was confirmed before (a second click enqueues nothing).
-    A ValidationError when the preview is past its lifetime: the sweep would
-    delete it, and its rows were checked against the tables as they were then.
-    """
-    with transaction.atomic():
-        if ImportJob.objects.filter(pk=job.pk, confirmed__isnull=True,
-                                    created__lt=_import_cutoff()).exists():
-            raise ValidationError(EXPIRED_PREVIEW)
-        claimed = ImportJob.objects.filter(
-            pk=job.pk, state=ImportJob.State.PENDING, confirmed__isnull=True,
-        ).update(confirmed=timezone.now())
-        if claimed:
-            job_id = job.pk
-            transaction.on_commit(lambda: enqueue(job_id))
-    return bool(claimed)
 
 
 def run_job(job_id: int) -> int:
     """Import a confirmed job's rows, all or none; the number created.
 
-    A job that is not pending is left alone, so running it twice imports
+    A job that is not queued is left alone, so running it twice imports
     once. Progress (`done`) counts rows checked and prepared before the one
     transaction that writes them all: the insert itself shows no progress,
     since rows written inside it are invisible until it commits.
     """
-    claimed = ImportJob.objects.filter(pk=job_id, state=ImportJob.State.PENDING).update(
-        state=ImportJob.State.RUNNING, done=0, started=timezone.now())
-    if not claimed:
+    if not jobs.claim(ImportJob, job_id, done=0):
         return 0
     job = ImportJob.objects.select_related("domain").get(pk=job_id)
     try:
@@ -525,16 +472,14 @@ def run_job(job_id: int) -> int:
                        job_id)
         return 0
     except ValidationError as exc:
-        _finish(job_id, ImportJob.State.FAILED, error=_error_text(exc.messages))
+        _fail(job_id, _error_text(exc.messages))
         return 0
     except SoftTimeLimitExceeded:
-        _finish(job_id, ImportJob.State.FAILED,
-                error="The import took too long and was stopped; nothing was imported.")
+        _fail(job_id, "The import took too long and was stopped; nothing was imported.")
         return 0
     except Exception:
         logger.exception("Import job %s failed", job_id)
-        _finish(job_id, ImportJob.State.FAILED,
-                error="The import failed on an unexpected error (see the server log); "
+        _fail(job_id, "The import failed on an unexpected error (see the server log); "
                       "nothing was imported.")
         return 0
     return created
@@ -550,7 +495,7 @@ def _run_mailboxes(job: ImportJob) -> int:
                                       password_hash=passwords.normalize_hash(hashed)))
             if not active:
                 inactive.append(rows[-1].email)
-        _progress(job.pk, start + len(part))
+        jobs.progress(ImportJob, job.pk, start + len(part))
     with transaction.atomic():
         created = services.import_mailboxes_with_state(
             actor=Actor.account(job.actor), domain=job.domain, rows=rows, inactive=inactive)
@@ -564,7 +509,7 @@ def _run_aliases(job: ImportJob) -> int:
         for source, destinations, active in part:
             rows.append(AliasImport(source=normalize_address(source, allow_catchall=True),
                                     destinations=destinations, active=bool(active)))
-        _progress(job.pk, start + len(part))
+        jobs.progress(ImportJob, job.pk, start + len(part))
     # The reach of the admin who previewed it: a check wider than the preview's
     # would tell them, in the job's error, what the preview kept from them.
     with transaction.atomic():
@@ -580,11 +525,6 @@ def _batches(job: ImportJob) -> Iterator[tuple[int, list[list[Any]]]]:
         yield start, rows[start:start + PROGRESS_BATCH]
 
 
-def _progress(job_id: int, done: int) -> None:
-    # Autocommit, outside the import's transaction: the job page sees it at once.
-    ImportJob.objects.filter(pk=job_id).update(done=done)
-
-
 class _Swept(Exception):
     """The sweep failed the job while it ran."""
 
@@ -592,21 +532,13 @@ class _Swept(Exception):
 def _mark_done(job_id: int, created: int) -> None:
     """Inside the import's transaction: a job the sweep failed meanwhile rolls it back,
     so its "nothing was imported" stays true."""
-    if not _finish(job_id, ImportJob.State.DONE, done=created):
+    if not jobs.finish(ImportJob, job_id, done=created, rows=[]):
         raise _Swept
 
 
-def _finish(job_id: int, state: str, *, done: int | None = None, error: str = "") -> bool:
-    """End a running job; False, changing nothing, when the sweep failed it first.
-
-    The state is checked by the UPDATE itself, which holds the row's lock.
-    """
-    changes: dict[str, Any] = {"state": state, "error": error, "finished": timezone.now(),
-                               "rows": []}
-    if done is not None:
-        changes["done"] = done
-    return bool(ImportJob.objects.filter(pk=job_id, state=ImportJob.State.RUNNING)
-                .update(**changes))
+def _fail(job_id: int, error: str) -> None:
+    """Fail a running job, dropping its rows; a job the sweep failed first keeps its error."""
+    jobs.fail(ImportJob, job_id, error, rows=[])
 
 
 def _error_text(messages: Sequence[str]) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Lower
 
+from core.jobs import ProgressJob
+
 
 class Domain(models.Model):
     name = models.CharField(max_length=253, unique=True)
@@ -114,9 +116,11 @@ class AliasDomain(models.Model):
         return self.name
 
 
-class ImportJob(models.Model):
+class ImportJob(ProgressJob):
     """A previewed CSV import, waiting for confirmation or being run by a task.
 
+    Queued from the preview on; `confirmed` set by the admin's confirm, which
+    enqueues the task (an unconfirmed queued job is a preview awaiting it).
     `rows` holds the validated rows in a compact list-of-lists form, passwords
     already hashed (a plaintext password never gets here); it is emptied when
     the job finishes, so hashes do not linger.
@@ -126,25 +130,14 @@ class ImportJob(models.Model):
         MAILBOXES = "mailboxes", "Mailboxes"
         ALIASES = "aliases", "Aliases"
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    # A 200,000-mailbox import takes a few minutes; domains.tasks.run_import's hard limit.
+    time_limit = 960
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="import_jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     actor = models.CharField(max_length=254)
-    created = models.DateTimeField(auto_now_add=True)
     confirmed = models.DateTimeField(null=True, blank=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
     rows = models.JSONField(default=list)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING,
-                             db_index=True)
-    error = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "import_jobs"
@@ -152,10 +145,6 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} import #{self.pk} into {self.domain_id}"
-
-    @property
-    def finished_state(self) -> bool:
-        return self.state in (self.State.DONE, self.State.FAILED)
 
 
 class KeptMaildir(models.Model):

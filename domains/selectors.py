@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from domains import passwords, search
@@ -63,6 +64,25 @@ def with_usage(domains: QuerySet[Domain]) -> QuerySet[Domain]:
 
 def domains_with_usage() -> QuerySet[Domain]:
     return with_usage(Domain.objects.all())
+
+
+@dataclass(frozen=True)
+class DomainUsage:
+    mailboxes: int
+    aliases: int
+    quota_total: int
+    unlimited_mailboxes: int
+
+
+def domain_usage(domain: Domain) -> DomainUsage:
+    """What a domain's limits are measured against (the services read it under its lock)."""
+    totals = Mailbox.objects.filter(domain=domain).aggregate(quota=Sum("quota"))
+    return DomainUsage(
+        mailboxes=Mailbox.objects.filter(domain=domain).count(),
+        aliases=Alias.objects.filter(domain=domain).count(),
+        quota_total=totals["quota"] or 0,
+        unlimited_mailboxes=Mailbox.objects.filter(domain=domain, quota=0).count(),
+    )
 
 
 def new_address_problem(local_part: str, domain: Domain) -> str | None:

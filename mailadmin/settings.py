@@ -260,6 +260,9 @@ if MAILADMIN_IMPORT_PENDING_HOURS < 1:
     raise ImproperlyConfigured(
         "MAILADMIN_IMPORT_PENDING_HOURS must be at least 1 (a running import may take minutes)")
 CELERY_TASK_TIME_LIMIT = 90
+# A running background job (core.jobs) is taken as cut off once it has run this
+# long past its task's hard time limit: its worker was killed or lost.
+MAILADMIN_JOB_STALE_GRACE_SECONDS = env_int("MAILADMIN_JOB_STALE_GRACE_SECONDS", 60)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Beat spreads the DNS checks over a window (below); a task waiting for its

@@ -21,14 +21,12 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
 from core.http import actor, is_htmx
-from domains import csv_io, passwords, services, tasks
+from domains import csv_io, passwords, services
 from domains.access import admin_required, checked_domains, domain_or_404
 from domains.models import Domain, ImportJob
 
 # A confirmed job that has not started after this long gets a hint about the worker.
 WAITING_HINT = datetime.timedelta(seconds=30)
-# A running job past the task's hard time limit was killed with its worker.
-STALE_AFTER = datetime.timedelta(seconds=tasks.IMPORT_TIME_LIMIT + 60)
 
 
 class ImportForm(forms.Form):
@@ -86,7 +84,7 @@ def _import_upload(request: HttpRequest, name: str,
     domain = domain_or_404(request, name)
     # The embedded default has no beat; a preview (create_job) sweeps too.
     if request.method != "POST":
-        csv_io.sweep_import_jobs()
+        services.sweep_import_jobs()
     context: dict[str, object] = {
         "domain": domain, "default_scheme": passwords.default_scheme(),
         "schemes": list(passwords.SCHEMES), "plaintext_max": csv_io.PLAINTEXT_MAX,
@@ -121,7 +119,7 @@ def import_confirm(request: HttpRequest, name: str, job: int) -> HttpResponse:
         return HttpResponseNotAllowed(["POST"])
     found = _job_or_404(domain, job)
     try:
-        confirmed = csv_io.confirm_job(found, tasks.run_import.delay)
+        confirmed = services.confirm_import_job(job=found)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("domains:import", name=domain.name)  # its GET sweeps the expired job
@@ -136,8 +134,7 @@ def import_job(request: HttpRequest, name: str, job: int) -> HttpResponse:
     domain = domain_or_404(request, name)
     found = _job_or_404(domain, job)
     now = timezone.now()
-    stale = (found.state == ImportJob.State.RUNNING and found.started is not None
-             and now - found.started > STALE_AFTER)
+    stale = found.is_stale(now)
     context = {
         "domain": domain, "job": found, "stale": stale,
         "polling": found.confirmed is not None and not found.finished_state and not stale,

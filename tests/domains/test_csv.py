@@ -166,7 +166,7 @@ def test_a_neutralised_export_round_trips(world, django_capture_on_commit_callba
     for kind in ("mailboxes", "aliases"):
         response = upload(client, "c.example", kind, moved[kind])
         assert response.status_code == 200, text_of(response)
-        job = ImportJob.objects.get(state="pending")
+        job = ImportJob.objects.get(state=ImportJob.State.QUEUED)
         confirm(client, "c.example", job, django_capture_on_commit_callbacks)
         assert ImportJob.objects.get(pk=job.pk).state == "done"
 
@@ -231,7 +231,7 @@ def test_round_trip_moves_mailboxes_with_their_hashes(world, django_capture_on_c
     assert response.status_code == 200
     assert "2 rows can be imported" in text_of(response)
     job = only_job()
-    assert (job.state, job.total, job.confirmed) == ("pending", 2, None)
+    assert (job.state, job.total, job.confirmed) == (ImportJob.State.QUEUED, 2, None)
     assert not Mailbox.objects.filter(domain__name="c.example").exists()
 
     page = confirm(client, "c.example", job, django_capture_on_commit_callbacks)
@@ -310,6 +310,31 @@ def test_preview_shows_every_row_problem_and_writes_nothing(world):
     assert "/confirm/" not in text
     assert snapshot() == before
     assert good not in text  # the hash is never shown, only its scheme
+
+
+def test_the_preview_refuses_over_the_limits_in_the_services_own_words(world):
+    """The dry run calls the import's own limit checks: one rule, one message."""
+    services.update_mailbox(actor="t", mailbox=world.bob, quota="1G")
+    services.update_domain(actor="t", domain=world.a, max_mailboxes=0, max_aliases=2,
+                           max_quota="3G", default_quota="1G")
+    good = world.bob.password
+    content = "\n".join(["email,password_hash,quota", f"new1@a.example,{good},3G",
+                         f"new2@a.example,{good},0"])
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes", content)
+    errors = {row.line: row.errors for row in response.context["preview"].shown}
+    with pytest.raises(ValidationError) as over:
+        services.create_mailbox(actor="t", email="x@a.example", password_hash=good, quota="3G")
+    with pytest.raises(ValidationError) as unlimited:
+        services.create_mailbox(actor="t", email="x@a.example", password_hash=good, quota=0)
+    assert over.value.messages == ["a.example has 2G quota left of 3G; 3G does not fit."]
+    assert errors == {2: over.value.messages, 3: unlimited.value.messages}
+
+    response = upload(world.client_for("admin_a"), "a.example", "aliases",
+                      "source,destinations\none@a.example,bob@a.example\n"
+                      "two@a.example,bob@a.example\n")
+    errors = {row.line: row.errors for row in response.context["preview"].shown}
+    assert errors == {3: ["Over the limit: a.example allows 2 aliases and has 1; this would "
+                          "be alias number 3."]}
 
 
 def test_preview_of_aliases_checks_destinations(world):
@@ -543,7 +568,7 @@ def test_the_job_page_polls_until_the_job_ends(world):
     assert "<html" not in text_of(partial)
     assert 'hx-trigger="every 500ms"' in text_of(partial)
 
-    ImportJob.objects.filter(pk=job.pk).update(state="pending")
+    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.QUEUED)
     assert tasks.run_import(job.pk) == 1
     done = text_of(client.get(url, HTTP_HX_REQUEST="true"))
     assert "Done: imported 1 mailbox into a.example." in done
@@ -573,7 +598,7 @@ def test_admin_b_gets_404_for_a_example(world):
                       f"email,password_hash\nnew2@a.example,{world.bob.password}\n")
     assert response.status_code == 404
     job.refresh_from_db()
-    assert (job.state, job.confirmed) == ("pending", None)
+    assert (job.state, job.confirmed) == (ImportJob.State.QUEUED, None)
     assert ImportJob.objects.count() == 1
     assert not AuditEntry.objects.filter(action="domain.export").exists()
     superadmin = world.client_for("superadmin")
@@ -633,7 +658,7 @@ def test_a_pending_job_past_its_lifetime_is_swept_with_no_new_job(world, setting
     _age(old, 2.1)
     _age(fresh, 1.9)
     if sweep == "service":
-        assert csv_io.sweep_import_jobs() == 1
+        assert services.sweep_import_jobs() == 1
     elif sweep == "task":
         assert tasks.sweep_import_jobs.delay().get() == 1
     elif sweep == "command":
@@ -647,7 +672,7 @@ def test_a_pending_job_past_its_lifetime_is_swept_with_no_new_job(world, setting
 def test_a_confirmed_job_that_never_ran_loses_its_rows(world, settings):
     settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
     job = _age(_pending_job(world), 3, confirmed=timezone.now() - datetime.timedelta(hours=3))
-    assert csv_io.sweep_import_jobs() == 1
+    assert services.sweep_import_jobs() == 1
     job.refresh_from_db()
     assert (job.state, job.rows) == ("failed", [])
     assert "nothing was imported" in job.error
@@ -665,10 +690,10 @@ def test_a_job_confirmed_just_in_time_is_not_swept_while_it_waits_or_runs(world,
     queued = _age(_pending_job(world), 2.5, confirmed=_ago(0.1))
     running = _age(_pending_job(world), 2.5, confirmed=_ago(0.2), started=_ago(0.1),
                    state=ImportJob.State.RUNNING)
-    assert csv_io.sweep_import_jobs() == 0
+    assert services.sweep_import_jobs() == 0
     for job in (queued, running):
         job.refresh_from_db()
-    assert (queued.state, running.state) == ("pending", "running")
+    assert (queued.state, running.state) == (ImportJob.State.QUEUED, "running")
     assert queued.rows and running.rows
 
 
@@ -677,7 +702,19 @@ def test_a_job_running_past_the_bound_is_swept(world, settings):
     settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
     job = _age(_pending_job(world), 3, confirmed=_ago(2.5), started=_ago(2.1),
                state=ImportJob.State.RUNNING)
-    assert csv_io.sweep_import_jobs() == 1
+    assert services.sweep_import_jobs() == 1
+    job.refresh_from_db()
+    assert (job.state, job.rows) == ("failed", [])
+
+
+def test_a_job_running_past_its_task_time_limit_is_swept_before_the_bound(world, settings):
+    """core.jobs' one stale rule: the task's hard limit plus the grace, not hours."""
+    settings.MAILADMIN_IMPORT_PENDING_HOURS = 2
+    settings.MAILADMIN_JOB_STALE_GRACE_SECONDS = 60
+    job = _age(_pending_job(world), 0.5, confirmed=_ago(0.4),
+               started=_ago((tasks.IMPORT_TIME_LIMIT + 90) / 3600),
+               state=ImportJob.State.RUNNING)
+    assert services.sweep_import_jobs() == 1
     job.refresh_from_db()
     assert (job.state, job.rows) == ("failed", [])
 

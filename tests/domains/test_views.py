@@ -925,7 +925,7 @@ def test_the_edit_page_generates_a_password_and_shows_it_once(world):
 
 def _bounded(monkeypatch, make) -> None:
     """generated_password in the services, failing the test after 100 calls instead of looping."""
-    from domains import services
+    from domains.services import password_policy
 
     calls = []
 
@@ -934,7 +934,7 @@ def _bounded(monkeypatch, make) -> None:
         assert len(calls) <= 100, "the password generator loops"
         return make(*args, **kwargs)
 
-    monkeypatch.setattr(services, "generated_password", generated_password)
+    monkeypatch.setattr(password_policy, "generated_password", generated_password)
 
 
 @pytest.mark.parametrize("page", ["create", "edit"])

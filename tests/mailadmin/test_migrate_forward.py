@@ -66,6 +66,8 @@ def old_world() -> dict[str, Any]:
     job = apps.get_model("domains", "ImportJob").objects.create(
         domain=domain, kind="mailboxes", actor="ada", rows=[["x@a.example"]], total=1,
         done=1, state="done", finished=now)
+    waiting = apps.get_model("domains", "ImportJob").objects.create(
+        domain=domain, kind="aliases", actor="ada", rows=[], total=0, state="pending")
     apps.get_model("domains", "KeptMaildir").objects.create(
         address="gone@a.example", domain_ref=domain.pk, path="/var/vmail/a.example/gone/",
         deleted_at=now - datetime.timedelta(days=1))
@@ -76,7 +78,7 @@ def old_world() -> dict[str, Any]:
         domain=domain, state="done", requested_by="beat", started=now, finished=now, worst=0)
     apps.get_model("dnscheck", "CheckResult").objects.create(
         run=run, check_name="mx", verdict=0, reason="ok", checked_at=now)
-    return {"admin": admin.pk, "domain": domain.pk, "audit": audit.pk, "job": job.pk,
+    return {"admin": admin.pk, "domain": domain.pk, "audit": audit.pk, "job": job.pk, "waiting": waiting.pk,
             "run": run.pk}
 
 
@@ -102,6 +104,8 @@ def test_every_row_survives_the_migrations(old_world):
     job = ImportJob.objects.get(pk=old_world["job"])
     assert (job.kind, job.actor, job.total, job.done, job.state) == (
         "mailboxes", "ada", 1, 1, "done")
+    # Every job's waiting state is now called "queued".
+    assert ImportJob.objects.get(pk=old_world["waiting"]).state == "queued"
     assert KeptMaildir.objects.get().path == "/var/vmail/a.example/gone/"
     run = CheckRun.objects.get(pk=old_world["run"])
     assert run.requested_by == "beat" and run.results.get().check_name == "mx"

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from domains import csv_io
+from domains import services
 
 
 class Command(BaseCommand):
@@ -13,6 +13,6 @@ class Command(BaseCommand):
             "MAILADMIN_IMPORT_PENDING_HOURS that never ran.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        swept = csv_io.sweep_import_jobs()
+        swept = services.sweep_import_jobs()
         self.stdout.write(f"Swept {swept} stale import job{'' if swept == 1 else 's'} "
                           f"(older than {settings.MAILADMIN_IMPORT_PENDING_HOURS:g} hours).")

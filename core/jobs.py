@@ -1,0 +1,152 @@
+"""One lifecycle for background jobs: queued -> running -> done or failed.
+
+A job is a row (a model built on `Job`) that a Celery task works through:
+
+- `enqueue_on_commit` sends the task, by name, once the transaction that
+  created or confirmed the job commits: a service never imports its tasks
+  module (tasks import services), and a worker never sees a job the
+  database does not hold yet.
+- `claim` moves it queued -> running in one UPDATE, so of two deliveries of
+  the same task only one does the work.
+- `progress` records how far a running job is, outside its transaction.
+- `finish` and `fail` end it; both change only a job still open, so a job a
+  sweep failed meanwhile is not brought back.
+- A running job is stale once it has run longer than its task's hard time
+  limit (`time_limit`) plus MAILADMIN_JOB_STALE_GRACE_SECONDS: the worker
+  was killed or lost. `is_stale` tells a page, `sweep_stale` fails them, and
+  `claim(..., reclaim_stale=True)` lets a job kind that is safe to run again
+  take one over.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, ClassVar, TypeVar
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+
+class Job(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED,
+                             db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    # The hard time limit (seconds) of the task that runs this kind of job.
+    time_limit: ClassVar[int] = 0
+
+    class Meta:
+        abstract = True
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in (self.State.QUEUED, self.State.RUNNING)
+
+    @property
+    def finished_state(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+    def is_stale(self, now: datetime.datetime | None = None) -> bool:
+        """Running for longer than its task may run: its worker is gone."""
+        return (self.state == self.State.RUNNING and self.started is not None
+                and (now or timezone.now()) - self.started > stale_after(type(self)))
+
+
+class ProgressJob(Job):
+    """A job that counts its steps, for a page that shows how far it is."""
+
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+J = TypeVar("J", bound=Job)
+OPEN = (Job.State.QUEUED, Job.State.RUNNING)
+
+
+def stale_after(model: type[Job]) -> datetime.timedelta:
+    """How long a job of `model` may run before it counts as cut off."""
+    return datetime.timedelta(seconds=model.time_limit
+                              + settings.MAILADMIN_JOB_STALE_GRACE_SECONDS)
+
+
+def stale(model: type[J], now: datetime.datetime | None = None) -> QuerySet[J]:
+    cutoff = (now or timezone.now()) - stale_after(model)
+    return model._default_manager.filter(state=Job.State.RUNNING, started__lt=cutoff)
+
+
+def claim(model: type[Job], pk: int, *, reclaim_stale: bool = False, **changes: Any) -> bool:
+    """Queued -> running (with `changes`); whether this worker got the job.
+
+    `reclaim_stale`: a stale running job may be claimed again, for kinds that
+    can safely start over (a check), not for ones that may have half-written.
+    """
+    now = timezone.now()
+    claimable = Q(state=Job.State.QUEUED)
+    if reclaim_stale:
+        claimable |= Q(state=Job.State.RUNNING, started__lt=now - stale_after(model))
+    return bool(model._default_manager.filter(claimable, pk=pk)
+                .update(state=Job.State.RUNNING, started=now, **changes))
+
+
+def progress(model: type[ProgressJob], pk: int, done: int) -> None:
+    # Autocommit, outside the job's own transaction: a polling page sees it at once.
+    model._default_manager.filter(pk=pk).update(done=done)
+
+
+def finish(model: type[Job], pk: int, **changes: Any) -> bool:
+    """Running -> done; False, changing nothing, when the job is no longer running.
+
+    The state is checked by the UPDATE itself, which holds the row's lock:
+    called inside the job's transaction, a False lets the caller roll back.
+    """
+    return bool(model._default_manager.filter(pk=pk, state=Job.State.RUNNING)
+                .update(state=Job.State.DONE, finished=timezone.now(), **changes))
+
+
+def fail(model: type[Job], pk: int, error: str, **changes: Any) -> bool:
+    """Queued or running -> failed with `error`; False when the job had ended already."""
+    return bool(model._default_manager.filter(pk=pk, state__in=OPEN).update(
+        state=Job.State.FAILED, finished=timezone.now(), error=_fitted(model, error),
+        **changes))
+
+
+def sweep_stale(model: type[Job], error: str, **changes: Any) -> int:
+    """Fail every stale running job of `model`; how many."""
+    return stale(model).update(state=Job.State.FAILED, finished=timezone.now(),
+                               error=_fitted(model, error), **changes)
+
+
+def enqueue_on_commit(task_name: str, *args: object, **options: object) -> None:
+    """Send the Celery task `task_name` with `args` once the current transaction
+    commits (at once outside one); `options` go to apply_async (queue=...,
+    countdown=...). Inline, like every task, when no broker is configured.
+    """
+    transaction.on_commit(lambda: _send(task_name, args, options))
+
+
+def _send(task_name: str, args: tuple[object, ...], options: dict[str, Any]) -> None:
+    from celery import current_app
+
+    if task_name not in current_app.tasks:
+        # Registered when their module is imported; the worker imports them all at start.
+        current_app.loader.import_default_modules()
+    current_app.tasks[task_name].apply_async(args, **options)
+
+
+def _fitted(model: type[Job], error: str) -> str:
+    limit = model._meta.get_field("error").max_length
+    return error[:limit] if limit else error

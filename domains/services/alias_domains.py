@@ -1,0 +1,57 @@
+"""Writes to alias domains: a name that receives for every address of its target."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from core import audit
+from core.actor import Actor
+from domains.models import AliasDomain, Domain
+from domains.services._common import _insert, _lock, _lock_domain_by_name, _switch
+from domains.validators import normalize_domain
+
+
+def create_alias_domain(
+    *, actor: Actor, name: str, target: str | Domain, active: bool = True
+) -> AliasDomain:
+    alias_name = normalize_domain(name)
+    target_name = target.name if isinstance(target, Domain) else normalize_domain(target)
+    if alias_name == target_name:
+        raise ValidationError(f"{alias_name} cannot be an alias of itself.")
+    with transaction.atomic():
+        if Domain.objects.filter(name=alias_name).exists():
+            raise ValidationError(
+                f"{alias_name} is a domain with its own mailboxes; an alias domain cannot "
+                "shadow it."
+            )
+        if AliasDomain.objects.filter(name=alias_name).exists():
+            raise ValidationError(f"The alias domain {alias_name} already exists.")
+        other = AliasDomain.objects.select_related("target").filter(name=target_name).first()
+        if other is not None:
+            raise ValidationError(
+                f"{target_name} is itself an alias domain (of {other.target.name}); point "
+                f"{alias_name} at {other.target.name} instead."
+            )
+        target_domain = _lock_domain_by_name(target_name)
+        alias_domain = AliasDomain(name=alias_name, target=target_domain, active=active)
+        _insert(alias_domain, f"The alias domain {alias_name} already exists.")
+        audit.record(actor=actor, action="aliasdomain.create", obj=alias_domain,
+                     domain=target_domain, after=audit.snapshot(alias_domain))
+    return alias_domain
+
+
+def set_alias_domain_active(*, actor: Actor, alias_domain: AliasDomain,
+                            active: bool) -> AliasDomain:
+    with transaction.atomic():
+        locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
+        _switch(actor, "aliasdomain", locked, active, locked.target)
+    return locked
+
+
+def delete_alias_domain(*, actor: Actor, alias_domain: AliasDomain) -> None:
+    with transaction.atomic():
+        locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
+        audit.record(actor=actor, action="aliasdomain.delete", obj=locked,
+                     domain=locked.target, before=audit.snapshot(locked))
+        locked.delete()

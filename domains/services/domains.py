@@ -1,0 +1,168 @@
+"""Writes to domains: create (settling an earlier namesake's kept Maildirs),
+limits and description, enable and disable, delete (forced: with everything in it)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core import audit
+from core.actor import Actor
+from core.models import AuditEntry
+from domains.models import AliasDomain, Domain, KeptMaildir
+from domains.selectors import domain_usage
+from domains.services._common import (
+    DESCRIPTION_MAX,
+    _audit_change,
+    _end_sessions,
+    _insert,
+    _lock_domain,
+    _plural,
+    _switch,
+    _text,
+    maildir_path,
+)
+from domains.services.destinations import _remove_destinations
+from domains.services.kept_maildirs import KEPT_MAILDIR_CHOICES, _settle_earlier_kept_maildirs
+from domains.services.limits import _check_new_total, _limits
+from domains.validators import normalize_domain
+
+
+def create_domain(
+    *,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    max_mailboxes: int = 0,
+    max_aliases: int = 0,
+    max_quota: int | str = 0,
+    default_quota: int | str = 0,
+    active: bool = True,
+    kept_maildirs: str = "",
+) -> Domain:
+    """Create a domain. `kept_maildirs`: what becomes of the Maildirs still kept
+    from an earlier domain of this name, which must be settled here (refused
+    while there are some and it is ''): "reserve" makes them this domain's
+    (their addresses stay refused until a superadmin reuses or forgets each),
+    "remove" records them as removed from the mail host.
+    """
+    domain_name = normalize_domain(name)
+    limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
+    description = _text(description, DESCRIPTION_MAX, "The description")
+    if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
+        raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
+    with transaction.atomic():
+        if AliasDomain.objects.filter(name=domain_name).exists():
+            raise ValidationError(f"{domain_name} is already an alias domain.")
+        if Domain.objects.filter(name=domain_name).exists():
+            raise ValidationError(f"The domain {domain_name} already exists.")
+        earlier = list(KeptMaildir.objects.select_for_update().filter(
+            address__endswith=f"@{domain_name}", removed_at=None, reused_at=None))
+        if earlier and not kept_maildirs:
+            raise ValidationError(
+                f"An earlier {domain_name} left {_plural(len(earlier), 'kept Maildir')} on "
+                "disk: choose to reserve their addresses (refused until a superadmin reuses "
+                "or forgets each) or to record them as removed from the mail host.",
+                code="earlier_kept_maildirs")
+        domain = Domain(name=domain_name, description=description, active=active, **limits)
+        _insert(domain, f"The domain {domain_name} already exists.")
+        audit.record(actor=actor, action="domain.create", obj=domain, domain=domain,
+                     after=audit.snapshot(domain))
+        if earlier:
+            _settle_earlier_kept_maildirs(actor, domain, earlier, kept_maildirs)
+    return domain
+
+
+def update_domain(
+    *,
+    actor: Actor,
+    domain: Domain,
+    description: str | None = None,
+    max_mailboxes: int | None = None,
+    max_aliases: int | None = None,
+    max_quota: int | str | None = None,
+    default_quota: int | str | None = None,
+) -> Domain:
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        before = audit.snapshot(locked)
+        if description is not None:
+            locked.description = _text(description, DESCRIPTION_MAX, "The description")
+        limits = _limits(
+            locked.max_mailboxes if max_mailboxes is None else max_mailboxes,
+            locked.max_aliases if max_aliases is None else max_aliases,
+            locked.max_quota if max_quota is None else max_quota,
+            locked.default_quota if default_quota is None else default_quota,
+        )
+        _check_new_total(locked, domain_usage(locked), limits)
+        for key, value in limits.items():
+            setattr(locked, key, value)
+        locked.save()
+        _audit_change(actor, "domain.update", locked, locked, before)
+    return locked
+
+
+def set_domain_active(*, actor: Actor, domain: Domain, active: bool) -> Domain:
+    """Disabling stops delivery and login for the whole domain; the rows stay."""
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        _switch(actor, "domain", locked, active, locked)
+        if not active:
+            _end_sessions(locked.mailboxes.values_list("pk", flat=True))
+    return locked
+
+
+def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[str]:
+    """Delete a domain; with `force`, its mailboxes, aliases and alias domains too.
+
+    Returns the Maildir paths left on disk for the deleted mailboxes.
+    """
+    with transaction.atomic():
+        locked = _lock_domain(domain)
+        mailbox_count = locked.mailboxes.count()
+        if mailbox_count and not force:
+            raise ValidationError(
+                f"{locked.name} still has {_plural(mailbox_count, 'mailbox')}; delete them first "
+                "or force the deletion (their mail stays on disk)."
+            )
+        kept: list[str] = []
+        rows: list[AuditEntry] = []
+        now = timezone.now()
+        ledger: list[KeptMaildir] = []
+        for mailbox in locked.mailboxes.all():
+            path = maildir_path(mailbox.email)
+            kept.append(path)
+            ledger.append(KeptMaildir(address=mailbox.email, domain_ref=locked.pk, path=path,
+                                      deleted_at=now))
+            rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
+                                    domain=locked, before=audit.snapshot(mailbox),
+                                    after={"maildir_kept": path}))
+        for alias in locked.aliases.all():
+            rows.append(audit.entry(actor=actor, action="alias.delete", obj=alias,
+                                    domain=locked, before=audit.snapshot(alias)))
+        for alias_domain in locked.alias_domains.all():
+            rows.append(audit.entry(actor=actor, action="aliasdomain.delete", obj=alias_domain,
+                                    domain=locked, before=audit.snapshot(alias_domain)))
+        rows.append(audit.entry(actor=actor, action="domain.delete", obj=locked,
+                                domain=locked, before=audit.snapshot(locked),
+                                after={"forced": force, "maildirs_kept": len(kept)}))
+        AuditEntry.objects.bulk_create(rows)
+        KeptMaildir.objects.bulk_create(ledger, batch_size=2000)
+        gone = set(locked.mailboxes.values_list("email", flat=True))
+        gone |= {a.source for a in locked.aliases.all() if not a.is_catchall}
+        _remove_destinations(actor, gone, contains=f"@{locked.name}", home=locked,
+                             exclude_domain=locked)
+        locked.alias_domains.all().delete()
+        locked.aliases.all().delete()
+        _end_sessions(locked.mailboxes.values_list("pk", flat=True))
+        locked.mailboxes.all().delete()
+        locked.delete()
+    return kept
+
+
+def record_export(*, actor: Actor, domain: Domain, what: str) -> None:
+    """Audit a CSV export: a mailbox export carries the domain's password hashes."""
+    with transaction.atomic():
+        audit.record(actor=actor, action="domain.export", obj=domain, domain=domain,
+                     after={"what": what})

@@ -1,0 +1,65 @@
+"""The CSV import's jobs (core.jobs): confirmed and enqueued, and swept when
+their password hashes have been kept long enough. csv_io previews, stores
+and runs them."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core import jobs
+from domains.models import ImportJob
+
+EXPIRED_PREVIEW = "This preview has expired; upload the file again."
+NEVER_FINISHED = ("The import was confirmed but no worker finished it in time; "
+                  "nothing was imported. Upload the file again.")
+RUN_TASK = "domains.run_import"
+
+
+def confirm_import_job(*, job: ImportJob) -> bool:
+    """Mark a waiting job confirmed and enqueue its task once the transaction commits.
+
+    False when it was confirmed before (a second click enqueues nothing).
+    A ValidationError when the preview is past its lifetime: the sweep would
+    delete it, and its rows were checked against the tables as they were then.
+    """
+    with transaction.atomic():
+        if ImportJob.objects.filter(pk=job.pk, confirmed__isnull=True,
+                                    created__lt=_import_cutoff()).exists():
+            raise ValidationError(EXPIRED_PREVIEW)
+        claimed = ImportJob.objects.filter(
+            pk=job.pk, state=ImportJob.State.QUEUED, confirmed__isnull=True,
+        ).update(confirmed=timezone.now())
+        if claimed:
+            jobs.enqueue_on_commit(RUN_TASK, job.pk)
+    return bool(claimed)
+
+
+def sweep_import_jobs() -> int:
+    """Drop the password hashes of jobs that will not run.
+
+    Never confirmed, past MAILADMIN_IMPORT_PENDING_HOURS from the preview:
+    the job is deleted. Confirmed but never started, past it from the
+    confirm (a worker never came): it fails with its rows emptied, and a
+    late worker's claim finds it not queued. Running and stale (core.jobs:
+    past the task's hard time limit, so its worker died): it fails the same
+    way, and a worker still running would roll its import back.
+    Beat runs this every quarter hour; the embedded default, with no beat, at
+    start (manage.py sweep_imports) and on the import pages.
+    The number of jobs swept.
+    """
+    cutoff = _import_cutoff()
+    deleted, _ = ImportJob.objects.filter(state=ImportJob.State.QUEUED, confirmed__isnull=True,
+                                          created__lt=cutoff).delete()
+    failed = ImportJob.objects.filter(state=ImportJob.State.QUEUED, confirmed__lt=cutoff).update(
+        state=ImportJob.State.FAILED, rows=[], finished=timezone.now(), error=NEVER_FINISHED)
+    failed += jobs.sweep_stale(ImportJob, NEVER_FINISHED, rows=[])
+    return deleted + failed
+
+
+def _import_cutoff() -> datetime.datetime:
+    return timezone.now() - datetime.timedelta(hours=settings.MAILADMIN_IMPORT_PENDING_HOURS)

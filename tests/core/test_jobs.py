@@ -1,0 +1,110 @@
+"""core.jobs: the one lifecycle of background jobs, on the CSV import's job."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+
+import pytest
+from django.utils import timezone
+
+from core import jobs
+from domains.models import ImportJob
+from tests.conftest import apps_at
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job(world) -> ImportJob:
+    return ImportJob.objects.create(domain=world.a, kind="aliases", actor="t", total=2,
+                                    rows=[["x@a.example", "bob@a.example", True]])
+
+
+def _state(job: ImportJob) -> str:
+    job.refresh_from_db()
+    return job.state
+
+
+def test_a_new_job_is_queued(job):
+    assert job.state == ImportJob.State.QUEUED == "queued"
+    assert job.in_progress and not job.finished_state
+
+
+def test_only_one_claim_gets_a_queued_job(job):
+    assert jobs.claim(ImportJob, job.pk, done=0)
+    assert not jobs.claim(ImportJob, job.pk, done=0)
+    job.refresh_from_db()
+    assert job.state == "running" and job.started is not None
+
+
+def test_finish_ends_only_a_running_job(job):
+    assert not jobs.finish(ImportJob, job.pk)  # never claimed
+    assert _state(job) == "queued"
+    jobs.claim(ImportJob, job.pk)
+    jobs.progress(ImportJob, job.pk, 1)
+    assert ImportJob.objects.get(pk=job.pk).done == 1
+    assert jobs.finish(ImportJob, job.pk, done=2, rows=[])
+    job.refresh_from_db()
+    assert (job.state, job.done, job.rows) == ("done", 2, [])
+    assert job.finished is not None and job.finished_state
+
+
+def test_a_failed_job_stays_failed(job):
+    jobs.claim(ImportJob, job.pk)
+    assert jobs.fail(ImportJob, job.pk, "it broke", rows=[])
+    assert not jobs.finish(ImportJob, job.pk)
+    assert not jobs.fail(ImportJob, job.pk, "again")
+    job.refresh_from_db()
+    assert (job.state, job.error, job.rows) == ("failed", "it broke", [])
+
+
+def test_a_job_running_past_its_time_limit_and_the_grace_is_stale(job, settings):
+    settings.MAILADMIN_JOB_STALE_GRACE_SECONDS = 60
+    limit = ImportJob.time_limit + 60
+    jobs.claim(ImportJob, job.pk)
+    now = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(started=now - datetime.timedelta(seconds=limit - 5))
+    job.refresh_from_db()
+    assert not job.is_stale(now)
+    assert jobs.sweep_stale(ImportJob, "cut off") == 0
+    ImportJob.objects.filter(pk=job.pk).update(started=now - datetime.timedelta(seconds=limit + 5))
+    job.refresh_from_db()
+    assert job.is_stale(now)
+    assert not jobs.claim(ImportJob, job.pk)
+    assert jobs.sweep_stale(ImportJob, "cut off", rows=[]) == 1
+    job.refresh_from_db()
+    assert (job.state, job.error, job.rows) == ("failed", "cut off", [])
+    assert not job.is_stale(now)
+
+
+def test_a_stale_job_can_be_claimed_again_when_its_kind_allows(job, settings):
+    jobs.claim(ImportJob, job.pk)
+    long_ago = timezone.now() - jobs.stale_after(ImportJob) - datetime.timedelta(seconds=1)
+    ImportJob.objects.filter(pk=job.pk).update(started=long_ago)
+    assert jobs.claim(ImportJob, job.pk, reclaim_stale=True)
+    job.refresh_from_db()
+    assert job.state == "running" and job.started > long_ago
+
+
+def test_enqueue_on_commit_sends_the_task_by_name_after_the_commit(
+        job, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        jobs.enqueue_on_commit("domains.run_import", job.pk)
+        assert _state(job) == "queued"  # nothing is sent before the commit
+    assert len(callbacks) == 1
+    callbacks[0]()  # the commit: eager Celery (no broker) runs the task inline
+    job.refresh_from_db()
+    assert (job.state, job.done) == ("done", 1)
+
+
+def test_the_migration_carries_pending_jobs_forward_as_queued(world):
+    """0005: the stored "pending" of earlier import jobs is the lifecycle's "queued"."""
+    waiting = ImportJob.objects.create(domain=world.a, kind="aliases", actor="t")
+    done = ImportJob.objects.create(domain=world.a, kind="aliases", actor="t", state="done")
+    ImportJob.objects.filter(pk=waiting.pk).update(state="pending")  # as stored before
+    migration = importlib.import_module("domains.migrations.0006_importjob_queued_state")
+    migration.pending_to_queued(apps_at("domains", "0006_importjob_queued_state"), None)
+    assert (_state(waiting), _state(done)) == ("queued", "done")
+    migration.queued_to_pending(apps_at("domains", "0006_importjob_queued_state"), None)
+    assert (_state(waiting), _state(done)) == ("pending", "done")
