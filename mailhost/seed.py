@@ -24,9 +24,13 @@ def without_password(url: str) -> str:
 
 
 def fields_from_settings() -> dict[str, Any]:
+    hostname = str(settings.MAILADMIN_MAIL_HOSTNAME)
+    mx_hosts = list(settings.MAILADMIN_MX_HOSTS)
     return {
-        "mail_hostname": str(settings.MAILADMIN_MAIL_HOSTNAME),
-        "mx_hosts": list(settings.MAILADMIN_MX_HOSTS),
+        "mail_hostname": hostname,
+        # MAILADMIN_MX_HOSTS defaults to the mail hostname: then the row leaves
+        # it empty, so the MX name follows a later change of the hostname.
+        "mx_hosts": [] if mx_hosts == [hostname.lower().rstrip(".")] else mx_hosts,
         "public_ipv4": list(settings.MAILADMIN_PUBLIC_IPV4),
         "public_ipv6": list(settings.MAILADMIN_PUBLIC_IPV6),
         "vmail_dir": str(settings.MAILADMIN_VMAIL_DIR),

@@ -114,3 +114,13 @@ def test_the_maildir_layout_is_the_same_in_python_and_for_dovecot(vmail_dir, pat
 ])
 def test_the_seed_leaves_the_password_out(url, kept):
     assert without_password(url) == kept
+
+
+def test_mx_hosts_left_at_their_default_follow_the_mail_hostname(db, settings):
+    settings.MAILADMIN_MAIL_HOSTNAME = "Mail.Example.org"
+    settings.MAILADMIN_MX_HOSTS = ["mail.example.org"]  # the default: the hostname
+
+    host = MailHost.current()
+
+    assert host.mx_hosts == []
+    assert host.mx_names == ("mail.example.org",)

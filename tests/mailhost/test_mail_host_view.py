@@ -45,6 +45,9 @@ def test_it_saves_what_a_superadmin_sends(world):
     assert (host.vmail_dir, host.vmail_uid, host.vmail_gid) == ("/srv/vmail", 5001, 5002)
     row = AuditEntry.objects.get(action="mailhost.update")
     assert row.actor == "root@admin.test"
+    audit = world.client_for("superadmin").get(reverse("admins:audit"))
+    assert audit.status_code == 200
+    assert "mailhost.update" in audit.content.decode()
 
 
 @pytest.mark.parametrize("persona", ["admin_a", "admin_b", "mailbox"])
