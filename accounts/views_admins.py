@@ -18,10 +18,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import services
 from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm, AuditFilterForm
 from accounts.models import admin_accounts
-from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
+from core.http import (
+    PAGE_SIZE,
+    actor,
+    confirm_delete,
+    is_htmx,
+    page_of,
+    show_errors,
+    superadmin_required,
+)
 from core.models import AuditEntry
 from domains import selectors
-from domains.access import admin_required, superadmin_required, visible_domains
+from domains.access import admin_required, visible_domains
 from domains.models import Domain, DomainAdmin
 
 

@@ -583,7 +583,11 @@ def measure_queries(fixture: Fixture, count: int, socket: str = ""
 
     Returns the results and the timing of `SELECT 1`, the round-trip floor.
     """
-    from domains.mailconfig import dovecot_queries, postfix_queries
+    from mailhost.models import MailHost
+    from mailhost.render import dovecot_queries, postfix_queries
+    from mailhost.seed import fields_from_settings
+
+    host = MailHost(**fields_from_settings())  # the layout only: no row needed
 
     conn = root_connection(DB_NAME, socket)
     cur = conn.cursor()
@@ -599,7 +603,7 @@ def measure_queries(fixture: Fixture, count: int, socket: str = ""
         filled = [(sql, answer is not None) for key, answer in keys
                   if (sql := postfix_fill(query, key, quote))]
         cases.append(("postfix", name, filled[:count]))
-    for name, query in dovecot_queries("mysql").items():
+    for name, query in dovecot_queries("mysql", host).items():
         if name == "iterate_query":
             continue  # a full listing of every user by design (doveadm -A)
         users = KeyMaker(fixture, seed=map_seed(name)).dovecot(count)

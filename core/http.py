@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.forms import Form
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 
-from core.actor import Actor
+from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
+
+View = Callable[..., HttpResponseBase]
 
 PAGE_SIZE = 50
 
@@ -57,3 +64,18 @@ def page_of(request: HttpRequest) -> int:
         return max(1, min(int(request.GET.get("page", "1")), 100_000))
     except ValueError:
         return 1
+
+
+def is_mailbox_user(user: User | AnonymousUser) -> bool:
+    return bool(user.is_authenticated and user.username.startswith(MAILBOX_ACCOUNT_PREFIX))
+
+
+def superadmin_required(view: View) -> View:
+    """Signed in as a superadmin; anyone else gets a 404."""
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if is_mailbox_user(request.user) or not request.user.is_superuser:
+            raise Http404
+        return view(request, *args, **kwargs)
+    return wrapped

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from dnscheck.models import Verdict
+
+if TYPE_CHECKING:
+    from mailhost.models import MailHost
 
 
 @dataclass(frozen=True)
@@ -78,14 +82,14 @@ class Identity:
         return f"{SET_HOSTNAME} to see {to_see}{why}."
 
     @classmethod
-    def from_settings(cls) -> Identity:
-        configured = (tuple(settings.MAILADMIN_MX_HOSTS)
-                      or (settings.MAILADMIN_MAIL_HOSTNAME.lower().rstrip("."),))
+    def of(cls, host: MailHost) -> Identity:
+        """The public face of `host`; the block lists to ask are the checks' own settings."""
+        configured = host.mx_names
         return cls(
             hosts=tuple(h for h in configured if is_public_host_name(h)),
             private_hosts=tuple(h for h in configured if not is_public_host_name(h)),
-            ipv4=tuple(settings.MAILADMIN_PUBLIC_IPV4),
-            ipv6=tuple(settings.MAILADMIN_PUBLIC_IPV6),
+            ipv4=tuple(host.public_ipv4),
+            ipv6=tuple(host.public_ipv6),
             ip_zones=tuple(z.lower().strip(".") for z in settings.MAILADMIN_DNSBL_ZONES),
             domain_zones=tuple(
                 z.lower().strip(".") for z in settings.MAILADMIN_DNSBL_DOMAIN_ZONES),

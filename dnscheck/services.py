@@ -24,6 +24,7 @@ from dnscheck.findings import Finding, Identity, Target
 from dnscheck.models import CheckResult, CheckRun, DkimKey, HealthReport, Verdict
 from dnscheck.resolver import Resolver
 from domains.models import Alias, Domain, Mailbox
+from mailhost.models import MailHost
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def execute_run(run_id: int) -> CheckRun | None:
     run = CheckRun.objects.select_related("domain").get(pk=run_id)
     try:
         target = targets_for([run.domain])[0]
-        findings = checks.check_domain(target, Identity.from_settings(),
+        findings = checks.check_domain(target, Identity.of(MailHost.current()),
                                        Resolver.from_settings(),
                                        budget=settings.MAILADMIN_DNS_DOMAIN_BUDGET)
     except SoftTimeLimitExceeded:
@@ -145,7 +146,7 @@ def check_domains_now(*, actor: Actor, domains: Sequence[Domain]) -> list[CheckR
                                     state=CheckRun.State.RUNNING, started=now)
             for d in domains]
     try:
-        results = checks.check_many(targets_for(domains), Identity.from_settings(),
+        results = checks.check_many(targets_for(domains), Identity.of(MailHost.current()),
                                     resolver=Resolver.from_settings(),
                                     concurrency=settings.MAILADMIN_DNS_CONCURRENCY,
                                     budget=settings.MAILADMIN_DNS_DOMAIN_BUDGET)

@@ -9,7 +9,6 @@ so every app's views can ask here without an upward import.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -20,14 +19,10 @@ from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 
 from core.actor import MAILBOX_ACCOUNT_PREFIX
+from core.http import View, is_mailbox_user
 from domains.models import Alias, AliasDomain, Domain, DomainAdmin, Mailbox
 
-View = Callable[..., HttpResponseBase]
 _M = TypeVar("_M", bound=Model)
-
-
-def is_mailbox_user(user: User | AnonymousUser) -> bool:
-    return bool(user.is_authenticated and user.username.startswith(MAILBOX_ACCOUNT_PREFIX))
 
 
 def is_admin(user: User | AnonymousUser) -> bool:
@@ -42,16 +37,6 @@ def admin_required(view: View) -> View:
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not is_admin(request.user):
-            raise Http404
-        return view(request, *args, **kwargs)
-    return wrapped
-
-
-def superadmin_required(view: View) -> View:
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if is_mailbox_user(request.user) or not request.user.is_superuser:
             raise Http404
         return view(request, *args, **kwargs)
     return wrapped

@@ -13,30 +13,20 @@ from decimal import Decimal
 import idna
 from django.core.exceptions import ValidationError
 
+# The characters are the mail host's; MAILBOX_SPECIALS is re-exported for readers here.
+from mailhost.addresses import (  # noqa: F401
+    LOCAL_PART_SPECIALS,
+    MAILBOX_SPECIALS,
+    NOT_A_MAILBOX,
+    NOT_HOSTED,
+)
+
 DOMAIN_MAX = 253
 LOCAL_MAX = 64
 ADDRESS_MAX = 254
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-# RFC 5322 dot-atom in ASCII, less `/` and `%`: the local part becomes a
-# directory name under the Maildir root and a Dovecot %n expansion.
-# The one list of the non-alphanumeric characters a local part may hold:
-# Dovecot's auth_username_chars is rendered from it (domains/mailconfig.py).
-LOCAL_PART_SPECIALS = "!#$&'*+-=?^_`{|}~"
 _ATOM = "[a-z0-9" + re.escape(LOCAL_PART_SPECIALS) + "]+"
-# Valid in an address elsewhere (an alias may forward to one), but not in an
-# address this server hosts: the daemons read these characters as syntax.
-_NOT_HOSTED = {
-    "!": "Postfix reads ! as source routing (site!user) and refuses such a recipient",
-}
-_NOT_A_MAILBOX = {
-    "+": "+ starts an address extension (mail to bob+news@ goes to bob@), so Dovecot "
-         "would deliver it to the part before the +",
-}
-# What a mailbox's local part may hold besides letters, digits and dots:
-# exactly what Dovecot's auth_username_chars is rendered from.
-MAILBOX_SPECIALS = "".join(
-    c for c in LOCAL_PART_SPECIALS if c not in _NOT_HOSTED and c not in _NOT_A_MAILBOX)
 _LOCAL = re.compile(rf"{_ATOM}(\.{_ATOM})*")
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -136,7 +126,7 @@ def normalize_address(raw: str, *, allow_catchall: bool = False) -> str:
 def normalize_hosted_address(raw: str, *, mailbox: bool, allow_catchall: bool = False) -> str:
     """normalize_address for an address of this server (a mailbox, an alias
     source), refusing characters Postfix or Dovecot cannot serve in it."""
-    refused = {**_NOT_HOSTED, **(_NOT_A_MAILBOX if mailbox else {})}
+    refused = {**NOT_HOSTED, **(NOT_A_MAILBOX if mailbox else {})}
     local, domain = split_address(
         raw, allow_catchall=allow_catchall,
         shown_specials="".join(c for c in LOCAL_PART_SPECIALS if c not in refused))

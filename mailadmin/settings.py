@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "axes",
     "core",
     "accounts",
+    "mailhost",
     "domains",
     "dnscheck",
 ]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("domains.urls")),
     path("", include("dnscheck.urls")),
+    path("", include("mailhost.urls")),
 ]

@@ -2,10 +2,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from core.http import is_mailbox_user
 from core.models import AuditEntry
 from dnscheck import selectors as dnscheck_selectors
 from domains import selectors
-from domains.access import is_admin, is_mailbox_user, visible_domains
+from domains.access import is_admin, visible_domains
 
 
 @login_required

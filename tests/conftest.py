@@ -17,6 +17,19 @@ MAILBOX_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "admin passphrase 123"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Every test starts without the mail host row its migration made, so the row
+    is made from that test's settings when first read (MailHost.current()).
+
+    Tests on transactions see the same: the flush after each one empties it.
+    """
+    from mailhost.models import MailHost
+
+    with django_db_blocker.unblock():
+        MailHost.objects.all().delete()
+
+
 @pytest.fixture(autouse=True)
 def empty_cache():
     """The dashboard caches its totals; every test starts from the database."""
@@ -110,3 +123,11 @@ def apps_at(app_label: str, migration: str) -> Any:
     from django.db.migrations.loader import MigrationLoader
 
     return MigrationLoader(connection).project_state((app_label, migration)).apps
+
+
+def change_host(**fields: Any) -> None:
+    """A change to the mail host after it was first read (its row, not the settings)."""
+    from mailhost.models import MailHost
+
+    MailHost.current()
+    MailHost.objects.update(**fields)

@@ -4,10 +4,8 @@ of changes, bulk inserts, and ending a mailbox's panel sessions."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -18,6 +16,7 @@ from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
 from core.models import AuditEntry
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.validators import domain_of
+from mailhost.models import MailHost
 
 DESCRIPTION_MAX = 255
 NAME_MAX = 255
@@ -27,8 +26,7 @@ _M = TypeVar("_M", bound=models.Model)
 
 def maildir_path(email: str) -> str:
     """Home of a mailbox on the mail host; the rendered Dovecot config uses the same."""
-    local, domain = email.rsplit("@", 1)
-    return str(PurePosixPath(settings.MAILADMIN_VMAIL_DIR) / domain / local)
+    return MailHost.current().maildir_path(email)
 
 
 # ---------------------------------------------------------------- locks

@@ -9,7 +9,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
+from core.http import (
+    PAGE_SIZE,
+    actor,
+    confirm_delete,
+    is_htmx,
+    page_of,
+    show_errors,
+    superadmin_required,
+)
 from domains import search, services
 from domains.access import (
     admin_required,
@@ -17,7 +25,6 @@ from domains.access import (
     alias_or_404,
     checked_domains,
     domain_or_404,
-    superadmin_required,
 )
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias

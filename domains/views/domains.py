@@ -9,12 +9,19 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
+from core.http import (
+    PAGE_SIZE,
+    actor,
+    confirm_delete,
+    is_htmx,
+    page_of,
+    show_errors,
+    superadmin_required,
+)
 from domains import search, selectors, services
 from domains.access import (
     admin_required,
     domain_or_404,
-    superadmin_required,
     visible_domains,
 )
 from domains.forms import DomainCreateForm, DomainEditForm

@@ -15,6 +15,7 @@ from core.models import AuditEntry
 from domains import passwords, services
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.services import MailboxImport
+from tests.conftest import change_host
 
 pytestmark = pytest.mark.django_db
 
@@ -837,7 +838,7 @@ def test_a_mailbox_maildir_stays_inside_its_domain_dir(domain, email):
 
 def test_maildir_path_uses_the_vmail_dir(settings):
     assert services.maildir_path("bob@example.org") == "/var/vmail/example.org/bob"
-    settings.MAILADMIN_VMAIL_DIR = "/srv/vmail/"
+    change_host(vmail_dir="/srv/vmail/")
     assert services.maildir_path("a.b+c@xn--exmple-cua.org") == (
         "/srv/vmail/xn--exmple-cua.org/a.b+c")
 
@@ -1341,5 +1342,6 @@ def _queries_to_delete_a_mailbox_in_aliases(count: int) -> int:
 
 
 def test_cleaning_aliases_after_a_delete_takes_a_fixed_number_of_queries(db):
+    change_host()  # the mail host row exists before either count, as on a running panel
     assert _queries_to_delete_a_mailbox_in_aliases(1) == _queries_to_delete_a_mailbox_in_aliases(
         20)

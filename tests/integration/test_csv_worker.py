@@ -26,7 +26,7 @@ def test_a_confirmed_import_runs_on_the_worker(celery: Celery, world: World) -> 
     assert upload(client, "a.example", "mailboxes", content).status_code == 200
     job = ImportJob.objects.get()
     assert job.state == ImportJob.State.QUEUED
-    response = client.post(reverse("csv:import-confirm", args=["a.example", job.pk]))
+    response = client.post(reverse("domains:import-confirm", args=["a.example", job.pk]))
     assert response.status_code == 302
     _wait_for(lambda: ImportJob.objects.get(pk=job.pk).finished_state, celery,
               "the import on the worker")
@@ -34,5 +34,5 @@ def test_a_confirmed_import_runs_on_the_worker(celery: Celery, world: World) -> 
     assert (job.state, job.done, job.rows, job.error) == ("done", 1, [], "")
     assert Mailbox.objects.filter(email="new1@a.example").exists()
     assert "domains.run_import" in celery.log("worker.log")
-    page = client.get(reverse("csv:import-job", args=["a.example", job.pk])).content.decode()
+    page = client.get(reverse("domains:import-job", args=["a.example", job.pk])).content.decode()
     assert "Done: imported 1 mailbox into a.example." in page

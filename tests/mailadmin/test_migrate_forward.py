@@ -78,8 +78,8 @@ def old_world() -> dict[str, Any]:
         domain=domain, state="done", requested_by="beat", started=now, finished=now, worst=0)
     apps.get_model("dnscheck", "CheckResult").objects.create(
         run=run, check_name="mx", verdict=0, reason="ok", checked_at=now)
-    return {"admin": admin.pk, "domain": domain.pk, "audit": audit.pk, "job": job.pk, "waiting": waiting.pk,
-            "run": run.pk}
+    return {"admin": admin.pk, "domain": domain.pk, "audit": audit.pk, "job": job.pk,
+            "waiting": waiting.pk, "run": run.pk}
 
 
 def test_every_row_survives_the_migrations(old_world):

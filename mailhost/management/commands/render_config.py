@@ -4,7 +4,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from domains import mailconfig
+from mailhost import render
+from mailhost.models import MailHost
 
 
 class Command(BaseCommand):
@@ -17,16 +18,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", required=True, type=Path, help="directory to write into")
         parser.add_argument("--database-url",
-                            help="what the daemons connect to (default: "
-                                 "MAILADMIN_DAEMON_DATABASE_URL, else the panel's database "
-                                 "as user mailadmin_ro)")
+                            help="what the daemons connect to (default: the mail host's "
+                                 "daemon database, else the panel's database as user "
+                                 "mailadmin_ro)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         out = Path(options["out"])
         try:
-            database = mailconfig.daemon_database(options["database_url"])
-            files = mailconfig.render(mailconfig.RenderOptions(database=database))
-            changed = mailconfig.write_tree(files, out)
+            host = MailHost.current()
+            database = render.daemon_database(host, options["database_url"])
+            files = render.render(render.RenderOptions(host=host, database=database))
+            changed = render.write_tree(files, out)
         except OSError as exc:
             raise CommandError(f"cannot write to {out}: {exc.strerror}") from None
         except (ImproperlyConfigured, ValueError) as exc:

@@ -1,7 +1,7 @@
 """render_config: the Postfix and Dovecot files, and the daemon queries they hold.
 
 The files are checked as text here (no daemons needed); the queries of
-domains.mailconfig are then run on SQLite the way Postfix and Dovecot expand
+mailhost.render are then run on SQLite the way Postfix and Dovecot expand
 them, against a small world made with domains.services:
 
 * example.org: bob (2G), dave (disabled), postmaster -> bob + carol@else.net,
@@ -26,9 +26,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from domains import mailconfig, passwords, services
+from domains import passwords, services
 from domains.models import Alias, Domain
 from domains.validators import normalize_hosted_address
+from mailhost import render
+from mailhost.models import MailHost
+from tests.conftest import change_host
 
 MARIADB_URL = "mysql://ro:secret@127.0.0.1:3306/mail"
 MAPS = ["domains.cf", "mailboxes.cf", "aliases.cf", "mailbox-self.cf",
@@ -43,6 +46,9 @@ ALIAS_MAP_ORDER = ["aliases.cf", "mailbox-self.cf", "aliasdomain-mailboxes.cf",
 ACTOR = "test-setup"
 PASSWORD = "s3cret-Passw0rd!"
 GIB = 1024**3
+
+# render_config reads the mail host's row, made from these settings on first use.
+pytestmark = pytest.mark.django_db
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -242,7 +248,7 @@ def test_it_changes_nothing_on_a_second_run(out):
 
 def test_it_rewrites_only_what_a_settings_change_touches(out, mail_settings):
     render_config(out)
-    mail_settings.MAILADMIN_MAIL_HOSTNAME = "mx.example.net"
+    change_host(mail_hostname="mx.example.net")
 
     printed = render_config(out)
 
@@ -260,8 +266,7 @@ def test_it_keeps_the_mode_and_owner_of_an_installed_file(out, mail_settings):
     sql.chmod(0o604)
     owner = (8, 8) if os.geteuid() == 0 else (os.getuid(), os.getgid())  # 8: Debian's mail
     os.chown(sql, *owner)
-    mail_settings.MAILADMIN_MAIL_HOSTNAME = "mx.example.net"
-    mail_settings.MAILADMIN_VMAIL_UID = 5001
+    change_host(mail_hostname="mx.example.net", vmail_uid=5001)
 
     render_config(out)
 
@@ -276,7 +281,7 @@ def test_it_lists_the_virtual_alias_maps_in_lookup_order(out):
 
     maps = setting((out / "postfix/main.cf").read_text(), "virtual_alias_maps").split(", ")
     assert maps == [f"sqlite:/etc/postfix/mailadmin/{name}" for name in ALIAS_MAP_ORDER]
-    assert mailconfig.VIRTUAL_ALIAS_ORDER == ALIAS_MAP_ORDER
+    assert render.VIRTUAL_ALIAS_ORDER == ALIAS_MAP_ORDER
 
 
 def test_it_turns_on_sasl_and_sender_checks_for_submission_only(out):
@@ -476,7 +481,7 @@ def postfix_lookup(map_name: str, key: str) -> str | None:
     As in Postfix: %s is the key, %u its local part, %d its domain; a query
     using %u (or %d) is not run at all when that part is empty.
     """
-    query = mailconfig.postfix_queries(_dialect())[map_name]
+    query = render.postfix_queries(_dialect())[map_name]
     local, _, domain = key.rpartition("@") if "@" in key else ("", "", "")
     if ("%u" in query and not local) or ("%d" in query and not domain):
         return None
@@ -488,7 +493,7 @@ def postfix_lookup(map_name: str, key: str) -> str | None:
 
 def virtual_alias(key: str) -> str | None:
     """The first answer along virtual_alias_maps, as Postfix consults them."""
-    for name in mailconfig.VIRTUAL_ALIAS_ORDER:
+    for name in render.VIRTUAL_ALIAS_ORDER:
         answer = postfix_lookup(name, key)
         if answer is not None:
             return answer
@@ -497,7 +502,7 @@ def virtual_alias(key: str) -> str | None:
 
 def dovecot_lookup(query_name: str, user: str = "") -> list[tuple]:
     local, _, domain = user.partition("@")
-    query = mailconfig.dovecot_queries(_dialect())[query_name]
+    query = render.dovecot_queries(_dialect(), MailHost.current())[query_name]
     return _rows(query.replace("%u", _quoted(user)).replace("%d", _quoted(domain))
                  .replace("%n", _quoted(local)))
 
@@ -583,7 +588,7 @@ def test_it_reads_destinations_the_panel_did_not_write(mail_world, stored, answe
 
 
 def test_it_has_a_test_for_every_postfix_map():
-    assert set(POSTFIX_ANSWERS) == set(mailconfig.postfix_queries("sqlite")) == set(MAPS)
+    assert set(POSTFIX_ANSWERS) == set(render.postfix_queries("sqlite")) == set(MAPS)
 
 
 @pytest.mark.parametrize(("key", "answer"), [

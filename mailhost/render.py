@@ -8,6 +8,9 @@ follows primary keys from there, so each is a handful of index lookups.
 Postfix's `%u` suppresses a query whose key has an empty local part
 (`@domain`): the alias-domain maps rely on that, which is why each lookup
 shape is its own map file.
+
+What the files say about the host (its name, the Maildir layout, the
+daemons' database) comes from its MailHost row, passed in.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine
 
 from core.env import database_from_url
-from domains.validators import MAILBOX_SPECIALS
+from mailhost.addresses import MAILBOX_SPECIALS
+from mailhost.models import MailHost
 
 TEMPLATE_DIR = Path(settings.BASE_DIR) / "deploy" / "templates"
 
@@ -179,7 +183,7 @@ SENDER_LOGIN_ORDER = ["sender-login.cf", "aliasdomain-sender-login.cf"]
 
 def dovecot_username_chars() -> str:
     """Dovecot's auth_username_chars: every character the panel accepts in a
-    mailbox's address (validators.MAILBOX_SPECIALS), so every mailbox it
+    mailbox's address (addresses.MAILBOX_SPECIALS), so every mailbox it
     creates can sign in and receive over LMTP (Dovecot's default list refuses
     e.g. o'brien@ after Postfix accepted it).
 
@@ -194,18 +198,17 @@ def dovecot_username_chars() -> str:
     return chars
 
 
-def dovecot_queries(dialect: str) -> dict[str, str]:
+def dovecot_queries(dialect: str, host: MailHost) -> dict[str, str]:
     active_user = (
         "FROM users u JOIN domains d ON d.id = u.domain_id "
         "WHERE u.email = '%u' AND u.active = 1 AND " + ACTIVE_DOMAIN
     )
-    vmail = settings.MAILADMIN_VMAIL_DIR.rstrip("/")
     quota_rule = _concat(dialect, "'*:bytes='", "u.quota")
     return {
         "password_query": f"SELECT u.email AS user, u.password {active_user}",
         "user_query": (
-            f"SELECT '{vmail}/%d/%n' AS home, {settings.MAILADMIN_VMAIL_UID} AS uid, "
-            f"{settings.MAILADMIN_VMAIL_GID} AS gid, {quota_rule} AS quota_rule {active_user}"
+            f"SELECT '{host.dovecot_home}' AS home, {host.vmail_uid} AS uid, "
+            f"{host.vmail_gid} AS gid, {quota_rule} AS quota_rule {active_user}"
         ),
         "iterate_query": (
             "SELECT u.email AS user FROM users u JOIN domains d ON d.id = u.domain_id "
@@ -245,17 +248,31 @@ class DaemonDatabase:
         return " ".join(parts)
 
 
-def daemon_database(url: str | None = None) -> DaemonDatabase:
-    """What the daemons connect to: MAILADMIN_DAEMON_DATABASE_URL, else the
-    panel's own database reached as the read-only user `mailadmin_ro`."""
-    url = url or settings.MAILADMIN_DAEMON_DATABASE_URL
-    entry: dict[str, Any] = database_from_url(url) if url else settings.DATABASES["default"]
+def _daemon_password() -> str:
+    """The daemons' database password: from the environment, never from the row."""
+    url = settings.MAILADMIN_DAEMON_DATABASE_URL
+    return str(database_from_url(url).get("PASSWORD", "")) if url else ""
+
+
+def daemon_database(host: MailHost, url: str | None = None) -> DaemonDatabase:
+    """What the daemons connect to: `url` (render_config --database-url) as it
+    is, else the host's daemon database with the password of
+    MAILADMIN_DAEMON_DATABASE_URL, else the panel's own database reached as
+    the read-only user `mailadmin_ro`."""
+    if url:
+        entry: dict[str, Any] = database_from_url(url)
+        password = str(entry.get("PASSWORD", ""))
+    elif host.daemon_database:
+        entry = database_from_url(host.daemon_database)
+        password = _daemon_password()
+    else:
+        entry, password = settings.DATABASES["default"], ""
     if str(entry["ENGINE"]).endswith("sqlite3"):
         return DaemonDatabase("sqlite", str(entry["NAME"]))
+    named = bool(url or host.daemon_database)
     database = DaemonDatabase(
         "mysql", str(entry["NAME"]), host=str(entry["HOST"]), port=int(entry["PORT"] or 3306),
-        user=str(entry["USER"]) if url else "mailadmin_ro",
-        password=str(entry["PASSWORD"]) if url else "",
+        user=str(entry["USER"]) if named else "mailadmin_ro", password=password,
         socket=str(entry["OPTIONS"].get("unix_socket", "")),
     )
     # Dovecot's `connect =` line is split on spaces and has no quoting.
@@ -267,6 +284,7 @@ def daemon_database(url: str | None = None) -> DaemonDatabase:
 
 @dataclass
 class RenderOptions:
+    host: MailHost
     database: DaemonDatabase
     postfix_dir: str = field(default_factory=lambda: settings.MAILADMIN_POSTFIX_DIR)
     dovecot_dir: str = field(default_factory=lambda: settings.MAILADMIN_DOVECOT_DIR)
@@ -318,7 +336,7 @@ def _tls_file(setting: str) -> str:
 
 def render(options: RenderOptions) -> dict[str, str]:
     """Relative path -> file content, for every file the daemons need."""
-    db = options.database
+    db, host = options.database, options.host
     engine = Engine(dirs=[str(TEMPLATE_DIR)], autoescape=False)
     map_dir = f"{options.postfix_dir.rstrip('/')}/mailadmin"
     queries = postfix_queries(db.dialect)
@@ -329,7 +347,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         "alias_maps": ", ".join(f"{db.postfix_type}:{map_dir}/{n}" for n in VIRTUAL_ALIAS_ORDER),
         "sender_login_maps": ", ".join(
             f"{db.postfix_type}:{map_dir}/{n}" for n in SENDER_LOGIN_ORDER),
-        "hostname": settings.MAILADMIN_MAIL_HOSTNAME,
+        "hostname": host.mail_hostname,
         "smtp_listen": settings.MAILADMIN_SMTP_LISTEN,
         "submission_listen": settings.MAILADMIN_SUBMISSION_LISTEN,
         "lmtp": _listener(settings.MAILADMIN_LMTP, "MAILADMIN_LMTP"),
@@ -338,11 +356,11 @@ def render(options: RenderOptions) -> dict[str, str]:
         "local_alias_maps": settings.MAILADMIN_POSTFIX_ALIAS_MAPS,
         "tls_cert": _tls_file("MAILADMIN_TLS_CERT"),
         "tls_key": _tls_file("MAILADMIN_TLS_KEY"),
-        "vmail_dir": settings.MAILADMIN_VMAIL_DIR.rstrip("/"),
-        "vmail_uid": settings.MAILADMIN_VMAIL_UID,
-        "vmail_gid": settings.MAILADMIN_VMAIL_GID,
+        "vmail_dir": host.vmail_dir.rstrip("/"),
+        "vmail_uid": host.vmail_uid,
+        "vmail_gid": host.vmail_gid,
         "dovecot_dir": options.dovecot_dir.rstrip("/"),
-        "dovecot": dovecot_queries(db.dialect),
+        "dovecot": dovecot_queries(db.dialect, host),
         "username_chars": dovecot_username_chars(),
         # The group the daemons read a SQLite database through (settings).
         "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",

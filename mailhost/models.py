@@ -1,0 +1,77 @@
+"""The mail host: one row holding the facts about the server the daemons run on.
+
+Settings (MAILADMIN_MAIL_HOSTNAME, MAILADMIN_VMAIL_DIR, ...) seed the row once;
+after that the row is what rendering, the DNS checks and the Maildir layout
+read, and superadmins edit it on the Mail host page. No password is kept here:
+the daemons' database password stays in MAILADMIN_DAEMON_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from mailhost import validators
+from mailhost.seed import fields_from_settings
+
+# The one row's key: a second host would be a second row, not new code.
+THIS_HOST = 1
+
+
+class MailHost(models.Model):
+    id = models.PositiveSmallIntegerField(primary_key=True, default=THIS_HOST, editable=False)
+    mail_hostname = models.CharField(
+        max_length=validators.HOST_NAME_MAX, validators=[validators.validate_host_name],
+        help_text="The server's own name (Postfix myhostname).")
+    # Empty: the MX name is the mail hostname.
+    mx_hosts = models.JSONField(
+        default=list, blank=True, validators=[validators.validate_host_names],
+        help_text="What MX records should name; the first is what PTR records should give.")
+    public_ipv4 = models.JSONField(default=list, blank=True,
+                                   validators=[validators.validate_ipv4_list])
+    public_ipv6 = models.JSONField(default=list, blank=True,
+                                   validators=[validators.validate_ipv6_list])
+    vmail_dir = models.CharField(max_length=255, validators=[validators.validate_vmail_dir],
+                                 help_text="Maildirs live in DIR/<domain>/<local part>.")
+    vmail_uid = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(validators.ID_MAX)])
+    vmail_gid = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(validators.ID_MAX)])
+    # Blank: the panel's own database, as the read-only user mailadmin_ro.
+    daemon_database = models.CharField(
+        max_length=500, blank=True, validators=[validators.validate_daemon_database],
+        help_text="What Postfix and Dovecot connect to, without a password.")
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=THIS_HOST), name="mailhost_one_row"),
+        ]
+
+    def __str__(self) -> str:
+        return self.mail_hostname
+
+    @classmethod
+    def current(cls) -> MailHost:
+        """This host's row, made from the settings when the database has none yet."""
+        host, _ = cls.objects.get_or_create(pk=THIS_HOST, defaults=fields_from_settings())
+        return host
+
+    @property
+    def mx_names(self) -> tuple[str, ...]:
+        """What MX records should name: the MX hosts, else the mail hostname."""
+        return tuple(self.mx_hosts) or (self.mail_hostname.lower().rstrip("."),)
+
+    # The Maildir layout, in Python and as Dovecot expands it: keep the two together.
+
+    def maildir_path(self, email: str) -> str:
+        """Home of a mailbox on this host; the rendered Dovecot config uses the same."""
+        local, domain = email.rsplit("@", 1)
+        return str(PurePosixPath(self.vmail_dir) / domain / local)
+
+    @property
+    def dovecot_home(self) -> str:
+        """maildir_path as a Dovecot user_query expression (%d domain, %n local part)."""
+        return f"{self.vmail_dir.rstrip('/')}/%d/%n"

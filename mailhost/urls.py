@@ -1,0 +1,8 @@
+from django.urls import path
+
+from mailhost import views
+
+app_name = "mailhost"
+urlpatterns = [
+    path("mail-host/", views.mail_host, name="mail-host"),
+]

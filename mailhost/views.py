@@ -1,0 +1,32 @@
+"""The Mail host page: superadmins see and edit this host's row."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from core.http import actor, show_errors, superadmin_required
+from mailhost import services
+from mailhost.forms import MailHostForm
+from mailhost.models import MailHost
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def mail_host(request: HttpRequest) -> HttpResponse:
+    host = MailHost.current()
+    form = MailHostForm.of(host, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_mail_host(actor=actor(request), **form.cleaned_data)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, "Saved the mail host. Run render_config to apply it to "
+                                      "Postfix and Dovecot.")
+            return redirect("mailhost:mail-host")
+    return render(request, "mailhost/mail_host.html", {"form": form, "host": host},
+                  status=400 if form.errors else 200)

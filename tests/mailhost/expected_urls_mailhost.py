@@ -1,0 +1,4 @@
+# (url name, args): GET status for anonymous, superadmin, admin_a, admin_b, mailbox.
+EXPECTED = {
+    ("mailhost:mail-host", ()): ("login", 200, 404, 404, 404),
+}
