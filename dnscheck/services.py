@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.actor import BEAT, COMMAND, Actor
 from dnscheck import checks, dkim
 from dnscheck.findings import Finding, Identity, Target
@@ -77,8 +77,6 @@ def request_check(*, actor: Actor, domain: Domain, countdown: float = 0) -> Chec
     first message was lost or waits for a later slot, this one runs it now,
     and whichever comes second finds nothing to claim.
     """
-    from dnscheck import tasks  # the tasks module imports this one
-
     with transaction.atomic():
         locked = Domain.objects.select_for_update().get(pk=domain.pk)
         run = _open_run(locked)
@@ -89,9 +87,7 @@ def request_check(*, actor: Actor, domain: Domain, countdown: float = 0) -> Chec
                 audit.record(actor=actor, action="dnscheck.request", obj=locked,
                              domain=locked, after={"run": run.pk})
         if run.state == CheckRun.State.QUEUED:
-            run_id = run.pk
-            transaction.on_commit(
-                lambda: tasks.run_check.apply_async((run_id,), countdown=countdown))
+            jobs.enqueue_on_commit("dnscheck.run_check", args=[run.pk], countdown=countdown)
     run.refresh_from_db()
     return run
 

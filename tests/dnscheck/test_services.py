@@ -301,12 +301,10 @@ def enqueued(monkeypatch):
     """The run_check messages, as (run id, countdown), instead of running them."""
     sent: list[tuple[int, float]] = []
 
-    class Task:
-        @staticmethod
-        def apply_async(args, countdown=0):
-            sent.append((args[0], countdown))
+    def apply_async(args, countdown=0):
+        sent.append((args[0], countdown))
 
-    monkeypatch.setattr(tasks, "run_check", Task)
+    monkeypatch.setattr(tasks.run_check, "apply_async", apply_async)
     return sent
 
 
