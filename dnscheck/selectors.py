@@ -9,8 +9,9 @@ from typing import Protocol
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from dkim import selectors as dkim_keys
 from dnscheck import changes as moves
-from dnscheck.models import CheckResult, CheckRun, DkimKey, Verdict
+from dnscheck.models import CheckResult, CheckRun, Verdict
 from domains.models import Domain
 
 # Run ids per `IN (...)`: far below every backend's limit on query parameters.
@@ -211,18 +212,19 @@ def health(domain: Domain) -> Health:
 
 
 def dkim_stale(domain: Domain, run: CheckRun, results: Iterable[CheckResult]) -> bool:
-    """Whether `run` checked DKIM with another key than the one set now.
+    """Whether `run` checked DKIM with other keys than the ones expected now.
 
-    Setting, replacing or removing the key does not check again: until the
+    Setting, replacing or removing a key does not check again: until the
     next run the row must say so, not "no key is set" or show the record of
     a key that is gone.
     """
     checked = {r.subject for r in results if r.check_name == "dkim"}
     if not checked:
         return False
-    key = DkimKey.objects.filter(domain=domain).only("selector", "modified").first()
-    if key is None:
+    keys = dkim_keys.expected_keys([domain.pk]).get(domain.pk, [])
+    if not keys:
         return checked != {""}  # checked with a key that has been removed since
-    # The key is read when the run starts: one set after that is not in it.
+    # The keys are read when the run starts: one set after that is not in it.
     since = run.started or run.finished
-    return checked != {key.selector} or (since is not None and key.modified >= since)
+    return checked != {k.selector for k in keys} or (
+        since is not None and any(k.modified >= since for k in keys))

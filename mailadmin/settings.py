@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "accounts",
     "domains",
     "dnscheck",
+    "dkim",
 ]
 
 MIDDLEWARE = [

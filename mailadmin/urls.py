@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("domains.urls_csv")),
     path("", include("accounts.urls_admins")),
     path("", include("dnscheck.urls")),
+    path("", include("dkim.urls")),
 ]
