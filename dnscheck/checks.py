@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dnscheck import dkim, spf
-from dnscheck.findings import Finding, Identity, Target
+from dkim import records as dkim_records
+from dnscheck import spf
+from dnscheck.findings import DkimExpected, Finding, Identity, Target
 from dnscheck.models import Verdict
 from dnscheck.resolver import Answer, Resolver, Session
 
@@ -67,7 +68,7 @@ def _capital(text: str) -> str:
 
 
 def _txt(owner: str, value: str) -> str:
-    return f"{owner}. IN TXT {dkim.quoted_txt(value)[0]}"
+    return f"{owner}. IN TXT {dkim_records.quoted_txt(value)[0]}"
 
 
 def _worst(verdicts: Iterable[Verdict]) -> Verdict:
@@ -325,59 +326,65 @@ def _spf_with_ours(text: str, identity: Identity) -> str:
 
 
 def check_dkim(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
-    domain, selector = target.name, target.dkim_selector
-    if not selector or not target.dkim_key:
+    """One finding per key the domain should publish, by selector."""
+    expected = target.dkim_keys
+    if not expected:
         return [Finding("dkim", "", UNKNOWN,
                         "No DKIM key is set for this domain, so there is nothing to compare: "
                         "set it on the domain's page under DNS health, \"Set the DKIM key\", "
                         "or with manage.py dkim set.")]
+    return [_check_dkim_key(target.name, key, lookup) for key in expected]
+
+
+def _check_dkim_key(domain: str, key: DkimExpected, lookup: Session) -> Finding:
+    selector = key.selector
     owner = f"{selector}._domainkey.{domain}"
-    fix = dkim.txt_record(selector, domain, target.dkim_algorithm, target.dkim_key)
-    expected = f"p={target.dkim_key[:24]}… ({target.dkim_algorithm})"
+    fix = dkim_records.txt_record(selector, domain, key.algorithm, key.public_key)
+    wanted = f"p={key.public_key[:24]}… ({key.algorithm})"
     answer = lookup(owner, "TXT")
     if answer.failed:
-        return [_unknown("dkim", answer, selector)]
-    records = [r for r in answer.records if "p=" in r.replace(" ", "")]
-    if not records:
-        return [Finding("dkim", selector, ERROR,
-                        f"No DKIM record at {owner}: receivers cannot verify signatures.",
-                        "nothing", expected, fix)]
-    if len(records) > 1:
-        return [Finding("dkim", selector, ERROR, f"{len(records)} DKIM records at {owner}.",
-                        "\n".join(records), expected, fix)]
-    text = records[0]
+        return _unknown("dkim", answer, selector)
+    found = [r for r in answer.records if "p=" in r.replace(" ", "")]
+    if not found:
+        return Finding("dkim", selector, ERROR,
+                       f"No DKIM record at {owner}: receivers cannot verify signatures.",
+                       "nothing", wanted, fix)
+    if len(found) > 1:
+        return Finding("dkim", selector, ERROR, f"{len(found)} DKIM records at {owner}.",
+                       "\n".join(found), wanted, fix)
+    text = found[0]
     try:
-        tags = dkim.tags(text)
-    except dkim.BadKey as error:
-        return [Finding("dkim", selector, ERROR, f"The DKIM record does not parse: {error}.",
-                        text, expected, fix)]
+        tags = dkim_records.tags(text)
+    except dkim_records.BadKey as error:
+        return Finding("dkim", selector, ERROR, f"The DKIM record does not parse: {error}.",
+                       text, wanted, fix)
     algorithm = tags.get("k", "rsa").lower()
     published = re.sub(r"\s+", "", tags.get("p", ""))
     if tags.get("v", "DKIM1") != "DKIM1":
-        return [Finding("dkim", selector, ERROR, "The DKIM record's v= is not DKIM1.", text,
-                        expected, fix)]
+        return Finding("dkim", selector, ERROR, "The DKIM record's v= is not DKIM1.", text,
+                       wanted, fix)
     if not published:
-        return [Finding("dkim", selector, ERROR, "The DKIM key is revoked (empty p=).", text,
-                        expected, fix)]
+        return Finding("dkim", selector, ERROR, "The DKIM key is revoked (empty p=).", text,
+                       wanted, fix)
     try:
-        bits = dkim.key_bits(published, algorithm)
-    except dkim.BadKey as error:
-        return [Finding("dkim", selector, ERROR, f"The published key does not parse: {error}.",
-                        text, expected, fix)]
+        bits = dkim_records.key_bits(published, algorithm)
+    except dkim_records.BadKey as error:
+        return Finding("dkim", selector, ERROR, f"The published key does not parse: {error}.",
+                       text, wanted, fix)
     observed = f"{algorithm}, {bits} bits, p={published[:24]}…"
-    if published != target.dkim_key or algorithm != target.dkim_algorithm:
-        return [Finding("dkim", selector, ERROR,
-                        f"The key at {owner} is not the one this host signs with.",
-                        observed, expected, fix)]
-    if algorithm == "rsa" and bits < dkim.RSA_RECOMMENDED_BITS:
-        return [Finding("dkim", selector, WARNING,
-                        f"The RSA key has {bits} bits; use at least "
-                        f"{dkim.RSA_RECOMMENDED_BITS}.", observed,
-                        f"{dkim.RSA_RECOMMENDED_BITS} bits")]
+    if published != key.public_key or algorithm != key.algorithm:
+        return Finding("dkim", selector, ERROR,
+                       f"The key at {owner} is not the one this host signs with.",
+                       observed, wanted, fix)
+    if algorithm == "rsa" and bits < dkim_records.RSA_RECOMMENDED_BITS:
+        return Finding("dkim", selector, WARNING,
+                       f"The RSA key has {bits} bits; use at least "
+                       f"{dkim_records.RSA_RECOMMENDED_BITS}.", observed,
+                       f"{dkim_records.RSA_RECOMMENDED_BITS} bits")
     if "y" in tags.get("t", "").split(":"):
-        return [Finding("dkim", selector, WARNING,
-                        "The record is in test mode (t=y): receivers may ignore it.", observed)]
-    return [Finding("dkim", selector, OK, f"{owner} publishes this host's key.", observed)]
+        return Finding("dkim", selector, WARNING,
+                       "The record is in test mode (t=y): receivers may ignore it.", observed)
+    return Finding("dkim", selector, OK, f"{owner} publishes this host's key.", observed)
 
 
 # ---------------------------------------------------------------- DMARC
@@ -400,8 +407,8 @@ def check_dmarc(target: Target, identity: Identity, lookup: Session) -> list[Fin
                         "\n".join(records), suggestion, _txt(owner, suggestion))]
     text = records[0]
     try:
-        tags = dkim.tags(text)
-    except dkim.BadKey as error:
+        tags = dkim_records.tags(text)
+    except dkim_records.BadKey as error:
         return [Finding("dmarc", "", ERROR, f"The DMARC record does not parse: {error}.",
                         text, suggestion, _txt(owner, suggestion))]
     errors = _dmarc_tag_errors(tags)
@@ -488,8 +495,8 @@ def _one_policy_record(check: str, owner: str, prefix: str, suggestion: str, abs
 
 def _policy_tags(record: str) -> dict[str, str]:
     try:
-        return dkim.tags(record)
-    except dkim.BadKey:
+        return dkim_records.tags(record)
+    except dkim_records.BadKey:
         return {}
 
 

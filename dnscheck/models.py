@@ -1,4 +1,4 @@
-"""DNS health: the DKIM key each domain should publish, check runs and their results."""
+"""DNS health: check runs and their results. The expected DKIM keys are the dkim app's."""
 
 from __future__ import annotations
 
@@ -14,27 +14,6 @@ class Verdict(models.IntegerChoices):
     UNKNOWN = 1, "unknown"
     WARNING = 2, "warning"
     ERROR = 3, "error"
-
-
-class DkimKey(models.Model):
-    """The public key a domain should publish under `<selector>._domainkey`.
-
-    Set by hand (`manage.py dkim set`) until key rotation fills it in.
-    """
-
-    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="dkim_key")
-    selector = models.CharField(max_length=63)
-    # The base64 of the DER SubjectPublicKeyInfo (RSA) or raw key (ed25519):
-    # exactly what goes after `p=` in the TXT record.
-    public_key = models.TextField()
-    algorithm = models.CharField(max_length=10, default="rsa")
-    modified = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        db_table = "dnscheck_dkim_keys"
-
-    def __str__(self) -> str:
-        return f"{self.selector}._domainkey.{self.domain.name}"
 
 
 class CheckRun(models.Model):

@@ -2,8 +2,9 @@
 
 Superadmins get every active domain, domain admins their own; mailbox users
 nothing. Each recipient gets one e-mail (plain text and HTML) listing, first,
-the results that changed since the previous report (worse, then better, then
-checks that appeared or went away), then a summary of all their domains.
+the results that changed since the previous report, by kind as
+dnscheck.changes classifies them (worse, better, could not check, now
+checked, new, no longer checked), then a summary of all their domains.
 
 "Since the previous report" compares, per domain, the latest finished run as
 of the previous report's `sent_at` with the latest finished run as of now,
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -33,7 +34,7 @@ from django.utils import timezone
 
 from core.actor import MAILBOX_ACCOUNT_PREFIX
 from dnscheck import changes as moves
-from dnscheck import services
+from dnscheck import selectors, services
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains.models import Domain, DomainAdmin
 
@@ -47,57 +48,14 @@ CHUNK = 500
 # Changed domains named in the subject line.
 SUBJECT_DOMAINS = 3
 
-# The kinds of change are dnscheck.changes', which the domain page shares.
-WORSE, BETTER, UNCHECKED, NEW, GONE = (moves.WORSE, moves.BETTER, moves.UNCHECKED, moves.NEW,
-                                       moves.GONE)
+# The kinds of change, and the one change model, are dnscheck.changes', which
+# the domain page shares.
+WORSE, BETTER, UNCHECKED, CHECKED, NEW, GONE = (moves.WORSE, moves.BETTER, moves.UNCHECKED,
+                                                moves.CHECKED, moves.NEW, moves.GONE)
 KIND_ORDER = moves.ORDER
-SECTION_TITLES = {WORSE: "Worse", BETTER: "Better", UNCHECKED: "Could not check (then or now)",
-                  NEW: "New checks", GONE: "No longer checked"}
-# Inline styles only: mail clients drop style sheets and must not fetch anything.
-COLOURS = {Verdict.OK: "#1b7a3a", Verdict.UNKNOWN: "#5f6368",
-           Verdict.WARNING: "#a15c00", Verdict.ERROR: "#b3261e"}
-
-
-def _colour(verdict: Verdict | None) -> str:
-    # No verdict (never checked, no result) looks like unknown: grey.
-    return COLOURS[Verdict(verdict) if verdict is not None else Verdict.UNKNOWN]
-
-
-@dataclass(frozen=True)
-class Change:
-    domain: str
-    kind: str  # WORSE, BETTER, UNCHECKED, NEW or GONE
-    check_name: str
-    subject: str
-    before: Verdict | None  # None: no result for this check before
-    after: Verdict | None  # None: the check yields no result any more
-    reason: str  # the current reason (the last one, for a check that went away)
-    record: str  # what to publish, for a change for the worse
-    position: int  # the result's place in its run: checks keep the engine's order
-
-    @property
-    def check_label(self) -> str:
-        return f"{self.check_name} {self.subject}" if self.subject else self.check_name
-
-    @property
-    def record_lines(self) -> list[str]:
-        return self.record.splitlines()
-
-    @property
-    def before_label(self) -> str:
-        return Verdict(self.before).label if self.before is not None else "none"
-
-    @property
-    def after_label(self) -> str:
-        return Verdict(self.after).label if self.after is not None else "none"
-
-    @property
-    def before_colour(self) -> str:
-        return _colour(self.before)
-
-    @property
-    def after_colour(self) -> str:
-        return _colour(self.after)
+SECTION_TITLES = moves.TITLES
+COLOURS = moves.COLOURS
+Change = moves.Change
 
 
 @dataclass
@@ -117,7 +75,7 @@ class DomainSummary:
 
     @property
     def worst_colour(self) -> str:
-        return _colour(self.worst)
+        return moves.colour(self.worst)
 
 
 @dataclass
@@ -128,7 +86,7 @@ class Recipient:
 
 
 # Result rows as fetched: (check_name, subject) -> (verdict, reason, record, position).
-Results = dict[tuple[str, str], tuple[int, str, str, int]]
+Results = dict[moves.Key, moves.Seen]
 
 
 def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
@@ -193,7 +151,14 @@ def domain_summaries(now: datetime, since: datetime | None) -> dict[int, DomainS
                    .values_list("run_id", "check_name", "subject", "verdict", "reason", "record"))
         for run_id, check_name, subject, verdict, reason, record in fetched:
             found = results[run_id]
-            found[(check_name, subject)] = (verdict, reason, record, len(found))
+            found[(check_name, subject)] = moves.Seen(verdict, reason, record, len(found))
+
+    # What an unknown in the previous run hid: a result known again is judged against it.
+    wanted = {previous_id: moves.unknown_then_known(results.get(previous_id, {}),
+                                                    results.get(current_id, {}))
+              for _pk, _name, current_id, previous_id in rows
+              if current_id is not None and previous_id is not None and current_id != previous_id}
+    known = selectors.last_known_verdicts(wanted) if any(wanted.values()) else {}
 
     summaries = {}
     for pk, name, current_id, previous_id in rows:
@@ -204,46 +169,29 @@ def domain_summaries(now: datetime, since: datetime | None) -> dict[int, DomainS
         finished, worst = runs[current_id]
         summary.checked, summary.worst = finished, _verdict(worst)
         current = results.get(current_id, {})
-        for verdict, _reason, _record, _position in current.values():
-            label = Verdict(verdict).label
+        for seen in current.values():
+            label = Verdict(seen.verdict).label
             setattr(summary, label, getattr(summary, label) + 1)
         if current_id != previous_id:
             previous = results.get(previous_id, {}) if previous_id is not None else None
-            summary.changes = compare(name, previous, current)
+            last_known = known.get(previous_id, {}) if previous_id is not None else {}
+            summary.changes = compare(name, previous, current, last_known)
     return summaries
 
 
-def compare(domain: str, previous: Results | None, current: Results) -> list[Change]:
+def compare(domain: str, previous: Mapping[moves.Key, tuple[int, str, str, int]] | None,
+            current: Mapping[moves.Key, tuple[int, str, str, int]],
+            last_known: Mapping[moves.Key, int] | None = None) -> list[Change]:
     """How `current` differs from `previous`; `previous` None: no run to compare with.
 
-    The kinds are dnscheck.changes' (the domain page's too): a check that
-    appeared with a problem is a change for the worse (a new DNSBL zone that
-    lists us matters as much as a record that broke); one that appeared fine
-    is just new; one that appeared unknown could not be checked. With nothing
-    to compare with (the first report, a domain first checked since the last
-    one), the results that are not ok are the changes.
+    The kinds are dnscheck.changes' (the domain page's too). With nothing to
+    compare with (the first report, a domain first checked since the last
+    one), the results that are not ok are the changes: new ok ones are left out.
     """
-    earlier = previous or {}
-    changes = []
-    for key, kind in moves.compare({k: row[0] for k, row in earlier.items()},
-                                   {k: row[0] for k, row in current.items()}):
-        if kind == NEW and previous is None:
-            continue
-        if kind == GONE:
-            verdict, reason, _record, position = earlier[key]
-            changes.append(Change(
-                domain=domain, kind=GONE, check_name=key[0], subject=key[1],
-                before=Verdict(verdict), after=None, reason=reason, record="",
-                position=len(current) + position))
-            continue
-        verdict, reason, record, position = current[key]
-        before = earlier.get(key)
-        changes.append(Change(
-            domain=domain, kind=kind, check_name=key[0], subject=key[1],
-            before=_verdict(before[0]) if before is not None else None,
-            after=Verdict(verdict), reason=reason,
-            record=record if kind == WORSE else "", position=position))
-    return changes
+    changes = moves.between({k: moves.Seen(*row) for k, row in (previous or {}).items()},
+                            {k: moves.Seen(*row) for k, row in current.items()},
+                            last_known=last_known, domain=domain)
+    return [c for c in changes if not (c.kind == NEW and previous is None)]
 
 
 def _latest_run(at: datetime) -> Subquery:

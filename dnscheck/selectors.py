@@ -2,77 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from dkim import selectors as dkim_keys
 from dnscheck import changes as moves
-from dnscheck.models import CheckResult, CheckRun, DkimKey, Verdict
+from dnscheck.models import CheckResult, CheckRun, Verdict
 from domains.models import Domain
 
+# Run ids per `IN (...)`: far below every backend's limit on query parameters.
+CHUNK = 500
 OPEN_STATES = (CheckRun.State.QUEUED, CheckRun.State.RUNNING)
-# The page's words for the kinds of dnscheck.changes (also its CSS classes). A
-# move to or from unknown is "unchecked": neither better nor worse.
-WORSENED, IMPROVED, UNCHECKED, UNCHANGED = "worsened", "improved", "unchecked", "unchanged"
-_DIRECTIONS = {moves.WORSE: WORSENED, moves.BETTER: IMPROVED, moves.UNCHECKED: UNCHECKED}
+# The page's words for the kinds of dnscheck.changes (also its CSS classes).
+WORSENED, IMPROVED, UNCHECKED, UNCHANGED = "worsened", "improved", "unchecked", moves.UNCHANGED
+# One change model for the page and the report.
+Change = moves.Change
 
 
 class Result(Protocol):
-    """A stored CheckResult, or anything shaped like one (the report's snapshots)."""
+    """A stored CheckResult, or anything shaped like one."""
 
     check_name: str
     subject: str
     verdict: int
     reason: str
     record: str
-
-
-@dataclass(frozen=True)
-class Change:
-    """One result that differs between two runs, by (check_name, subject)."""
-
-    check_name: str
-    subject: str
-    old: Verdict | None  # None: the result is new in this run
-    new: Verdict | None  # None: the result is gone from this run
-    reason: str  # the newer reason, or the older one for a result that is gone
-
-    @property
-    def kind(self) -> str:
-        if self.old is None:
-            return "new"
-        if self.new is None:
-            return "gone"
-        return "changed"
-
-    @property
-    def change(self) -> str:
-        """The kind of move, as dnscheck.changes (and so the report) names it."""
-        return moves.change_kind(self.old, self.new) or UNCHANGED
-
-    @property
-    def direction(self) -> str:
-        # A result that is new while ok, or gone, is neither better nor worse.
-        return _DIRECTIONS.get(self.change, UNCHANGED)
-
-    @property
-    def worsened(self) -> bool:
-        return self.direction == WORSENED
-
-    @property
-    def improved(self) -> bool:
-        return self.direction == IMPROVED
-
-    @property
-    def old_label(self) -> str:
-        return "" if self.old is None else self.old.label
-
-    @property
-    def new_label(self) -> str:
-        return "" if self.new is None else self.new.label
 
 
 def latest_run(domain: Domain) -> CheckRun | None:
@@ -106,29 +64,35 @@ def open_run(domain: Domain) -> CheckRun | None:
             .order_by("-pk").first())
 
 
-def compare(before: Iterable[Result], after: Iterable[Result]) -> list[Change]:
+def compare(before: Iterable[Result], after: Iterable[Result],
+            last_known: Mapping[moves.Key, int] | None = None) -> list[Change]:
     """What differs between two sets of results, as dnscheck.changes decides (as the report).
 
-    Worse first, then better, then unknown then or now, then new, then gone;
-    within a kind the worst verdict comes first, then check and subject.
+    `last_known`: the last verdict other than unknown, before `before`, of the
+    results unknown in `before` (see last_known_verdicts). Worse first, then
+    better, could not check, now checked, new, gone; within a kind the worst
+    verdict comes first, then check and subject.
     """
-    old = {(r.check_name, r.subject): r for r in before}
-    new = {(r.check_name, r.subject): r for r in after}
-    changes = []
-    for key, _kind in moves.compare({k: r.verdict for k, r in old.items()},
-                                    {k: r.verdict for k, r in new.items()}):
-        was, now = old.get(key), new.get(key)
-        shown = now if now is not None else old[key]
-        changes.append(Change(check_name=key[0], subject=key[1],
-                              old=None if was is None else Verdict(was.verdict),
-                              new=None if now is None else Verdict(now.verdict),
-                              reason=shown.reason))
+    changes = moves.between(_seen(before), _seen(after), last_known=last_known)
 
     def order(change: Change) -> tuple[int, int, str, str]:
-        worst = max(change.old or Verdict.OK, change.new or Verdict.OK)
-        return (moves.ORDER[change.change], -worst, change.check_name, change.subject)
+        worst = max(change.before or Verdict.OK, change.after or Verdict.OK)
+        return (moves.ORDER[change.kind], -worst, change.check_name, change.subject)
 
     return sorted(changes, key=order)
+
+
+def _seen(results: Iterable[Result]) -> dict[moves.Key, moves.Seen]:
+    return {(r.check_name, r.subject): moves.Seen(r.verdict, r.reason, r.record, position)
+            for position, r in enumerate(results)}
+
+
+def changes_between(previous: CheckRun, run: CheckRun) -> list[Change]:
+    """What changed from done run `previous` to `run` of the same domain, history included."""
+    before, after = list(previous.results.all()), list(run.results.all())
+    wanted = moves.unknown_then_known(_seen(before), _seen(after))
+    known = last_known_verdicts({previous.pk: wanted})[previous.pk] if wanted else {}
+    return compare(before, after, known)
 
 
 def changes_since_previous(run: CheckRun) -> list[Change]:
@@ -136,7 +100,41 @@ def changes_since_previous(run: CheckRun) -> list[Change]:
     previous = previous_run(run)
     if previous is None:
         return []
-    return compare(previous.results.all(), run.results.all())
+    return changes_between(previous, run)
+
+
+def last_known_verdicts(wanted: Mapping[int, Collection[moves.Key]]
+                        ) -> dict[int, dict[moves.Key, int]]:
+    """For each done run id in `wanted`, the last verdict other than unknown of each of
+    its given results in its domain's done runs before it.
+
+    What an unknown hid: dnscheck.changes judges a result known again
+    against it. One query for the runs, one per CHUNK of them for the results.
+    """
+    found: dict[int, dict[moves.Key, int]] = {pk: {} for pk in wanted}
+    runs = {pk: (domain_id, finished) for pk, domain_id, finished in
+            CheckRun.objects.filter(pk__in=[pk for pk, keys in wanted.items() if keys])
+            .values_list("pk", "domain_id", "finished") if finished is not None}
+    ids = sorted(runs)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        of_domain: dict[int, list[int]] = {}
+        for pk in chunk:
+            of_domain.setdefault(runs[pk][0], []).append(pk)
+        rows = (CheckResult.objects
+                .filter(run__domain_id__in=list(of_domain), run__state=CheckRun.State.DONE,
+                        run__finished__lte=max(runs[pk][1] for pk in chunk),
+                        check_name__in=sorted({k[0] for pk in chunk for k in wanted[pk]}))
+                .exclude(verdict=Verdict.UNKNOWN)
+                .order_by("-run__finished", "-run_id")
+                .values_list("run__domain_id", "run_id", "run__finished", "check_name",
+                             "subject", "verdict"))
+        for domain_id, run_id, finished, check_name, subject, verdict in rows.iterator():
+            key = (check_name, subject)
+            for pk in of_domain[domain_id]:
+                if (finished, run_id) < (runs[pk][1], pk) and key in wanted[pk]:
+                    found[pk].setdefault(key, verdict)
+    return found
 
 
 def zone_records(results: Iterable[Result]) -> str:
@@ -204,7 +202,7 @@ def health(domain: Domain) -> Health:
         return Health(domain=domain, run=None, pending=pending, failed=failed)
     results = list(run.results.all())
     previous = previous_run(run)
-    changes = compare(previous.results.all(), results) if previous else []
+    changes = changes_between(previous, run) if previous else []
     stale = dkim_stale(domain, run, results)
     # A stale DKIM result's record is for a key the panel no longer has.
     current = [r for r in results if not (stale and r.check_name == "dkim")]
@@ -214,18 +212,19 @@ def health(domain: Domain) -> Health:
 
 
 def dkim_stale(domain: Domain, run: CheckRun, results: Iterable[CheckResult]) -> bool:
-    """Whether `run` checked DKIM with another key than the one set now.
+    """Whether `run` checked DKIM with other keys than the ones expected now.
 
-    Setting, replacing or removing the key does not check again: until the
+    Setting, replacing or removing a key does not check again: until the
     next run the row must say so, not "no key is set" or show the record of
     a key that is gone.
     """
     checked = {r.subject for r in results if r.check_name == "dkim"}
     if not checked:
         return False
-    key = DkimKey.objects.filter(domain=domain).only("selector", "modified").first()
-    if key is None:
+    keys = dkim_keys.expected_keys([domain.pk]).get(domain.pk, [])
+    if not keys:
         return checked != {""}  # checked with a key that has been removed since
-    # The key is read when the run starts: one set after that is not in it.
+    # The keys are read when the run starts: one set after that is not in it.
     since = run.started or run.finished
-    return checked != {key.selector} or (since is not None and key.modified >= since)
+    return checked != {k.selector for k in keys} or (
+        since is not None and any(k.modified >= since for k in keys))

@@ -1,4 +1,4 @@
-"""Every write of the dnscheck app: DKIM keys, check runs and their results.
+"""Every write of the dnscheck app: check runs and their results.
 
 Check runs are history, not admin changes: a run asked for in the panel is
 audited (who asked), the results themselves are the run's own record.
@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.actor import BEAT, COMMAND, Actor
-from dnscheck import checks, dkim
-from dnscheck.findings import Finding, Identity, Target
-from dnscheck.models import CheckResult, CheckRun, DkimKey, HealthReport, Verdict
+from dkim import selectors as dkim_keys
+from dnscheck import checks
+from dnscheck.findings import DkimExpected, Finding, Identity, Target
+from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from dnscheck.resolver import Resolver
 from domains.models import Alias, Domain, Mailbox
 from mailhost.models import MailHost
@@ -31,41 +31,6 @@ log = logging.getLogger(__name__)
 REQUIRED_LOCAL_PARTS = ("postmaster", "abuse")
 # A run still "running" after this was cut off (worker killed); it may be claimed again.
 STALE_AFTER = timedelta(minutes=10)
-
-
-# ---------------------------------------------------------------- DKIM keys
-
-
-def set_dkim_key(*, actor: Actor, domain: Domain, selector: str, public_key: str) -> DkimKey:
-    """Record the key `domain` should publish at `<selector>._domainkey`."""
-    selector = selector.strip().lower()
-    if not dkim.valid_selector(selector):
-        raise ValidationError(f"{selector!r} is not a valid DKIM selector.")
-    try:
-        algorithm, key = dkim.normalise(public_key)
-    except dkim.BadKey as error:
-        raise ValidationError(f"That DKIM key cannot be used: {error}.") from None
-    with transaction.atomic():
-        locked = Domain.objects.select_for_update().get(pk=domain.pk)
-        existing = DkimKey.objects.filter(domain=locked).first()
-        before = audit.snapshot(existing) if existing else None
-        row = existing or DkimKey(domain=locked)
-        row.selector, row.public_key, row.algorithm = selector, key, algorithm
-        row.save()
-        audit.record(actor=actor, action="dkim.set", obj=row, domain=locked,
-                     before=before, after=audit.snapshot(row))
-    return row
-
-
-def remove_dkim_key(*, actor: Actor, domain: Domain) -> None:
-    with transaction.atomic():
-        locked = Domain.objects.select_for_update().get(pk=domain.pk)
-        row = DkimKey.objects.filter(domain=locked).first()
-        if row is None:
-            raise ValidationError(f"{domain.name} has no DKIM key set.")
-        audit.record(actor=actor, action="dkim.remove", obj=row, domain=locked,
-                     before=audit.snapshot(row))
-        row.delete()
 
 
 # ---------------------------------------------------------------- check runs
@@ -78,8 +43,6 @@ def request_check(*, actor: Actor, domain: Domain, countdown: float = 0) -> Chec
     first message was lost or waits for a later slot, this one runs it now,
     and whichever comes second finds nothing to claim.
     """
-    from dnscheck import tasks  # the tasks module imports this one
-
     with transaction.atomic():
         locked = Domain.objects.select_for_update().get(pk=domain.pk)
         run = _open_run(locked)
@@ -90,9 +53,7 @@ def request_check(*, actor: Actor, domain: Domain, countdown: float = 0) -> Chec
                 audit.record(actor=actor, action="dnscheck.request", obj=locked,
                              domain=locked, after={"run": run.pk})
         if run.state == CheckRun.State.QUEUED:
-            run_id = run.pk
-            transaction.on_commit(
-                lambda: tasks.run_check.apply_async((run_id,), countdown=countdown))
+            jobs.enqueue_on_commit("dnscheck.run_check", run.pk, countdown=countdown)
     run.refresh_from_db()
     return run
 
@@ -182,7 +143,7 @@ def _fail(run_id: int, reason: str) -> None:
 def targets_for(domains: Sequence[Domain]) -> list[Target]:
     """What the database knows that the checks need, in a fixed number of queries."""
     names = [d.name for d in domains]
-    keys = {k.domain_id: k for k in DkimKey.objects.filter(domain__in=[d.pk for d in domains])}
+    keys = dkim_keys.expected_keys(d.pk for d in domains)
     wanted = [f"{local}@{name}" for name in names for local in REQUIRED_LOCAL_PARTS]
     mailboxes = set(Mailbox.objects.filter(email__in=wanted, active=True)
                     .values_list("email", flat=True))
@@ -196,11 +157,12 @@ def targets_for(domains: Sequence[Domain]) -> list[Target]:
             required[local] = ("mailbox" if address in mailboxes else
                                "alias" if address in aliases else
                                "catch-all" if f"@{domain.name}" in aliases else "")
-        key = keys.get(domain.pk)
+        expected = [DkimExpected(k.selector, k.public_key, k.algorithm)
+                    for k in keys.get(domain.pk, [])]
+        first = expected[0] if expected else DkimExpected("", "")
         targets.append(Target(name=domain.name,
-                              dkim_selector=key.selector if key else "",
-                              dkim_key=key.public_key if key else "",
-                              dkim_algorithm=key.algorithm if key else "rsa",
+                              dkim_selector=first.selector, dkim_key=first.public_key,
+                              dkim_algorithm=first.algorithm, dkim_more=tuple(expected[1:]),
                               required=required))
     return targets
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dnscheck import services
+from dnscheck import report, services
 
 # A domain's checks stop asking DNS after MAILADMIN_DNS_DOMAIN_BUDGET (30 s by
 # default); the limits leave room for storing, and cut off anything stuck.
@@ -32,8 +32,6 @@ def check_all() -> int:
 @shared_task(name="dnscheck.send_report", soft_time_limit=600, time_limit=660,
              acks_late=True, ignore_result=True)
 def send_report() -> int:
-    from dnscheck import report
-
     return report.send_reports()
 
 

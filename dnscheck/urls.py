@@ -6,6 +6,4 @@ app_name = "dnscheck"
 urlpatterns = [
     path("domains/<str:name>/health/", views.health, name="health"),
     path("domains/<str:name>/health/check/", views.check_now, name="check"),
-    path("domains/<str:name>/health/dkim/", views.dkim_key, name="dkim"),
-    path("domains/<str:name>/health/dkim/remove/", views.dkim_key_remove, name="dkim-remove"),
 ]

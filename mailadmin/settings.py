@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "mailhost",
     "domains",
     "dnscheck",
+    "dkim",
 ]
 
 MIDDLEWARE = [

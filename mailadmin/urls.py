@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("domains.urls")),
     path("", include("dnscheck.urls")),
     path("", include("mailhost.urls")),
+    path("", include("dkim.urls")),
 ]

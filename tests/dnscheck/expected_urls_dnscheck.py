@@ -7,10 +7,4 @@ EXPECTED = {
     ("dnscheck:health", ("none.example",)): ("login", 404, 404, 404, 404),
     ("dnscheck:check", ("a.example",)): ("login", 405, 405, 404, 404),
     ("dnscheck:check", ("none.example",)): ("login", 404, 404, 404, 404),
-    # The DKIM key of a domain: its admins and superadmins; removing it is POST only.
-    ("dnscheck:dkim", ("a.example",)): ("login", 200, 200, 404, 404),
-    ("dnscheck:dkim", ("b.example",)): ("login", 200, 404, 200, 404),
-    ("dnscheck:dkim", ("none.example",)): ("login", 404, 404, 404, 404),
-    ("dnscheck:dkim-remove", ("a.example",)): ("login", 405, 405, 404, 404),
-    ("dnscheck:dkim-remove", ("none.example",)): ("login", 404, 404, 404, 404),
 }

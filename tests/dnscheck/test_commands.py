@@ -24,8 +24,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from core.models import AuditEntry
-from dnscheck import dkim
-from dnscheck.models import CheckRun, DkimKey
+from dkim import records as dkim
+from dkim.models import DkimKey
+from dnscheck.models import CheckRun
 from domains import services as domain_services
 from domains.models import Domain
 

@@ -90,7 +90,7 @@ def test_changes_new_gone_and_changed_worsened_first(domain):
     ])
     changes = selectors.changes_since_previous(new)
     assert selectors.changes_since_previous(old) == []
-    summary = [(c.check_name, c.subject, c.kind, c.direction, c.old_label, c.new_label)
+    summary = [(c.check_name, c.subject, c.presence, c.direction, c.old_label, c.new_label)
                for c in changes]
     assert summary == [
         ("mx", "", "changed", "worsened", "ok", "error"),
@@ -115,7 +115,7 @@ def test_a_move_to_or_from_unknown_is_neither_better_nor_worse(domain):
     new = make_run(domain, [("mx", "", UNKNOWN), ("spf", "", OK), ("dmarc", "", UNKNOWN)])
     changes = selectors.changes_since_previous(new)
     assert [(c.check_name, c.direction) for c in changes] == [
-        ("mx", "unchecked"), ("dmarc", "unchecked"), ("spf", "unchecked")]
+        ("mx", "unchecked"), ("dmarc", "unchecked"), ("spf", "checked")]
     assert not any(c.improved or c.worsened for c in changes)
 
 
@@ -126,7 +126,7 @@ def test_compare_takes_anything_shaped_like_a_result():
             self.reason, self.record = reason, record
 
     changes = selectors.compare([Row("mx", "", OK)], [Row("mx", "", WARNING, "why")])
-    assert changes == [Change("mx", "", OK, WARNING, "why")]
+    assert changes == [Change("mx", "", "worse", OK, WARNING, "why")]
     assert selectors.compare([], []) == []
 
 

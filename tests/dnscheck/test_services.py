@@ -21,9 +21,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import AuditEntry
+from dkim import services as dkim_services
+from dkim.models import DkimKey
 from dnscheck import checks, services, tasks
 from dnscheck.findings import Finding
-from dnscheck.models import CheckResult, CheckRun, DkimKey, HealthReport, Verdict
+from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains import services as domain_services
 from domains.models import Domain
 from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run
@@ -301,12 +303,10 @@ def enqueued(monkeypatch):
     """The run_check messages, as (run id, countdown), instead of running them."""
     sent: list[tuple[int, float]] = []
 
-    class Task:
-        @staticmethod
-        def apply_async(args, countdown=0):
-            sent.append((args[0], countdown))
+    def apply_async(args, countdown=0):
+        sent.append((args[0], countdown))
 
-    monkeypatch.setattr(tasks, "run_check", Task)
+    monkeypatch.setattr(tasks.run_check, "apply_async", apply_async)
     return sent
 
 
@@ -449,7 +449,7 @@ def test_targets_for_finds_required_addresses_and_dkim_keys():
                                  checked_domains=None)
     domain_services.create_alias(actor=SETUP, source="@mixed.example",
                                  destinations="someone@else.test", checked_domains=None)
-    services.set_dkim_key(actor=SETUP, domain=by_mailbox, selector="s1",
+    dkim_services.set_key(actor=SETUP, domain=by_mailbox, selector="s1",
                           public_key=rsa_base64())
     bare = domain_services.create_domain(actor=SETUP, name="bare.example")
 
@@ -495,7 +495,7 @@ def test_targets_for_asks_a_fixed_number_of_queries():
 
 
 def test_set_dkim_key_stores_and_audits(domain):
-    key = services.set_dkim_key(actor="alice@a.example", domain=domain, selector=" Mail2030 ",
+    key = dkim_services.set_key(actor="alice@a.example", domain=domain, selector=" Mail2030 ",
                                 public_key=f"v=DKIM1; k=rsa; p={rsa_base64()}")
 
     assert (key.selector, key.public_key, key.algorithm) == ("mail2030", rsa_base64(), "rsa")
@@ -508,11 +508,11 @@ def test_set_dkim_key_stores_and_audits(domain):
 
 
 def test_setting_a_key_again_replaces_it(domain):
-    services.set_dkim_key(actor="t", domain=domain, selector="old", public_key=rsa_base64())
+    dkim_services.set_key(actor="t", domain=domain, selector="old", public_key=rsa_base64())
     ed = base64.b64encode(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
-    key = services.set_dkim_key(actor="t", domain=domain, selector="new",
+    key = dkim_services.set_key(actor="t", domain=domain, selector="new",
                                 public_key=f"v=DKIM1; k=ed25519; p={ed}")
 
     assert DkimKey.objects.count() == 1
@@ -528,7 +528,7 @@ def test_set_dkim_key_accepts_a_pem_key(domain):
     pem = ("-----BEGIN PUBLIC KEY-----\n"
            + "\n".join(base64.b64encode(der).decode()[i:i + 64] for i in range(0, 400, 64))
            + "\n-----END PUBLIC KEY-----\n")
-    key = services.set_dkim_key(actor="t", domain=domain, selector="s", public_key=pem)
+    key = dkim_services.set_key(actor="t", domain=domain, selector="s", public_key=pem)
     assert key.public_key == rsa_base64()
 
 
@@ -536,7 +536,7 @@ def test_set_dkim_key_accepts_a_pem_key(domain):
                                       "x" * 64, "mail;p=x", "ma\u00efl"])
 def test_set_dkim_key_refuses_a_bad_selector(domain, selector):
     with pytest.raises(ValidationError) as refused:
-        services.set_dkim_key(actor="t", domain=domain, selector=selector,
+        dkim_services.set_key(actor="t", domain=domain, selector=selector,
                               public_key=rsa_base64())
     assert "not a valid DKIM selector" in " ".join(refused.value.messages)
     assert not DkimKey.objects.exists()
@@ -546,7 +546,7 @@ def test_set_dkim_key_refuses_a_bad_selector(domain, selector):
 def test_set_dkim_key_refuses_a_selector_longer_than_its_column(domain):
     selector = "a" * 40 + "." + "b" * 40
     with pytest.raises(ValidationError):
-        services.set_dkim_key(actor="t", domain=domain, selector=selector,
+        dkim_services.set_key(actor="t", domain=domain, selector=selector,
                               public_key=rsa_base64())
 
 
@@ -555,7 +555,7 @@ def test_set_dkim_key_refuses_a_selector_longer_than_its_column(domain):
                                         f"v=DKIM1; k=ed25519; p={'QUFB' * 8}"])
 def test_set_dkim_key_refuses_a_bad_key_in_one_line(domain, public_key):
     with pytest.raises(ValidationError) as refused:
-        services.set_dkim_key(actor="t", domain=domain, selector="mail", public_key=public_key)
+        dkim_services.set_key(actor="t", domain=domain, selector="mail", public_key=public_key)
     [message] = refused.value.messages
     assert message.startswith("That DKIM key cannot be used: ")
     assert "\n" not in message
@@ -564,16 +564,16 @@ def test_set_dkim_key_refuses_a_bad_key_in_one_line(domain, public_key):
 
 
 def test_a_bad_key_leaves_the_old_one(domain):
-    services.set_dkim_key(actor="t", domain=domain, selector="mail", public_key=rsa_base64())
+    dkim_services.set_key(actor="t", domain=domain, selector="mail", public_key=rsa_base64())
     with pytest.raises(ValidationError):
-        services.set_dkim_key(actor="t", domain=domain, selector="other", public_key="garbage")
+        dkim_services.set_key(actor="t", domain=domain, selector="other", public_key="garbage")
     assert DkimKey.objects.get().selector == "mail"
 
 
 def test_remove_dkim_key_deletes_and_audits(domain):
-    services.set_dkim_key(actor="t", domain=domain, selector="mail", public_key=rsa_base64())
+    dkim_services.set_key(actor="t", domain=domain, selector="mail", public_key=rsa_base64())
 
-    services.remove_dkim_key(actor="alice@a.example", domain=domain)
+    dkim_services.remove_key(actor="alice@a.example", domain=domain)
 
     assert not DkimKey.objects.exists()
     [entry] = audit("dkim.remove")
@@ -583,7 +583,7 @@ def test_remove_dkim_key_deletes_and_audits(domain):
 
 def test_removing_a_key_that_is_not_there_is_refused(domain):
     with pytest.raises(ValidationError, match=r"a\.example has no DKIM key set"):
-        services.remove_dkim_key(actor="t", domain=domain)
+        dkim_services.remove_key(actor="t", domain=domain)
     assert audit("dkim.remove") == []
 
 
@@ -591,7 +591,7 @@ def test_the_key_reaches_the_checks(domain, django_capture_on_commit_callbacks, 
     seen = []
     monkeypatch.setattr(checks, "check_domain",
                         lambda target, *a, **k: seen.append(target) or [])
-    services.set_dkim_key(actor="t", domain=domain, selector="mail", public_key=rsa_base64())
+    dkim_services.set_key(actor="t", domain=domain, selector="mail", public_key=rsa_base64())
     with django_capture_on_commit_callbacks(execute=True):
         services.request_check(actor="t", domain=domain)
     [target] = seen

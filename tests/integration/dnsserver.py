@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import override_settings
 
-from dnscheck import services as dnscheck_services
+from dkim import services as dkim_services
 from dnscheck.findings import Identity, Target
 from domains import services as domain_services
 from domains.models import Domain
@@ -473,7 +473,7 @@ class DnsServers:
         for local in ("postmaster", "abuse"):
             domain_services.create_alias(actor="t", source=f"{local}@{name}",
                                          destinations="hostmaster@other.test", checked_domains=None)
-        dnscheck_services.set_dkim_key(actor="t", domain=domain, selector=DKIM_SELECTOR,
+        dkim_services.set_key(actor="t", domain=domain, selector=DKIM_SELECTOR,
                                        public_key=self.keys.ours)
         return domain
 

@@ -20,7 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from core.models import AuditEntry
-from dnscheck.models import DkimKey
+from dkim.models import DkimKey
 from domains.models import Alias, AliasDomain, Domain, DomainAdmin, ImportJob, Mailbox
 
 HOSTILE = [
@@ -57,7 +57,7 @@ FORMS = [
      {"current": "correct horse battery", "new": "another long phrase",
       "new_again": "another long phrase"}, ["new", "new_again"]),
     ("mailbox", "accounts:password-hint", [], {"new": "x"}, ["new"]),
-    ("admin_a", "dnscheck:dkim", ["a.example"],
+    ("admin_a", "dkim:key", ["a.example"],
      {"selector": "mail", "public_key": DKIM_KEY}, ["selector", "public_key"]),
 ]
 
@@ -124,7 +124,7 @@ def test_the_dkim_key_form_takes_random_keys(world, raw, wrapping, selector):
     before = counts()
     kept = list(DkimKey.objects.values_list("selector", "public_key", "algorithm"))
     text = wrapping.format(base64.b64encode(raw).decode())
-    response = client.post(reverse("dnscheck:dkim", args=["a.example"]),
+    response = client.post(reverse("dkim:key", args=["a.example"]),
                            {"selector": selector, "public_key": text})
     check(response, before)
     if response.status_code != 302:

@@ -86,6 +86,7 @@ def test_every_row_survives_the_migrations(old_world):
     migrate(latest_targets())
 
     from core.models import AuditEntry
+    from dkim.models import DkimKey
     from dnscheck.models import CheckRun
     from domains.models import Alias, AliasDomain, Domain, DomainAdmin, ImportJob, KeptMaildir
 
@@ -107,5 +108,8 @@ def test_every_row_survives_the_migrations(old_world):
     # Every job's waiting state is now called "queued".
     assert ImportJob.objects.get(pk=old_world["waiting"]).state == "queued"
     assert KeptMaildir.objects.get().path == "/var/vmail/a.example/gone/"
+    key = DkimKey.objects.get(domain=domain)
+    assert (key.selector, key.algorithm, key.state) == ("mail", "ed25519", "active")
+    assert key.public_key == "MCowBQYDK2VwAyEA" + "A" * 43 + "="
     run = CheckRun.objects.get(pk=old_world["run"])
     assert run.requested_by == "beat" and run.results.get().check_name == "mx"

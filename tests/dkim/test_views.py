@@ -18,9 +18,11 @@ from django.test import Client
 from django.urls import reverse
 
 from core.models import AuditEntry
-from dnscheck import checks, dkim, services
+from dkim import records as dkim
+from dkim import services
+from dkim.models import DkimKey
+from dnscheck import checks
 from dnscheck.findings import Identity, Target
-from dnscheck.models import DkimKey
 from tests.dnscheck import ERROR, OK, UNKNOWN, make_run
 
 
@@ -61,11 +63,11 @@ def rspamadm_output(selector: str, p: str) -> str:
 
 
 def dkim_url(name: str = "a.example") -> str:
-    return reverse("dnscheck:dkim", args=[name])
+    return reverse("dkim:key", args=[name])
 
 
 def remove_url(name: str = "a.example") -> str:
-    return reverse("dnscheck:dkim-remove", args=[name])
+    return reverse("dkim:remove", args=[name])
 
 
 def detail(name: str = "a.example") -> str:
@@ -230,7 +232,7 @@ def test_a_bad_selector_is_a_form_error(world, rsa_key, bad):
 
 
 def test_a_bad_key_leaves_the_current_one(world, rsa_key):
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     response = world.client_for("admin_a").post(dkim_url(),
                                                 {"selector": "new", "public_key": "garbage"})
     assert field_errors(response, "public_key")
@@ -257,7 +259,7 @@ def test_a_pasted_private_key_is_refused_and_not_echoed(world, rsa_key):
 
 
 def test_remove_forgets_the_key_and_is_audited(world, rsa_key):
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     client = world.client_for("admin_a")
     page = page_text(client.get(dkim_url()))
     # The confirmation step: the button sits inside a closed <details> that explains.
@@ -285,7 +287,7 @@ def test_remove_without_a_key_is_refused_on_the_page(world):
 
 
 def test_remove_is_post_only(world, rsa_key):
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     response = world.client_for("admin_a").get(remove_url())
     assert response.status_code == 405
     assert DkimKey.objects.filter(domain=world.a).exists()
@@ -296,7 +298,7 @@ def test_remove_is_post_only(world, rsa_key):
 
 @pytest.mark.parametrize("persona", ["admin_b", "mailbox"])
 def test_others_get_404_and_change_nothing(world, rsa_key, persona):
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     client = world.client_for(persona)
     before = AuditEntry.objects.count()
     assert client.get(dkim_url()).status_code == 404
@@ -333,7 +335,7 @@ def test_posts_without_a_csrf_token_are_refused(world, rsa_key):
     data = {"selector": "mail", "public_key": pem_of(rsa_key)}
     assert client.post(dkim_url(), data).status_code == 403
     assert not DkimKey.objects.exists()
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     assert client.post(remove_url()).status_code == 403
     assert DkimKey.objects.filter(domain=world.a).exists()
 
@@ -411,7 +413,7 @@ def test_the_dkim_row_says_stale_once_a_key_is_set(world, rsa_key):
 
 
 def test_the_dkim_row_says_stale_once_the_key_is_removed_and_drops_its_record(world, rsa_key):
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     old_record = dkim.txt_record("mail", "a.example", "rsa", b64_of(rsa_key))
     make_run(world.a, [("dkim", "mail", ERROR, "No DKIM record at mail._domainkey.a.example",
                         old_record)])
@@ -424,7 +426,7 @@ def test_the_dkim_row_says_stale_once_the_key_is_removed_and_drops_its_record(wo
 
 
 def test_a_dkim_row_checked_after_the_key_was_set_is_not_stale(world, rsa_key):
-    services.set_dkim_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
+    services.set_key(actor="t", domain=world.a, selector="mail", public_key=pem_of(rsa_key))
     make_run(world.a, [("dkim", "mail", OK, "publishes this host's key")])
     assert "stale" not in dkim_row(dns_section(world.client_for("admin_a")))
 

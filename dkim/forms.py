@@ -1,10 +1,10 @@
-"""The DKIM key form. It shapes what is pasted; services.set_dkim_key decides."""
+"""The DKIM key form. It shapes what is pasted; services.set_key decides."""
 
 from __future__ import annotations
 
 from django import forms
 
-from dnscheck import dkim
+from dkim import records
 
 # An 8192-bit RSA key in PEM is under 1,500 characters; anything far longer is not a key.
 KEY_MAX = 16_000
@@ -12,7 +12,7 @@ KEY_MAX = 16_000
 
 class DkimKeyForm(forms.Form):
     selector = forms.CharField(
-        max_length=dkim.SELECTOR_MAX,
+        max_length=records.SELECTOR_MAX,
         help_text="the name before ._domainkey, e.g. mail or 2025a")
     public_key = forms.CharField(
         max_length=KEY_MAX, label="Public key",
@@ -22,7 +22,7 @@ class DkimKeyForm(forms.Form):
 
     def clean_selector(self) -> str:
         selector = str(self.cleaned_data["selector"]).strip().lower()
-        if not dkim.valid_selector(selector):
+        if not records.valid_selector(selector):
             raise forms.ValidationError(
                 "A selector is letters, digits, hyphens and underscores, in labels "
                 "separated by dots.")
@@ -30,14 +30,14 @@ class DkimKeyForm(forms.Form):
 
     def clean_public_key(self) -> str:
         text = str(self.cleaned_data["public_key"])
-        if dkim.PRIVATE_KEY_RE.search(text):
+        if records.PRIVATE_KEY_RE.search(text):
             # Not shown again: the page re-rendered with the error must not carry it.
             self.data = {**self.data, "public_key": ""}
             raise forms.ValidationError(
                 "That is a private key. Paste only the public key or the TXT record: "
                 "the private key stays with the signer.")
         try:
-            dkim.normalise(text)
-        except dkim.BadKey as error:
+            records.normalise(text)
+        except records.BadKey as error:
             raise forms.ValidationError(f"That DKIM key cannot be used: {error}.") from None
         return text

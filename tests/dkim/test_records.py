@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from dnscheck import dkim
-from dnscheck.dkim import BadKey
+from dkim import records as dkim
+from dkim.records import BadKey
 
 
 @functools.cache

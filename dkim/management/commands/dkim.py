@@ -9,8 +9,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import SubcommandCommand, actor
-from dnscheck import dkim, services
-from dnscheck.models import DkimKey
+from dkim import records, services
+from dkim import selectors as keys
 from domains import selectors
 
 
@@ -40,22 +40,22 @@ class Command(SubcommandCommand):
                 text = sys.stdin.read()
             except UnicodeDecodeError:
                 raise CommandError("the key on stdin is not valid UTF-8") from None
-        key = services.set_dkim_key(actor=actor(), domain=domain, selector=o["selector"],
-                                    public_key=text)
-        bits = dkim.key_bits(key.public_key, key.algorithm)
+        key = services.set_key(actor=actor(), domain=domain, selector=o["selector"],
+                               public_key=text)
+        bits = records.key_bits(key.public_key, key.algorithm)
         self.stdout.write(f"set {key} ({key.algorithm}, {bits} bits)")
-        if warning := dkim.weak_key_warning(key.algorithm, bits):
+        if warning := records.weak_key_warning(key.algorithm, bits):
             self.stderr.write(f"warning: {warning}")
 
     def do_show(self, **o: Any) -> None:
         domain = selectors.domain_by_name(o["domain"])
-        key = DkimKey.objects.filter(domain=domain).first()
+        key = keys.active_key(domain)
         if key is None:
             raise CommandError(f"{domain.name} has no DKIM key set")
-        self.stdout.write(dkim.txt_record(key.selector, domain.name, key.algorithm,
-                                          key.public_key))
+        self.stdout.write(records.txt_record(key.selector, domain.name, key.algorithm,
+                                             key.public_key))
 
     def do_remove(self, **o: Any) -> None:
         domain = selectors.domain_by_name(o["domain"])
-        services.remove_dkim_key(actor=actor(), domain=domain)
+        services.remove_key(actor=actor(), domain=domain)
         self.stdout.write(f"removed the DKIM key of {domain.name}")

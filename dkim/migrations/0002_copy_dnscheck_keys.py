@@ -1,0 +1,47 @@
+"""The keys dnscheck kept (one per domain, table dnscheck_dkim_keys) move here as active keys.
+
+dnscheck's 0002 drops the old table once this has run. Backwards, each
+domain's active key goes back to the old table (which had room for one), so
+migrating back loses nothing the old schema could hold.
+"""
+
+from django.db import migrations
+
+
+def forward(apps, schema_editor):
+    Old = apps.get_model("dnscheck", "DkimKey")
+    New = apps.get_model("dkim", "DkimKey")
+    New.objects.bulk_create(
+        New(domain_id=old.domain_id, selector=old.selector, algorithm=old.algorithm,
+            public_key=old.public_key, state="active", created=old.modified,
+            activated=old.modified)
+        for old in Old.objects.order_by("pk").iterator())
+    # bulk_create stamps `modified` (auto_now) with now; keep the old date, or
+    # every domain's DKIM result would read as stale until its next check.
+    for old in Old.objects.all().iterator():
+        New.objects.filter(domain_id=old.domain_id, selector=old.selector).update(
+            modified=old.modified)
+
+
+def backward(apps, schema_editor):
+    Old = apps.get_model("dnscheck", "DkimKey")
+    New = apps.get_model("dkim", "DkimKey")
+    seen = set()
+    for new in New.objects.filter(state="active").order_by("domain_id", "-activated", "-pk"):
+        if new.domain_id in seen:
+            continue
+        seen.add(new.domain_id)
+        Old.objects.create(domain_id=new.domain_id, selector=new.selector,
+                           algorithm=new.algorithm, public_key=new.public_key)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("dkim", "0001_initial"),
+        ("dnscheck", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.RunPython(forward, backward),
+    ]

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from dkim import views
+
+# Under the domain's health page, where they were when dnscheck held the key.
+app_name = "dkim"
+urlpatterns = [
+    path("domains/<str:name>/health/dkim/", views.key, name="key"),
+    path("domains/<str:name>/health/dkim/remove/", views.remove, name="remove"),
+]

@@ -1,0 +1,9 @@
+# (url name, args): GET status for anonymous, superadmin, admin_a, admin_b, mailbox.
+EXPECTED = {
+    # The DKIM key of a domain: its admins and superadmins; removing it is POST only.
+    ("dkim:key", ("a.example",)): ("login", 200, 200, 404, 404),
+    ("dkim:key", ("b.example",)): ("login", 200, 404, 200, 404),
+    ("dkim:key", ("none.example",)): ("login", 404, 404, 404, 404),
+    ("dkim:remove", ("a.example",)): ("login", 405, 405, 404, 404),
+    ("dkim:remove", ("none.example",)): ("login", 404, 404, 404, 404),
+}
