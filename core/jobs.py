@@ -110,11 +110,14 @@ def progress(model: type[ProgressJob], pk: int, done: int) -> None:
 def finish(model: type[Job], pk: int, **changes: Any) -> bool:
     """Running -> done; False, changing nothing, when the job is no longer running.
 
+    `finished` may be given, for a job whose results carry the same time.
+
     The state is checked by the UPDATE itself, which holds the row's lock:
     called inside the job's transaction, a False lets the caller roll back.
     """
+    changes.setdefault("finished", timezone.now())
     return bool(model._default_manager.filter(pk=pk, state=Job.State.RUNNING)
-                .update(state=Job.State.DONE, finished=timezone.now(), **changes))
+                .update(state=Job.State.DONE, **changes))
 
 
 def fail(model: type[Job], pk: int, error: str, **changes: Any) -> bool:

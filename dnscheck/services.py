@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from core import audit, jobs
@@ -29,8 +29,6 @@ from mailhost.models import MailHost
 log = logging.getLogger(__name__)
 
 REQUIRED_LOCAL_PARTS = ("postmaster", "abuse")
-# A run still "running" after this was cut off (worker killed); it may be claimed again.
-STALE_AFTER = timedelta(minutes=10)
 
 
 # ---------------------------------------------------------------- check runs
@@ -65,8 +63,7 @@ def _open_run(domain: Domain) -> CheckRun | None:
            .order_by("-pk").first())
     if run is None:
         return None
-    if run.state == CheckRun.State.RUNNING and run.started and \
-            run.started < timezone.now() - STALE_AFTER:
+    if run.is_stale():
         _fail(run.pk, "the worker stopped before the run finished")
         return None
     return run
@@ -78,11 +75,8 @@ def execute_run(run_id: int) -> CheckRun | None:
     Returns None when there is nothing to do (the run is done, or another
     worker has it), so a redelivered task is harmless.
     """
-    now = timezone.now()
-    claimable = Q(state=CheckRun.State.QUEUED) | Q(state=CheckRun.State.RUNNING,
-                                                    started__lt=now - STALE_AFTER)
-    if not CheckRun.objects.filter(claimable, pk=run_id).update(
-            state=CheckRun.State.RUNNING, started=now):
+    # A stale run (its worker was killed) may be checked again from the start.
+    if not jobs.claim(CheckRun, run_id, reclaim_stale=True):
         return None
     run = CheckRun.objects.select_related("domain").get(pk=run_id)
     try:
@@ -129,15 +123,15 @@ def _store(run: CheckRun, findings: Sequence[Finding]) -> CheckRun:
                         expected=f.expected, record=f.record, checked_at=finished)
             for f in findings)
         worst = max((f.verdict for f in findings), default=Verdict.UNKNOWN)
-        CheckRun.objects.filter(pk=run.pk).update(state=CheckRun.State.DONE,
-                                                  finished=finished, worst=worst)
+        if not jobs.finish(CheckRun, run.pk, worst=worst, finished=finished):
+            # Failed meanwhile (as stale): its results would contradict that.
+            transaction.set_rollback(True)
     run.refresh_from_db()
     return run
 
 
 def _fail(run_id: int, reason: str) -> None:
-    CheckRun.objects.filter(pk=run_id).update(state=CheckRun.State.FAILED,
-                                              finished=timezone.now(), error=reason[:255])
+    jobs.fail(CheckRun, run_id, reason)
 
 
 def targets_for(domains: Sequence[Domain]) -> list[Target]:

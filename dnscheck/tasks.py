@@ -10,11 +10,11 @@ from __future__ import annotations
 from celery import shared_task
 
 from dnscheck import report, services
+from dnscheck.models import CheckRun
 
-# A domain's checks stop asking DNS after MAILADMIN_DNS_DOMAIN_BUDGET (30 s by
-# default); the limits leave room for storing, and cut off anything stuck.
+# The soft limit lets a run record that it was cut off before the hard one.
 RUN_SOFT_TIME_LIMIT = 120
-RUN_TIME_LIMIT = 150
+RUN_TIME_LIMIT = CheckRun.time_limit
 
 
 @shared_task(name="dnscheck.run_check", soft_time_limit=RUN_SOFT_TIME_LIMIT,

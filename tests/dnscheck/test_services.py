@@ -20,6 +20,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core import jobs
 from core.models import AuditEntry
 from dkim import services as dkim_services
 from dkim.models import DkimKey
@@ -159,7 +160,7 @@ def test_the_task_is_enqueued_only_after_commit(domain, django_capture_on_commit
 def test_a_stale_running_run_is_closed_and_a_new_one_starts(
         domain, django_capture_on_commit_callbacks, canned):
     stale = make_run(domain, state=CheckRun.State.RUNNING,
-                     minutes_ago=services.STALE_AFTER.total_seconds() / 60 + 1)
+                     minutes_ago=jobs.stale_after(CheckRun).total_seconds() / 60 + 1)
 
     with django_capture_on_commit_callbacks(execute=True):
         run = services.request_check(actor="alice@a.example", domain=domain)
