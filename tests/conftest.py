@@ -30,8 +30,8 @@ ADMIN_PASSWORD = "admin passphrase 123"
 # the same on MariaDB and on SQLite.
 DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences",
                "django_db_serialized_rollback", "live_server", "django_db_setup"}
-# bin/test sets this for its second run (SQLite): the tests that need no
-# database engine already ran on the first (MariaDB) and are deselected.
+# bin/test sets this for its MariaDB run: the tests that need no database
+# engine run (once) in its SQLite run, as in a plain `pytest`, and are deselected.
 ONLY_DB_TESTS = "MAILADMIN_TESTS_ONLY_DB"
 
 
