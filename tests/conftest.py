@@ -60,6 +60,7 @@ def processes_are_marked(request, monkeypatch):
     `processes` marker (implied by `daemons`): one that does not is stopped here."""
     if request.node.get_closest_marker("processes") is not None:
         return
+
     def refuse(self, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError(
             f"{request.node.nodeid} starts {args!r}: mark it @pytest.mark.processes")
@@ -70,8 +71,10 @@ def processes_are_marked(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def fast_admin_hashing(request, settings):
     """Admin passwords with MD5 instead of PBKDF2: the `world` fixture's three admins
-    cost ~2 s under load with PBKDF2, and only the hashing tests need the real one
-    (marked real_password_hasher). Mailbox hashes are passlib's: see fast_hashing."""
+    cost ~2 s under load with PBKDF2. A test of Django's own hashing keeps the default
+    with the real_password_hasher marker (none asserts on it today; production
+    settings are checked in a process of their own, test_security.py). Mailbox
+    hashes are passlib's, at their own costs: see fast_hashing."""
     if request.node.get_closest_marker("real_password_hasher") is None:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
