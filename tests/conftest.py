@@ -1,4 +1,6 @@
 import io
+import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,11 @@ from django.test import Client
 from accounts import services as account_services
 from domains import services
 from domains.models import Domain, Mailbox
+
+# Mailbox passwords are bcrypt at cost 4 in tests (fast_hashing below); this
+# gives manage.py, Celery and settings loaded in a process of their own the
+# same (a test that needs another cost sets it, as test_settings.py does).
+os.environ.setdefault("MAILADMIN_BCRYPT_ROUNDS", "4")
 
 MAILBOX_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "admin passphrase 123"
@@ -28,6 +35,61 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         MailHost.objects.all().delete()
+
+
+# What makes a test need the database engine: pytest-django lets no test reach
+# the database without one of these (a django_db marker or one of its fixtures;
+# `world`, `stack` and the like ask for them), so a test with none of them runs
+# the same on MariaDB and on SQLite.
+DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences",
+               "django_db_serialized_rollback", "live_server", "django_db_setup"}
+# bin/test sets this for its MariaDB run: the tests that need no database
+# engine run (once) in its SQLite run, as in a plain `pytest`, and are deselected.
+ONLY_DB_TESTS = "MAILADMIN_TESTS_ONLY_DB"
+
+
+def needs_database(item: pytest.Item) -> bool:
+    return (item.get_closest_marker("django_db") is not None
+            or item.get_closest_marker("both_backends") is not None
+            or bool(DB_FIXTURES & set(getattr(item, "fixturenames", ()))))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # Real daemons are processes too: `-m processes` selects every test that starts one.
+        if item.get_closest_marker("daemons") is not None:
+            item.add_marker(pytest.mark.processes)
+    if os.environ.get(ONLY_DB_TESTS) != "1":
+        return
+    kept = [item for item in items if needs_database(item)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not needs_database(item)])
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def processes_are_marked(request, monkeypatch):
+    """A test that starts a process (a binary, manage.py, a daemon) says so with the
+    `processes` marker (implied by `daemons`): one that does not is stopped here."""
+    if request.node.get_closest_marker("processes") is not None:
+        return
+
+    def refuse(self, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(
+            f"{request.node.nodeid} starts {args!r}: mark it @pytest.mark.processes")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+@pytest.fixture(autouse=True)
+def fast_admin_hashing(request, settings):
+    """Admin passwords with MD5 instead of PBKDF2: the `world` fixture's three admins
+    cost ~2 s under load with PBKDF2. A test of Django's own hashing keeps the default
+    with the real_password_hasher marker (none asserts on it today; production
+    settings are checked in a process of their own, test_security.py). Mailbox
+    hashes are passlib's, at their own costs: see fast_hashing."""
+    if request.node.get_closest_marker("real_password_hasher") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

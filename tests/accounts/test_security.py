@@ -283,6 +283,7 @@ def auth_formatter():
     return logging.Formatter(config["format"], config["datefmt"])
 
 
+@pytest.mark.processes
 def test_fail2ban_bans_exactly_the_failing_addresses(world, settings, tmp_path):
     binary = fail2ban_regex()
     # A zone far from the host's: the offset in each line must carry the difference.
@@ -370,6 +371,7 @@ def production_env(tmp_path, **extra):
                      MAILADMIN_ALLOWED_HOSTS="mail.example.org", **extra)
 
 
+@pytest.mark.processes
 def test_production_settings_pass_check_deploy(tmp_path):
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT,
                             env=production_env(tmp_path), capture_output=True, text=True,
@@ -392,6 +394,7 @@ print(json.dumps({name: getattr(s, name, None) for name in [
 """
 
 
+@pytest.mark.processes
 def test_https_settings_follow_the_environment(tmp_path):
     plain = json.loads(run_python(SHOW_SETTINGS, clean_env(tmp_path)).stdout)
     assert plain == {
@@ -416,6 +419,7 @@ def test_https_settings_follow_the_environment(tmp_path):
     assert no_proxy["SECURE_PROXY_SSL_HEADER"] is None
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("extra", [{"MAILADMIN_TRUSTED_PROXIES": "proxy.internal"},
                                    {"MAILADMIN_LOGIN_FAILURE_LIMIT": "0"},
                                    {"MAILADMIN_LOGIN_COOLOFF_MINUTES": "soon"}])
@@ -425,6 +429,7 @@ def test_bad_lockout_settings_stop_the_start(tmp_path, extra):
     assert "ImproperlyConfigured" in result.stderr
 
 
+@pytest.mark.processes
 def test_without_environment_the_login_page_is_served_over_plain_http(tmp_path):
     code = """
 import django
@@ -440,6 +445,7 @@ print(response.status_code, response.has_header("Strict-Transport-Security"),
     assert result.stdout.split() == ["200", "False", "False", "True"]
 
 
+@pytest.mark.processes
 def test_auth_log_names_the_file_fail2ban_reads(tmp_path):
     log_file = tmp_path / "log" / "auth.log"
     log_file.parent.mkdir()

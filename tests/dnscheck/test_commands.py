@@ -286,6 +286,7 @@ def data_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.processes
 class TestTheCommandLine:
     def test_no_domains_is_one_line_and_status_1(self, data_dir):
         line = refused_cleanly(manage(data_dir, "dnscheck"))

@@ -648,6 +648,7 @@ def data_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.processes
 class TestTheCommandLine:
     def test_it_prints_mailboxes_as_valid_json(self, data_dir):
         result = succeeded(manage(data_dir, "mailbox", "list", "--json"))

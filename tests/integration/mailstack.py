@@ -253,6 +253,8 @@ def _postfix_instance(stack: MailStack) -> None:
          # A throw-away instance: no DNS for the test domains, no relaying out.
          "smtp_host_lookup=native",
          "default_transport=error:no outside delivery in tests",
+         # No 1 s pause after each refused command: the tests make many on purpose.
+         "smtpd_error_sleep_time=0",
          f"alternate_config_directories={pf}",
          "multi_instance_enable=no", f"syslog_name=postfix-{stack.root.name}"])
     run(["postfix", "-c", str(pf), "set-permissions", "create-missing"], check=False)
@@ -272,6 +274,15 @@ protocols = imap lmtp
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
+# Dovecot holds each failed sign-in for 2 s against guessing, and delays the
+# next attempts after one (anvil's auth penalty, up to 15 s): the tests assert
+# the refusals, not the waits, and make many of them. Production keeps both.
+auth_failure_delay = 0
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 default_internal_user = dovecot
 default_login_user = dovenull
 service imap-login {{

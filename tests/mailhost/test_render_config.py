@@ -636,6 +636,7 @@ def test_it_refuses_a_daemon_password_with_a_space(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.both_backends  # no database, but the backend decides what it renders
 def test_it_defaults_to_the_panels_database(out, settings):
     settings.MAILADMIN_DAEMON_DATABASE_URL = ""
     render_config(out)
