@@ -153,7 +153,7 @@ def check_host_address(target: Target, identity: Identity, lookup: Session) -> l
         if not identity.addresses:
             findings.append(Finding(
                 "host-address", host, UNKNOWN,
-                "The public addresses are not configured (MAILADMIN_PUBLIC_IPV4/IPV6)."))
+                "The public addresses are not set on the Mail host page."))
             continue
         found, failure = lookup.addresses(host)
         if failure:

@@ -33,7 +33,7 @@ class Finding:
 # record naming one would send mail nowhere. (.test is kept: the integration
 # tests serve a zone of their own under it.)
 PRIVATE_SUFFIXES = frozenset({"localhost", "localdomain", "local", "invalid"})
-SET_HOSTNAME = "Set MAILADMIN_MAIL_HOSTNAME (or MAILADMIN_MX_HOSTS) to this server's public name"
+SET_HOSTNAME = "Set the public name of this server (or its MX names) on the Mail host page"
 
 
 def is_public_host_name(name: str) -> bool:

@@ -37,6 +37,7 @@ from dnscheck import changes as moves
 from dnscheck import selectors, services
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains.models import Domain, DomainAdmin
+from mailhost.models import MailHost
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
     since = last.sent_at if last is not None else None
     summaries = domain_summaries(now, since)
     send_unchanged = force or settings.MAILADMIN_REPORT_WHEN_UNCHANGED
+    sender = report_sender()
     messages = []
     for recipient in recipients():
         mine = (list(summaries.values()) if recipient.everything else
@@ -113,7 +115,8 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
         changes = sorted((c for s in mine for c in s.changes),
                          key=lambda c: (KIND_ORDER[c.kind], c.domain, c.position))
         if changes or send_unchanged:
-            messages.append(build_message(recipient.address, mine, changes, since, now))
+            messages.append(build_message(recipient.address, mine, changes, since, now,
+                                          sender=sender))
     if not messages:
         log.info("health report: nothing changed; no report sent")
         return 0
@@ -262,8 +265,14 @@ def _address(username: str, email: str) -> str | None:
 # ---------------------------------------------------------------- the e-mail
 
 
+def report_sender() -> str:
+    """MAILADMIN_REPORT_FROM, else mailadmin@ the mail host's name (its row, as renamed)."""
+    return settings.MAILADMIN_REPORT_FROM or f"mailadmin@{MailHost.current().mail_hostname}"
+
+
 def build_message(address: str, summaries: Sequence[DomainSummary], changes: Sequence[Change],
-                  since: datetime | None, now: datetime) -> mail.EmailMultiAlternatives:
+                  since: datetime | None, now: datetime, *, sender: str
+                  ) -> mail.EmailMultiAlternatives:
     by_kind: dict[str, list[Change]] = {kind: [] for kind in KIND_ORDER}
     for change in changes:
         by_kind[change.kind].append(change)
@@ -283,8 +292,8 @@ def build_message(address: str, summaries: Sequence[DomainSummary], changes: Seq
     subject = " ".join(render_to_string("dnscheck/email/subject.txt", context).split())
     text = render_to_string("dnscheck/email/report.txt", context)
     html = render_to_string("dnscheck/email/report.html", context)
-    message = mail.EmailMultiAlternatives(subject=subject, body=text,
-                                          from_email=settings.DEFAULT_FROM_EMAIL, to=[address])
+    message = mail.EmailMultiAlternatives(subject=subject, body=text, from_email=sender,
+                                          to=[address])
     message.attach_alternative(html, "text/html")
     return message
 

@@ -95,7 +95,21 @@ def execute_run(run_id: int) -> CheckRun | None:
 
 
 def check_domains_now(*, actor: Actor, domains: Sequence[Domain]) -> list[CheckRun]:
-    """Check `domains` in this process, concurrently, and store a run for each."""
+    """Check `domains` in this process and store a run for each.
+
+    A batch of MAILADMIN_DNS_CONCURRENCY domains at a time, each batch's runs
+    started when it is: a run then lasts no longer than a domain's budget, so
+    the stale rule of check runs (a worker's time limit) never closes one of
+    them while this command still works on it.
+    """
+    size = max(1, settings.MAILADMIN_DNS_CONCURRENCY)
+    runs: list[CheckRun] = []
+    for start in range(0, len(domains), size):
+        runs += _check_batch(actor, domains[start:start + size])
+    return runs
+
+
+def _check_batch(actor: Actor, domains: Sequence[Domain]) -> list[CheckRun]:
     now = timezone.now()
     runs = [CheckRun.objects.create(domain=d, requested_by=str(actor)[:254],
                                     state=CheckRun.State.RUNNING, started=now)

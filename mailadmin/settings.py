@@ -403,5 +403,8 @@ EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = env_str("MAILADMIN_SMTP_HOST", "localhost")
 EMAIL_PORT = env_int("MAILADMIN_SMTP_PORT", 25)
 EMAIL_TIMEOUT = 30
-DEFAULT_FROM_EMAIL = env_str("MAILADMIN_REPORT_FROM", f"mailadmin@{MAILADMIN_MAIL_HOSTNAME}")
+# The report's sender; empty: mailadmin@ the mail host's name (its row, which a
+# superadmin may rename). DEFAULT_FROM_EMAIL serves Django's own mail.
+MAILADMIN_REPORT_FROM = env_str("MAILADMIN_REPORT_FROM", "")
+DEFAULT_FROM_EMAIL = MAILADMIN_REPORT_FROM or f"mailadmin@{MAILADMIN_MAIL_HOSTNAME}"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

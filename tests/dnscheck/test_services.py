@@ -285,6 +285,19 @@ def test_check_domains_now_checks_each_domain_in_this_process(domain):
     assert all(r.requested_by == str(services.COMMAND) for r in runs)
 
 
+def test_check_domains_now_starts_each_batch_when_it_is_checked(domain, settings):
+    """A long command must not see its runs closed as stale by a beat or a click
+    meanwhile: each run starts with its batch and lasts one domain's budget."""
+    settings.MAILADMIN_DNS_CONCURRENCY = 1
+    other = domain_services.create_domain(actor=SETUP, name="b.example")
+
+    first, second = services.check_domains_now(actor=services.COMMAND, domains=[domain, other])
+
+    assert first.state == second.state == CheckRun.State.DONE
+    assert second.started >= first.finished
+    assert first.results.exists() and second.results.exists()
+
+
 def test_check_domains_now_does_not_leave_runs_running_when_the_checks_raise(domain,
                                                                             monkeypatch):
     def explode(*args, **kwargs):
