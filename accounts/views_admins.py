@@ -29,8 +29,9 @@ from core.http import (
 )
 from core.models import AuditEntry
 from domains import selectors
-from domains.access import admin_required, visible_domains
+from domains.access import admin_required
 from domains.models import Domain, DomainAdmin
+from domains.reach import visible_domains
 
 
 def _domains_from(text: str) -> list[Domain]:

@@ -23,7 +23,7 @@ class CheckRun(Job):
     """One check of a domain: a job (core.jobs) whose results are its history."""
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="check_runs")
-    # Who asked: a panel user, "beat" or "command".
+    # Who asked, as an actor's label: a panel account, `cli:<login>` or `beat`.
     requested_by = models.CharField(max_length=254, default="")
     # When it was asked for; the column was there before the job lifecycle.
     requested = models.DateTimeField(auto_now_add=True)

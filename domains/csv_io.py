@@ -42,8 +42,8 @@ from django.db.models import QuerySet
 from core import jobs
 from core.actor import Actor
 from domains import passwords, services
-from domains.access import checked_domains_of
 from domains.models import Alias, Domain, ImportJob, Mailbox
+from domains.reach import checked_domains_of
 from domains.services import AliasImport, MailboxImport
 from domains.validators import normalize_address, parse_size
 

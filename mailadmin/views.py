@@ -6,7 +6,7 @@ from core.http import is_mailbox_user
 from core.models import AuditEntry
 from dnscheck import selectors as dnscheck_selectors
 from domains import selectors
-from domains.access import is_admin, visible_domains
+from domains.reach import is_admin, visible_domains
 
 
 @login_required

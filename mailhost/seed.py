@@ -2,7 +2,8 @@
 
 Settings seed the row once (the data migration, or MailHost.current() on a
 database without one); after that the row is what the code reads. Kept free of
-models so the data migration can use it.
+models so the data migration (0002) can use it: a field added later gets its
+own migration, and the keys here stay those of 0001's fields.
 """
 
 from __future__ import annotations

@@ -31,8 +31,10 @@ def backward(apps, schema_editor):
         if new.domain_id in seen:
             continue
         seen.add(new.domain_id)
-        Old.objects.create(domain_id=new.domain_id, selector=new.selector,
-                           algorithm=new.algorithm, public_key=new.public_key)
+        row = Old.objects.create(domain_id=new.domain_id, selector=new.selector,
+                                 algorithm=new.algorithm, public_key=new.public_key)
+        # As forward: the key's own date, or every DKIM result would read as stale.
+        Old.objects.filter(pk=row.pk).update(modified=new.modified)
 
 
 class Migration(migrations.Migration):

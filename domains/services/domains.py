@@ -21,12 +21,12 @@ from domains.services._common import (
     _plural,
     _switch,
     _text,
-    maildir_path,
 )
 from domains.services.destinations import _remove_destinations
 from domains.services.kept_maildirs import KEPT_MAILDIR_CHOICES, _settle_earlier_kept_maildirs
 from domains.services.limits import _check_new_total, _limits
 from domains.validators import normalize_domain
+from mailhost.models import MailHost
 
 
 def create_domain(
@@ -130,8 +130,9 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
         rows: list[AuditEntry] = []
         now = timezone.now()
         ledger: list[KeptMaildir] = []
+        host = MailHost.current()  # once, not a query a mailbox
         for mailbox in locked.mailboxes.all():
-            path = maildir_path(mailbox.email)
+            path = host.maildir_path(mailbox.email)
             kept.append(path)
             ledger.append(KeptMaildir(address=mailbox.email, domain_ref=locked.pk, path=path,
                                       deleted_at=now))

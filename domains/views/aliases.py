@@ -19,15 +19,10 @@ from core.http import (
     superadmin_required,
 )
 from domains import search, services
-from domains.access import (
-    admin_required,
-    alias_domain_or_404,
-    alias_or_404,
-    checked_domains,
-    domain_or_404,
-)
+from domains.access import admin_required, alias_domain_or_404, alias_or_404, domain_or_404
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias
+from domains.reach import checked_domains
 
 # ---------------------------------------------------------------- aliases
 

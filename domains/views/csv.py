@@ -22,8 +22,9 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from core.http import actor, is_htmx
 from domains import csv_io, passwords, services
-from domains.access import admin_required, checked_domains, domain_or_404
+from domains.access import admin_required, domain_or_404
 from domains.models import Domain, ImportJob
+from domains.reach import checked_domains
 
 # A confirmed job that has not started after this long gets a hint about the worker.
 WAITING_HINT = datetime.timedelta(seconds=30)

@@ -19,12 +19,9 @@ from core.http import (
     superadmin_required,
 )
 from domains import search, selectors, services
-from domains.access import (
-    admin_required,
-    domain_or_404,
-    visible_domains,
-)
+from domains.access import admin_required, domain_or_404
 from domains.forms import DomainCreateForm, DomainEditForm
+from domains.reach import visible_domains
 from domains.validators import format_limit, format_size
 
 

@@ -12,14 +12,10 @@ from django.views.decorators.http import require_http_methods
 
 from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
 from domains import selectors, services
-from domains.access import (
-    admin_required,
-    domain_or_404,
-    in_reach,
-    mailbox_or_404,
-)
+from domains.access import admin_required, domain_or_404, mailbox_or_404
 from domains.forms import MailboxEditForm, MailboxForm
 from domains.models import Mailbox
+from domains.reach import in_reach
 from domains.validators import format_size
 
 

@@ -99,7 +99,7 @@ def test_enqueue_on_commit_sends_the_task_by_name_after_the_commit(
 
 
 def test_the_migration_carries_pending_jobs_forward_as_queued(world):
-    """0005: the stored "pending" of earlier import jobs is the lifecycle's "queued"."""
+    """0006: the stored "pending" of earlier import jobs is the lifecycle's "queued"."""
     waiting = ImportJob.objects.create(domain=world.a, kind="aliases", actor="t")
     done = ImportJob.objects.create(domain=world.a, kind="aliases", actor="t", state="done")
     ImportJob.objects.filter(pk=waiting.pk).update(state="pending")  # as stored before

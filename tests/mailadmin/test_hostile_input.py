@@ -104,7 +104,7 @@ def test_a_csv_upload_takes_hostile_bytes(world, content, kind):
     response = client.post(reverse("domains:import", args=["a.example"]),
                            {"kind": kind, "file": upload})
     assert response.status_code in OK
-    # A preview stores nothing but a pending job; mailboxes and aliases never change.
+    # A preview stores nothing but a queued job; mailboxes and aliases never change.
     after = counts()
     assert after[:4] == before[:4]
 
