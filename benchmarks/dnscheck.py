@@ -472,9 +472,11 @@ def counted(knot: Knot) -> Iterator[dict[str, Any]]:
 
 
 def targets_for(domains: list[Domain]) -> list[Any]:
-    from dnscheck.findings import Target
+    from dnscheck.findings import DkimExpected, Target
 
-    return [Target(name=d.name, dkim_selector=d.dkim_selector, dkim_key=d.dkim_key,
+    return [Target(name=d.name,
+                   dkim_keys=((DkimExpected(d.dkim_selector, d.dkim_key),)
+                              if d.dkim_selector and d.dkim_key else ()),
                    required=dict(d.required)) for d in domains]
 
 

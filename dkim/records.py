@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from core.tags import BadTagList, parse_tags
+
 ED25519_KEY_BYTES = 32
 # Shorter RSA keys are accepted (some signers still have them) but warned about,
 # when set and by the DNS check.
@@ -28,26 +30,6 @@ _PEM = re.compile(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", re.S
 
 class BadKey(ValueError):
     """A key or record that cannot be used; the message is one line for the admin."""
-
-
-def tags(record: str) -> dict[str, str]:
-    """Tag=value pairs of a DKIM (or DMARC, TLS-RPT, MTA-STS) record.
-
-    Raises BadKey on a malformed pair or a repeated tag.
-    """
-    result: dict[str, str] = {}
-    for part in record.split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
-            raise BadKey(f"malformed tag {part[:40]!r}")
-        if name in result:
-            raise BadKey(f"tag {name!r} appears twice")
-        result[name] = value.strip()
-    return result
 
 
 def key_bits(public_key: str, algorithm: str = "rsa") -> int:
@@ -109,7 +91,10 @@ def normalise(text: str) -> tuple[str, str]:
         text = "".join(quoted)
     text = text.strip()
     if "=" in text.rstrip("=") and "p=" in text.replace(" ", ""):
-        record = tags(text)
+        try:
+            record = parse_tags(text)
+        except BadTagList as error:
+            raise BadKey(str(error)) from None
         algorithm = record.get("k", "rsa").lower() or "rsa"
         key = re.sub(r"\s+", "", record.get("p", ""))
     else:

@@ -139,22 +139,6 @@ class Change:
         return self.record.splitlines()
 
     @property
-    def old(self) -> Verdict | None:
-        return self.before
-
-    @property
-    def new(self) -> Verdict | None:
-        return self.after
-
-    @property
-    def old_label(self) -> str:
-        return "" if self.before is None else self.before.label
-
-    @property
-    def new_label(self) -> str:
-        return "" if self.after is None else self.after.label
-
-    @property
     def before_label(self) -> str:
         return self.before.label if self.before is not None else "none"
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from core.tags import BadTagList, parse_tags
 from dkim import records as dkim_records
 from dnscheck import spf
 from dnscheck.findings import DkimExpected, Finding, Identity, Target
@@ -354,8 +355,8 @@ def _check_dkim_key(domain: str, key: DkimExpected, lookup: Session) -> Finding:
                        "\n".join(found), wanted, fix)
     text = found[0]
     try:
-        tags = dkim_records.tags(text)
-    except dkim_records.BadKey as error:
+        tags = parse_tags(text)
+    except BadTagList as error:
         return Finding("dkim", selector, ERROR, f"The DKIM record does not parse: {error}.",
                        text, wanted, fix)
     algorithm = tags.get("k", "rsa").lower()
@@ -407,8 +408,8 @@ def check_dmarc(target: Target, identity: Identity, lookup: Session) -> list[Fin
                         "\n".join(records), suggestion, _txt(owner, suggestion))]
     text = records[0]
     try:
-        tags = dkim_records.tags(text)
-    except dkim_records.BadKey as error:
+        tags = parse_tags(text)
+    except BadTagList as error:
         return [Finding("dmarc", "", ERROR, f"The DMARC record does not parse: {error}.",
                         text, suggestion, _txt(owner, suggestion))]
     errors = _dmarc_tag_errors(tags)
@@ -495,8 +496,8 @@ def _one_policy_record(check: str, owner: str, prefix: str, suggestion: str, abs
 
 def _policy_tags(record: str) -> dict[str, str]:
     try:
-        return dkim_records.tags(record)
-    except dkim_records.BadKey:
+        return parse_tags(record)
+    except BadTagList:
         return {}
 
 

@@ -110,20 +110,9 @@ class Target:
     """A domain to check, with what the database knows about it."""
 
     name: str
-    # The first key the domain should publish (the one it signs with, when set)...
-    dkim_selector: str = ""
-    dkim_key: str = ""  # base64, as after p=
-    dkim_algorithm: str = "rsa"
-    # ...and any others it publishes at the same time (a key ahead of a rotation).
-    dkim_more: tuple[DkimExpected, ...] = ()
+    # Every DKIM key the domain should publish: the one it signs with (when
+    # set) first, then any published alongside it (a key ahead of a rotation).
+    dkim_keys: tuple[DkimExpected, ...] = ()
     # Each required local part ("postmaster", "abuse") and how it is served:
     # "mailbox", "alias", "catch-all" or "" when nothing receives it.
     required: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def dkim_keys(self) -> tuple[DkimExpected, ...]:
-        """Every key to find in DNS, the first one first; () when none is set."""
-        if not self.dkim_selector or not self.dkim_key:
-            return self.dkim_more
-        return (DkimExpected(self.dkim_selector, self.dkim_key, self.dkim_algorithm),
-                *self.dkim_more)

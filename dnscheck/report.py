@@ -35,6 +35,7 @@ from django.utils import timezone
 from core.actor import MAILBOX_ACCOUNT_PREFIX
 from dnscheck import changes as moves
 from dnscheck import selectors, services
+from dnscheck.changes import Change
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains.models import Domain, DomainAdmin
 from mailhost.models import MailHost
@@ -48,15 +49,6 @@ MIN_INTERVAL = timedelta(hours=20)
 CHUNK = 500
 # Changed domains named in the subject line.
 SUBJECT_DOMAINS = 3
-
-# The kinds of change, and the one change model, are dnscheck.changes', which
-# the domain page shares.
-WORSE, BETTER, UNCHECKED, CHECKED, NEW, GONE = (moves.WORSE, moves.BETTER, moves.UNCHECKED,
-                                                moves.CHECKED, moves.NEW, moves.GONE)
-KIND_ORDER = moves.ORDER
-SECTION_TITLES = moves.TITLES
-COLOURS = moves.COLOURS
-Change = moves.Change
 
 
 @dataclass
@@ -113,7 +105,7 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
         if not mine:
             continue
         changes = sorted((c for s in mine for c in s.changes),
-                         key=lambda c: (KIND_ORDER[c.kind], c.domain, c.position))
+                         key=lambda c: (moves.ORDER[c.kind], c.domain, c.position))
         if changes or send_unchanged:
             messages.append(build_message(recipient.address, mine, changes, since, now,
                                           sender=sender))
@@ -194,7 +186,7 @@ def compare(domain: str, previous: Mapping[moves.Key, tuple[int, str, str, int]]
     changes = moves.between({k: moves.Seen(*row) for k, row in (previous or {}).items()},
                             {k: moves.Seen(*row) for k, row in current.items()},
                             last_known=last_known, domain=domain)
-    return [c for c in changes if not (c.kind == NEW and previous is None)]
+    return [c for c in changes if not (c.kind == moves.NEW and previous is None)]
 
 
 def _latest_run(at: datetime) -> Subquery:
@@ -273,18 +265,18 @@ def report_sender() -> str:
 def build_message(address: str, summaries: Sequence[DomainSummary], changes: Sequence[Change],
                   since: datetime | None, now: datetime, *, sender: str
                   ) -> mail.EmailMultiAlternatives:
-    by_kind: dict[str, list[Change]] = {kind: [] for kind in KIND_ORDER}
+    by_kind: dict[str, list[Change]] = {kind: [] for kind in moves.ORDER}
     for change in changes:
         by_kind[change.kind].append(change)
-    worse = _names(c.domain for c in by_kind[WORSE])
-    better = _names(c.domain for c in by_kind[BETTER])
+    worse = _names(c.domain for c in by_kind[moves.WORSE])
+    better = _names(c.domain for c in by_kind[moves.BETTER])
     changed = _names([*worse, *better, *(c.domain for c in changes)])
     ordered = sorted(summaries, key=lambda s: (-(s.worst if s.worst is not None else -1), s.name))
     context: dict[str, Any] = {
         "since": since, "now": now, "first": since is None,
         "worse_domains": worse, "better_domains": better, "changed_domains": changed,
         "named": changed[:SUBJECT_DOMAINS], "more": len(changed) > SUBJECT_DOMAINS,
-        "sections": [(title, by_kind[kind]) for kind, title in SECTION_TITLES.items()
+        "sections": [(title, by_kind[kind]) for kind, title in moves.TITLES.items()
                      if by_kind[kind]],
         "summaries": ordered, "name_width": max(len(s.name) for s in summaries),
     }

@@ -9,18 +9,15 @@ from typing import Protocol
 from django.db import models
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from core import jobs
 from dkim import selectors as dkim_keys
 from dnscheck import changes as moves
+from dnscheck.changes import Change
 from dnscheck.models import CheckResult, CheckRun, Verdict
 from domains.models import Domain
 
 # Run ids per `IN (...)`: far below every backend's limit on query parameters.
 CHUNK = 500
-OPEN_STATES = (CheckRun.State.QUEUED, CheckRun.State.RUNNING)
-# The page's words for the kinds of dnscheck.changes (also its CSS classes).
-WORSENED, IMPROVED, UNCHECKED, UNCHANGED = "worsened", "improved", "unchecked", moves.UNCHANGED
-# One change model for the page and the report.
-Change = moves.Change
 
 
 class Result(Protocol):
@@ -60,7 +57,7 @@ def previous_results(run: CheckRun) -> list[CheckResult]:
 
 def open_run(domain: Domain) -> CheckRun | None:
     """The domain's queued or running run, if any."""
-    return (CheckRun.objects.filter(domain=domain, state__in=OPEN_STATES)
+    return (CheckRun.objects.filter(domain=domain, state__in=jobs.OPEN)
             .order_by("-pk").first())
 
 

@@ -165,13 +165,9 @@ def targets_for(domains: Sequence[Domain]) -> list[Target]:
             required[local] = ("mailbox" if address in mailboxes else
                                "alias" if address in aliases else
                                "catch-all" if f"@{domain.name}" in aliases else "")
-        expected = [DkimExpected(k.selector, k.public_key, k.algorithm)
-                    for k in keys.get(domain.pk, [])]
-        first = expected[0] if expected else DkimExpected("", "")
-        targets.append(Target(name=domain.name,
-                              dkim_selector=first.selector, dkim_key=first.public_key,
-                              dkim_algorithm=first.algorithm, dkim_more=tuple(expected[1:]),
-                              required=required))
+        dkim = tuple(DkimExpected(k.selector, k.public_key, k.algorithm)
+                     for k in keys.get(domain.pk, []))
+        targets.append(Target(name=domain.name, dkim_keys=dkim, required=required))
     return targets
 
 

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from core.tags import BadTagList, parse_tags
 from dkim import records as dkim
 from dkim.records import BadKey
 
@@ -49,24 +50,29 @@ def rspamadm_zone_text(selector: str, key: str) -> str:
 
 
 def test_tags_reads_pairs_and_ignores_spaces_and_empty_parts():
-    assert dkim.tags(" v = DKIM1 ;  k=rsa;; t=y:s ;p=abc; ") == {
+    assert parse_tags(" v = DKIM1 ;  k=rsa;; t=y:s ;p=abc; ") == {
         "v": "DKIM1", "k": "rsa", "t": "y:s", "p": "abc"}
 
 
 def test_tags_keeps_an_empty_value():
-    assert dkim.tags("v=DKIM1; p=") == {"v": "DKIM1", "p": ""}
+    assert parse_tags("v=DKIM1; p=") == {"v": "DKIM1", "p": ""}
 
 
 def test_a_repeated_tag_is_refused():
-    with pytest.raises(BadKey, match="tag 'p' appears twice"):
-        dkim.tags("v=DKIM1; p=abc; p=def")
+    with pytest.raises(BadTagList, match="tag 'p' appears twice"):
+        parse_tags("v=DKIM1; p=abc; p=def")
 
 
 @pytest.mark.parametrize("record", ["v=DKIM1; garbage", "=abc", "1k=rsa", "v=DKIM1; k rsa",
                                     "p-x=1"])
 def test_a_malformed_tag_is_refused(record):
-    with pytest.raises(BadKey, match="malformed tag"):
-        dkim.tags(record)
+    with pytest.raises(BadTagList, match="malformed tag"):
+        parse_tags(record)
+
+
+def test_a_pasted_record_that_is_not_a_tag_list_is_a_bad_key():
+    with pytest.raises(BadKey, match="tag 'p' appears twice"):
+        dkim.normalise("v=DKIM1; p=abc; p=def")
 
 
 # ---------------------------------------------------------------- key_bits

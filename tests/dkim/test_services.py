@@ -98,9 +98,9 @@ def test_dnscheck_expects_every_active_and_published_key(domain):
 
 
 def test_the_dkim_check_judges_each_key_by_its_selector():
-    target = Target(name="a.example", dkim_selector="one", dkim_key=ed25519_key(1),
-                    dkim_algorithm="ed25519",
-                    dkim_more=(DkimExpected("two", ed25519_key(2), "ed25519"),))
+    target = Target(name="a.example",
+                    dkim_keys=(DkimExpected("one", ed25519_key(1), "ed25519"),
+                               DkimExpected("two", ed25519_key(2), "ed25519")))
     answers = {"one._domainkey.a.example": f"v=DKIM1; k=ed25519; p={ed25519_key(1)}"}
 
     def lookup(name, rdtype):

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dnscheck import selectors
+from dnscheck.changes import Change
 from dnscheck.models import CheckRun
-from dnscheck.selectors import Change
 from domains import services
 from domains.models import Domain
 from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run
@@ -90,8 +90,9 @@ def test_changes_new_gone_and_changed_worsened_first(domain):
     ])
     changes = selectors.changes_since_previous(new)
     assert selectors.changes_since_previous(old) == []
-    summary = [(c.check_name, c.subject, c.presence, c.direction, c.old_label, c.new_label)
-               for c in changes]
+    summary = [(c.check_name, c.subject, c.presence, c.direction,
+                c.before.label if c.before is not None else "",
+                c.after.label if c.after is not None else "") for c in changes]
     assert summary == [
         ("mx", "", "changed", "worsened", "ok", "error"),
         ("dkim", "mail", "new", "worsened", "", "warning"),

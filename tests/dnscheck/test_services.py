@@ -25,7 +25,7 @@ from core.models import AuditEntry
 from dkim import services as dkim_services
 from dkim.models import DkimKey
 from dnscheck import checks, services, tasks
-from dnscheck.findings import Finding
+from dnscheck.findings import DkimExpected, Finding
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
 from domains import services as domain_services
 from domains.models import Domain
@@ -478,10 +478,8 @@ def test_targets_for_finds_required_addresses_and_dkim_keys():
         {"postmaster": "catch-all", "abuse": "catch-all"},
         {"postmaster": "", "abuse": ""},
     ]
-    assert (targets[0].dkim_selector, targets[0].dkim_key, targets[0].dkim_algorithm) == (
-        "s1", rsa_base64(), "rsa")
-    assert (targets[4].dkim_selector, targets[4].dkim_key, targets[4].dkim_algorithm) == (
-        "", "", "rsa")
+    assert targets[0].dkim_keys == (DkimExpected("s1", rsa_base64(), "rsa"),)
+    assert targets[4].dkim_keys == ()
 
 
 def test_targets_for_does_not_count_other_domains_addresses():
@@ -609,7 +607,8 @@ def test_the_key_reaches_the_checks(domain, django_capture_on_commit_callbacks, 
     with django_capture_on_commit_callbacks(execute=True):
         services.request_check(actor="t", domain=domain)
     [target] = seen
-    assert (target.dkim_selector, target.dkim_key) == ("mail", rsa_base64())
+    [key] = target.dkim_keys
+    assert (key.selector, key.public_key) == ("mail", rsa_base64())
 
 
 # ---------------------------------------------------------------- record_report

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import override_settings
 
 from dkim import services as dkim_services
-from dnscheck.findings import Identity, Target
+from dnscheck.findings import DkimExpected, Identity, Target
 from domains import services as domain_services
 from domains.models import Domain
 from tests.integration.mailstack import run
@@ -459,9 +459,9 @@ class DnsServers:
 
     def target(self, domain: str, **changes: Any) -> Target:
         """The domain as the panel knows it: our DKIM key, postmaster@ and abuse@ aliases."""
+        key = self.keys.short if domain == "dkim-short.test" else self.keys.ours
         values: dict[str, Any] = {
-            "name": domain, "dkim_selector": DKIM_SELECTOR,
-            "dkim_key": self.keys.short if domain == "dkim-short.test" else self.keys.ours,
+            "name": domain, "dkim_keys": (DkimExpected(DKIM_SELECTOR, key),),
             "required": {"postmaster": "alias", "abuse": "alias"},
         }
         values.update(changes)

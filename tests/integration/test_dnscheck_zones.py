@@ -126,7 +126,7 @@ CASES = [
     case("dkim-short-key", "dkim-short.test", {("dkim", DKIM_SELECTOR): WARNING},
          reason=r"1024"),
     case("dkim-not-configured", HEALTHY, {("dkim", ""): UNKNOWN},
-         target={"dkim_selector": "", "dkim_key": ""},
+         target={"dkim_keys": ()},
          reason=r"no dkim key"),
     # DMARC
     case("dmarc-missing", "dmarc-missing.test", {("dmarc", ""): ERROR},
