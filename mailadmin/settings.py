@@ -303,6 +303,9 @@ MAILADMIN_MAIL_HOSTNAME = env_str("MAILADMIN_MAIL_HOSTNAME", socket.getfqdn())
 MAILADMIN_DAEMON_DATABASE_URL = env_str("MAILADMIN_DAEMON_DATABASE_URL", "")
 MAILADMIN_POSTFIX_DIR = env_str("MAILADMIN_POSTFIX_DIR", "/etc/postfix")
 MAILADMIN_DOVECOT_DIR = env_str("MAILADMIN_DOVECOT_DIR", "/etc/dovecot")
+# Where apply_config renders a configuration to test it before anything is installed:
+# one fresh directory per apply, 0700 (the files hold the daemons' database password).
+MAILADMIN_STAGING_DIR = env_str("MAILADMIN_STAGING_DIR", str(DATA_DIR / "staging"))
 MAILADMIN_SMTP_LISTEN = env_str("MAILADMIN_SMTP_LISTEN", "smtp")
 MAILADMIN_SUBMISSION_LISTEN = env_str("MAILADMIN_SUBMISSION_LISTEN", "submission")
 MAILADMIN_POSTFIX_QUEUE_DIR = env_str("MAILADMIN_POSTFIX_QUEUE_DIR", "/var/spool/postfix")

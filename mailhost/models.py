@@ -9,10 +9,12 @@ the daemons' database password stays in MAILADMIN_DAEMON_DATABASE_URL.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import ClassVar
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.jobs import Job
 from mailhost import validators
 from mailhost.seed import fields_from_settings
 
@@ -60,6 +62,14 @@ class MailHost(models.Model):
         return host
 
     @property
+    def queue(self) -> str:
+        """The Celery queue this host's agent consumes: every host operation goes there.
+
+        A second host is a second row and a second agent worker on that queue.
+        """
+        return "host." + self.mail_hostname.lower().rstrip(".")
+
+    @property
     def mx_names(self) -> tuple[str, ...]:
         """What MX records should name: the MX hosts, else the mail hostname."""
         return tuple(self.mx_hosts) or (self.mail_hostname.lower().rstrip("."),)
@@ -75,3 +85,39 @@ class MailHost(models.Model):
     def dovecot_home(self) -> str:
         """maildir_path as a Dovecot user_query expression (%d domain, %n local part)."""
         return f"{self.vmail_dir.rstrip('/')}/%d/%n"
+
+
+class ConfigApply(Job):
+    """One apply (or check) of the rendered configuration on a host: a job whose
+    fields are its history.
+
+    Never holds file content or a diff: the rendered files carry the daemons'
+    database password. `changes` holds names and line counts only.
+    """
+
+    class Outcome(models.TextChoices):
+        NOTHING_TO_CHANGE = "nothing", "Nothing to change"
+        WOULD_CHANGE = "would_change", "Would change"
+        CHECK_FAILED = "check_failed", "Checker refused"
+        ERROR = "error", "Error"
+
+    host = models.ForeignKey(MailHost, on_delete=models.CASCADE, related_name="applies")
+    # Who asked, as an actor's label: a panel account or `cli:<login>`.
+    requested_by = models.CharField(max_length=254, default="")
+    check_only = models.BooleanField(default=True)
+    # [{"path": "postfix/main.cf", "status": "changed", "added": 2, "removed": 1}, ...]
+    changes = models.JSONField(default=list, blank=True)
+    checker_output = models.TextField(blank=True, default="")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+
+    # The hard time limit of mailhost.apply_config: rendering, two checkers
+    # (30 s each at most) and, in the next step, install, reload and probes.
+    time_limit: ClassVar[int] = 300
+
+    class Meta:
+        db_table = "mailhost_config_applies"
+        indexes = [models.Index(fields=["host", "state"], name="mailhost_apply_open")]
+
+    def __str__(self) -> str:
+        kind = "check" if self.check_only else "apply"
+        return f"{self.host.mail_hostname} {kind} {self.pk} ({self.state})"

@@ -5,4 +5,5 @@ from mailhost import views
 app_name = "mailhost"
 urlpatterns = [
     path("mail-host/", views.mail_host, name="mail-host"),
+    path("mail-host/check/", views.config_check, name="config-check"),
 ]

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from core.http import actor, show_errors, superadmin_required
-from mailhost import services
+from mailhost import apply, services
 from mailhost.forms import MailHostForm
 from mailhost.models import MailHost
 
@@ -28,5 +28,25 @@ def mail_host(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Saved the mail host. Run render_config to apply it to "
                                       "Postfix and Dovecot.")
             return redirect("mailhost:mail-host")
-    return render(request, "mailhost/mail_host.html", {"form": form, "host": host},
+    return render(request, "mailhost/mail_host.html",
+                  {"form": form, "host": host, "applies": apply.history(host)},
                   status=400 if form.errors else 200)
+
+
+@superadmin_required
+@require_http_methods(["POST"])
+def config_check(request: HttpRequest) -> HttpResponse:
+    """Ask the host's agent to check the configuration; the result joins the history."""
+    try:
+        checked = apply.request_apply(actor=actor(request), check_only=True)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        checked.refresh_from_db()
+        if checked.in_progress:
+            messages.info(request, "The check is queued on the host's agent; reload for "
+                                   "its result.")
+        else:
+            messages.success(request, f"Checked the configuration: "
+                                      f"{checked.get_outcome_display().lower()}.")
+    return redirect("mailhost:mail-host")
