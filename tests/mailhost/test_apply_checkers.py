@@ -83,3 +83,11 @@ def test_without_check_the_command_exits_1_in_one_line(tmp_path):
     assert result.stderr.splitlines() == [
         "CommandError: installing is not available yet (it needs the root helper); "
         "run apply_config --check to see what would change"]
+
+
+def test_a_checker_that_is_not_installed_refuses_rather_than_passes(tmp_path):
+    result = apply._run("postconf", [str(tmp_path / "no-such-postconf"), "-n"])
+
+    assert (result.ok, result.returncode) == (False, None)
+    assert result.output.endswith("no-such-postconf is not installed here")
+    assert "[not run]" in str(result)
