@@ -82,7 +82,7 @@ def scratch(tmp_path: Path) -> Scratch:
 
 def backups(s: Scratch, daemon: str = "postfix") -> list[str]:
     base = s.backups / daemon
-    return sorted(p.name for p in base.iterdir()) if base.exists() else []
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
 
 
 NEW_POSTFIX = {"postfix/main.cf": "# new main.cf\n", "postfix/master.cf": OLD_MASTER,
