@@ -7,6 +7,7 @@ With no environment at all it runs on the embedded default: a SQLite file in
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -316,6 +317,11 @@ MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
 MAILADMIN_POSTFIX_ALIAS_MAPS = env_str("MAILADMIN_POSTFIX_ALIAS_MAPS", "")
 MAILADMIN_TLS_CERT = env_str("MAILADMIN_TLS_CERT", "/etc/ssl/certs/ssl-cert-snakeoil.pem")
 MAILADMIN_TLS_KEY = env_str("MAILADMIN_TLS_KEY", "/etc/ssl/private/ssl-cert-snakeoil.key")
+
+# How the panel and the agent reach the root helper (deploy/helper/mailadmin-helper):
+# a command line, split like a shell would (no shell runs it).
+MAILADMIN_HELPER_COMMAND = shlex.split(
+    env_str("MAILADMIN_HELPER_COMMAND", "sudo -n /usr/local/libexec/mailadmin-helper"))
 
 # The mail host as the world should see it: DNS health checks compare the
 # published records with these. Host names are what MX records should name

@@ -1,0 +1,467 @@
+"""The root helper (deploy/helper/mailadmin-helper), its sudoers file, and run_helper.
+
+The helper runs here as root, as the tests do, with `--conf` pointing at a
+scratch tree (staging, backups, fake /etc/postfix and /etc/dovecot, a vmail
+directory): nothing under the real /etc is written. Checks run the real
+`postfix` and `doveconf`; reloads and the auth-cache flush run stand-in
+binaries that record their arguments.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailhost import privileged, render
+from mailhost.models import MailHost
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = ROOT / "deploy" / "helper" / "mailadmin-helper"
+SUDOERS = ROOT / "deploy" / "sudoers" / "mailadmin"
+OLD_MAIN = "# old main.cf\n"
+OLD_MASTER = "# old master.cf\n"
+OLD_MAP = "# old domains map\n"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the helper runs as root")
+
+
+@dataclass
+class Scratch:
+    root: Path
+    conf: Path
+    staging: Path
+    backups: Path
+    postfix: Path
+    dovecot: Path
+    vmail: Path
+
+    def helper(self, *args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
+        return subprocess.run([str(HELPER), "--conf", str(self.conf), *args],
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**clean, **(env or {})})
+
+    def stage(self, name: str, files: dict[str, str]) -> Path:
+        top = self.staging / name
+        for relative, content in files.items():
+            (top / relative).parent.mkdir(parents=True, exist_ok=True)
+            (top / relative).write_text(content)
+        return top
+
+    def configure(self, **values: str) -> None:
+        self.conf.write_text(self.conf.read_text()
+                             + "".join(f"{k} = {v}\n" for k, v in values.items()))
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Scratch:
+    s = Scratch(root=tmp_path, conf=tmp_path / "helper.conf", staging=tmp_path / "staging",
+                backups=tmp_path / "backups", postfix=tmp_path / "etc-postfix",
+                dovecot=tmp_path / "etc-dovecot", vmail=tmp_path / "vmail")
+    for directory in (s.staging, s.postfix / "mailadmin", s.dovecot / "conf.d", s.vmail):
+        directory.mkdir(parents=True)
+    (s.postfix / "main.cf").write_text(OLD_MAIN)
+    (s.postfix / "master.cf").write_text(OLD_MASTER)
+    secret = s.postfix / "mailadmin" / "domains.cf"
+    secret.write_text(OLD_MAP)
+    os.chown(secret, 0, grp.getgrnam("postfix").gr_gid)
+    secret.chmod(0o640)
+    s.conf.write_text(f"staging_root = {s.staging}\nbackup_root = {s.backups}\n"
+                      f"postfix_dir = {s.postfix}\ndovecot_dir = {s.dovecot}\n"
+                      f"vmail_dir = {s.vmail}\nvmail_user = nobody\nkeep_backups = 3\n")
+    return s
+
+
+def backups(s: Scratch, daemon: str = "postfix") -> list[str]:
+    base = s.backups / daemon
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+
+NEW_POSTFIX = {"postfix/main.cf": "# new main.cf\n", "postfix/master.cf": OLD_MASTER,
+               "postfix/mailadmin/domains.cf": "# new domains map\n",
+               "postfix/mailadmin/new.cf": "# a new map\n"}
+
+
+# ---------------------------------------------------------------- install and restore
+
+
+@pytest.mark.processes
+def test_install_swaps_the_changed_files_after_a_backup(scratch):
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    before = (scratch.postfix / "master.cf").stat().st_ino
+
+    done = scratch.helper("install", "postfix", str(staged))
+
+    assert done.returncode == 0, done.stderr
+    [backup_id] = backups(scratch)
+    assert done.stdout.splitlines() == [
+        f"backup {backup_id}", "changed mailadmin/domains.cf", "changed mailadmin/new.cf",
+        "changed main.cf"]
+    assert (scratch.postfix / "main.cf").read_text() == "# new main.cf\n"
+    assert (scratch.postfix / "mailadmin" / "new.cf").read_text() == "# a new map\n"
+    # An unchanged file is left alone, not rewritten.
+    assert (scratch.postfix / "master.cf").stat().st_ino == before
+    # A replaced map keeps its owner and mode; a new map gets the secret default.
+    postfix_gid = grp.getgrnam("postfix").gr_gid
+    for name in ("domains.cf", "new.cf"):
+        info = (scratch.postfix / "mailadmin" / name).stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, postfix_gid, 0o640)
+    assert (scratch.postfix / "main.cf").stat().st_mode & 0o777 == 0o644
+    # Only the files it replaced are in the backup, with their old content.
+    kept = scratch.backups / "postfix" / backup_id
+    assert (kept / "main.cf").read_text() == OLD_MAIN
+    assert (kept / "mailadmin" / "domains.cf").read_text() == OLD_MAP
+    assert not (kept / "master.cf").exists()
+    # No temp files left beside the live ones.
+    assert sorted(p.name for p in scratch.postfix.rglob(".*")) == []
+
+
+@pytest.mark.processes
+def test_a_second_install_of_the_same_files_changes_nothing(scratch):
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    assert scratch.helper("install", "postfix", str(staged)).returncode == 0
+
+    done = scratch.helper("install", "postfix", str(staged))
+
+    assert (done.returncode, done.stdout) == (0, "unchanged\n")
+    assert len(backups(scratch)) == 1
+
+
+@pytest.mark.processes
+def test_restore_puts_the_old_files_back_and_removes_added_ones(scratch):
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    install = scratch.helper("install", "postfix", str(staged))
+    backup_id = install.stdout.split()[1]
+
+    done = scratch.helper("restore", "postfix", backup_id)
+
+    assert done.returncode == 0, done.stderr
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+    assert (scratch.postfix / "mailadmin" / "domains.cf").read_text() == OLD_MAP
+    assert not (scratch.postfix / "mailadmin" / "new.cf").exists()
+    info = (scratch.postfix / "mailadmin" / "domains.cf").stat()
+    assert (info.st_gid, info.st_mode & 0o777) == (grp.getgrnam("postfix").gr_gid, 0o640)
+    assert "removed mailadmin/new.cf" in done.stdout
+
+
+@pytest.mark.processes
+def test_only_the_newest_backups_are_kept(scratch):
+    for n in range(5):
+        staged = scratch.stage(f"run{n}", {"postfix/main.cf": f"# version {n}\n"})
+        assert scratch.helper("install", "postfix", str(staged)).returncode == 0
+    kept = backups(scratch)
+    assert len(kept) == 3
+    assert (scratch.backups / "postfix" / kept[-1] / "main.cf").read_text() == "# version 3\n"
+
+
+@pytest.mark.processes
+def test_dovecot_files_install_with_their_defaults(scratch):
+    staged = scratch.stage("run1", {"dovecot/conf.d/90-mailadmin.conf": "# panel\n",
+                                    "dovecot/dovecot-sql.conf.ext": "connect = x\n"})
+    done = scratch.helper("install", "dovecot", str(staged))
+    assert done.returncode == 0, done.stderr
+    info = (scratch.dovecot / "dovecot-sql.conf.ext").stat()
+    assert (info.st_gid, info.st_mode & 0o777) == (grp.getgrnam("dovecot").gr_gid, 0o640)
+    assert (scratch.dovecot / "conf.d" / "90-mailadmin.conf").stat().st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def refused(done: subprocess.CompletedProcess[str], words: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert words in done.stderr, done.stderr
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize(("args", "words"), [
+    (["bogus"], "unknown verb 'bogus'"),
+    (["install", "exim", "{staged}"], "unknown daemon 'exim'"),
+    (["install", "postfix"], "install takes 2 argument(s)"),
+    (["install", "postfix", "{root}/elsewhere"], "is not under"),
+    (["install", "postfix", "{staging}"], "is not under"),
+    (["install", "postfix", "{staging}/../elsewhere"], "without '..'"),
+    (["install", "postfix", "staging/good"], "must be an absolute path"),
+    (["restore", "postfix", "../../etc"], "is not a backup id"),
+    (["restore", "postfix", "20260101T000000.000000Z"], "no postfix backup"),
+    (["flush-auth-cache", "-bob@example.org"], "is not a mailbox address"),
+    (["flush-auth-cache", "bob@example.org other@example.org"], "is not a mailbox address"),
+    (["flush-auth-cache", "bob"], "is not a mailbox address"),
+    (["flush-auth-cache", "b\nob@example.org"], "is not a mailbox address"),
+    (["flush-auth-cache", "x" * 65 + "@example.org"], "is not a mailbox address"),
+    (["remove-maildir", "{root}/elsewhere/example.org/bob"], "is not"),
+    (["remove-maildir", "{vmail}/example.org"], "is not"),
+    (["remove-maildir", "{vmail}/example.org/bob/Maildir"], "is not"),
+    (["remove-maildir", "{vmail}/example.org/../bob"], "is not"),
+    (["remove-maildir", "{vmail}/example.org/nobody-here"], "does not exist"),
+])
+def test_requests_outside_the_allow_list_are_refused(scratch, args, words):
+    (scratch.root / "elsewhere").mkdir()
+    scratch.stage("good", {"postfix/main.cf": "# fine\n"})
+    (scratch.vmail / "example.org" / "bob").mkdir(parents=True)
+    values = {"staged": str(scratch.staging / "good"), "root": str(scratch.root),
+              "staging": str(scratch.staging), "vmail": str(scratch.vmail)}
+    refused(scratch.helper(*[a.format(**values) for a in args]), words)
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+    assert (scratch.vmail / "example.org" / "bob").is_dir()
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize(("files", "words"), [
+    ({"postfix/main.cf": "x\n", "postfix/evil.cf": "x\n"}, "evil.cf is not a file the panel"),
+    ({"postfix/mailadmin/sub/x.cf": "x\n"}, "mailadmin/sub/x.cf is not a file the panel"),
+    ({"postfix/mailadmin/x.map": "x\n"}, "mailadmin/x.map is not a file the panel"),
+    ({"postfix/conf.d/90-mailadmin.conf": "x\n"}, "is not a file the panel"),
+])
+def test_a_staged_file_outside_the_allow_list_refuses_the_whole_install(scratch, files, words):
+    staged = scratch.stage("run1", files)
+    refused(scratch.helper("install", "postfix", str(staged)), words)
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+    assert backups(scratch) == []
+
+
+@pytest.mark.processes
+def test_symlinks_in_or_to_the_staged_tree_are_refused(scratch):
+    staged = scratch.stage("run1", {"postfix/main.cf": "# new\n"})
+    (staged / "postfix" / "master.cf").symlink_to("/etc/shadow")
+    refused(scratch.helper("install", "postfix", str(staged)), "master.cf is a symlink")
+    refused(scratch.helper("check", "postfix", str(staged)), "master.cf is a symlink")
+
+    (staged / "postfix" / "master.cf").unlink()
+    (staged / "postfix" / "mailadmin").symlink_to(scratch.postfix / "mailadmin")
+    refused(scratch.helper("install", "postfix", str(staged)), "mailadmin is a symlink")
+
+    # A link from inside the staging root to a tree outside it resolves outside.
+    (scratch.root / "outside" / "postfix").mkdir(parents=True)
+    (scratch.root / "outside" / "postfix" / "main.cf").write_text("# sneaked\n")
+    (scratch.staging / "link").symlink_to(scratch.root / "outside")
+    refused(scratch.helper("install", "postfix", str(scratch.staging / "link")), "is not under")
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+
+
+@pytest.mark.processes
+def test_conf_is_refused_under_sudo(scratch):
+    staged = scratch.stage("run1", {"postfix/main.cf": "# new\n"})
+    for variable in ("SUDO_USER", "SUDO_UID"):
+        done = scratch.helper("install", "postfix", str(staged), env={variable: "1000"})
+        refused(done, "--conf is refused under sudo")
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+
+
+# ---------------------------------------------------------------- checks on real daemons
+
+
+@pytest.fixture
+def rendered(scratch, settings, tmp_path, db):
+    """The panel's real render for this host, written into a staging directory, with
+    the paths inside it naming the scratch tree the helper installs into."""
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("checked only for existing\n")
+    settings.MAILADMIN_TLS_CERT = str(tmp_path / "cert.pem")
+    settings.MAILADMIN_TLS_KEY = str(tmp_path / "key.pem")
+    settings.MAILADMIN_POSTFIX_DIR = str(scratch.postfix)
+    settings.MAILADMIN_DOVECOT_DIR = str(scratch.dovecot)
+    host = MailHost.current()
+    files = render.render(render.RenderOptions(host=host, database=render.daemon_database(host)))
+    staged = scratch.staging / "rendered"
+    render.write_tree(files, staged)
+    return staged
+
+
+@pytest.mark.processes
+def test_check_postfix_passes_a_rendered_tree_and_names_what_breaks_it(scratch, rendered):
+    done = scratch.helper("check", "postfix", str(rendered))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("postfix check: ok")
+
+    with (rendered / "postfix" / "main.cf").open("a") as handle:
+        handle.write("smtpd_bogus_parameter = 1\n")
+    done = scratch.helper("check", "postfix", str(rendered))
+    assert done.returncode == 1
+    assert "unused parameter: smtpd_bogus_parameter=1" in done.stderr
+    assert done.stderr.count("\n") == 1
+    # A check installs nothing.
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+
+
+@pytest.mark.processes
+def test_check_postfix_refuses_a_broken_master_cf(scratch, rendered):
+    with (rendered / "postfix" / "master.cf").open("a") as handle:
+        handle.write("bogus unix - n\n")
+    done = scratch.helper("check", "postfix", str(rendered))
+    assert done.returncode == 1
+    assert "master.cf" in done.stderr and "bad field count" in done.stderr
+
+
+@pytest.mark.processes
+def test_check_dovecot_checks_the_staged_files_inside_the_live_configuration(
+        scratch, rendered):
+    if not Path("/etc/dovecot/dovecot.conf").exists():
+        pytest.skip("needs Debian's dovecot-core")
+    shutil.rmtree(scratch.dovecot)
+    shutil.copytree("/etc/dovecot", scratch.dovecot, symlinks=True,
+                    ignore=shutil.ignore_patterns("private"))
+    done = scratch.helper("check", "dovecot", str(rendered))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("dovecot check: ok")
+
+    with (rendered / "dovecot" / "conf.d" / "90-mailadmin.conf").open("a") as handle:
+        handle.write("bogus_setting = 1\n")
+    done = scratch.helper("check", "dovecot", str(rendered))
+    assert done.returncode == 1
+    assert "Unknown setting: bogus_setting" in done.stderr
+    # The message names the live path, not the helper's scratch copy.
+    assert f"{scratch.dovecot}/conf.d/90-mailadmin.conf" in done.stderr
+
+
+@pytest.mark.processes
+def test_check_without_a_staged_tree_for_the_daemon_is_refused(scratch):
+    staged = scratch.stage("run1", {"postfix/main.cf": "# new\n"})
+    refused(scratch.helper("check", "rspamd", str(staged)), "no staged rspamd tree")
+
+
+# ---------------------------------------------------------------- reload, flush, maildirs
+
+
+def stand_in(s: Scratch, name: str, status: int = 0) -> Path:
+    """A binary that records its arguments in NAME.args and prints a line."""
+    path = s.root / name
+    path.write_text(f'#!/bin/sh\necho "$@" > {path}.args\necho "{name} said hello"\n'
+                    f"exit {status}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.processes
+def test_reload_reloads_and_never_restarts(scratch):
+    scratch.configure(postfix_bin=str(stand_in(scratch, "postfix")),
+                      doveadm_bin=str(stand_in(scratch, "doveadm")))
+    assert scratch.helper("reload", "postfix").returncode == 0
+    assert (scratch.root / "postfix.args").read_text() == f"-c {scratch.postfix} reload\n"
+    assert scratch.helper("reload", "dovecot").returncode == 0
+    assert (scratch.root / "doveadm.args").read_text() == (
+        f"-c {scratch.dovecot}/dovecot.conf reload\n")
+
+
+@pytest.mark.processes
+def test_a_failed_reload_exits_1_with_the_daemons_message(scratch):
+    scratch.configure(postfix_bin=str(stand_in(scratch, "postfix", status=1)))
+    done = scratch.helper("reload", "postfix")
+    assert (done.returncode, done.stderr) == (
+        1, "mailadmin-helper: postfix reload: postfix said hello\n")
+
+
+@pytest.mark.processes
+def test_flush_auth_cache_passes_the_one_address(scratch):
+    scratch.configure(doveadm_bin=str(stand_in(scratch, "doveadm")))
+    done = scratch.helper("flush-auth-cache", "o'brien@example.org")
+    assert done.returncode == 0, done.stderr
+    assert (scratch.root / "doveadm.args").read_text() == (
+        f"-c {scratch.dovecot}/dovecot.conf auth cache flush o'brien@example.org\n")
+
+
+@pytest.fixture
+def open_vmail(scratch):
+    """A vmail directory the vmail user (`nobody` here) can reach: tmp_path is root's 0700."""
+    vmail = Path(tempfile.mkdtemp(prefix="mailadmin-vmail-"))
+    vmail.chmod(0o755)
+    scratch.configure(vmail_dir=str(vmail))
+    yield vmail
+    shutil.rmtree(vmail)
+
+
+@pytest.mark.processes
+def test_remove_maildir_removes_as_the_vmail_user(scratch, open_vmail):
+    maildir = open_vmail / "example.org" / "bob"
+    (maildir / "cur").mkdir(parents=True)
+    (maildir / "cur" / "1.mail").write_text("hello\n")
+    for path in (open_vmail / "example.org", maildir, maildir / "cur", maildir / "cur" / "1.mail"):
+        os.chown(path, 65534, 65534)
+
+    done = scratch.helper("remove-maildir", str(maildir))
+
+    assert done.returncode == 0, done.stderr
+    assert not maildir.exists()
+    assert (open_vmail / "example.org").is_dir()
+
+
+@pytest.mark.processes
+def test_remove_maildir_never_deletes_as_root(scratch, open_vmail):
+    """A directory only root may change stays: the removal did not run as root."""
+    maildir = open_vmail / "example.org" / "bob"
+    (maildir / "rootonly").mkdir(parents=True)
+    (maildir / "rootonly" / "file").write_text("kept\n")
+    os.chown(maildir, 65534, 65534)
+
+    done = scratch.helper("remove-maildir", str(maildir))
+
+    assert done.returncode == 1
+    assert "Permission denied" in done.stderr
+    assert (maildir / "rootonly" / "file").exists()
+
+
+@pytest.mark.processes
+def test_remove_maildir_refuses_a_symlinked_domain(scratch, open_vmail):
+    (scratch.root / "elsewhere" / "bob").mkdir(parents=True)
+    (open_vmail / "example.org").symlink_to(scratch.root / "elsewhere")
+    refused(scratch.helper("remove-maildir", str(open_vmail / "example.org" / "bob")),
+            "symlinks are refused")
+    assert (scratch.root / "elsewhere" / "bob").is_dir()
+
+
+# ---------------------------------------------------------------- sudoers and the wrapper
+
+
+@pytest.mark.processes
+def test_the_sudoers_file_parses_and_allows_only_the_helper():
+    if shutil.which("visudo") is None:
+        pytest.skip("needs visudo (Debian's sudo package)")
+    done = subprocess.run(["visudo", "-cf", str(SUDOERS)], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = [line for line in SUDOERS.read_text().splitlines()
+             if line.strip() and not line.startswith(("#", "Defaults"))]
+    assert rules == ["mailadmin ALL=(root) NOPASSWD: /usr/local/libexec/mailadmin-helper"]
+
+
+@pytest.fixture
+def helper_command(scratch, settings):
+    settings.MAILADMIN_HELPER_COMMAND = [str(HELPER), "--conf", str(scratch.conf)]
+    return scratch
+
+
+@pytest.mark.processes
+def test_run_helper_returns_what_the_helper_printed(helper_command):
+    staged = helper_command.stage("run1", {"postfix/main.cf": "# new\n"})
+    out = privileged.run_helper("install", "postfix", str(staged))
+    assert out.startswith("backup ") and out.endswith("changed main.cf\n")
+
+
+@pytest.mark.processes
+def test_run_helper_raises_the_helpers_one_line_message(helper_command):
+    with pytest.raises(privileged.HelperError) as refusal:
+        privileged.run_helper("flush-auth-cache", "not an address")
+    assert str(refusal.value) == "refused: 'not an address' is not a mailbox address"
+
+
+@pytest.mark.processes
+def test_run_helper_says_when_the_helper_cannot_be_run(settings):
+    settings.MAILADMIN_HELPER_COMMAND = ["/nonexistent/mailadmin-helper"]
+    with pytest.raises(privileged.HelperError, match="cannot be run"):
+        privileged.run_helper("reload", "postfix")
+
+
+def test_the_default_command_goes_through_sudo_without_a_password():
+    from mailadmin import settings as defaults
+
+    assert defaults.MAILADMIN_HELPER_COMMAND[:2] == ["sudo", "-n"] or os.environ.get(
+        "MAILADMIN_HELPER_COMMAND")
