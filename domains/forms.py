@@ -103,3 +103,19 @@ class OwnPasswordForm(forms.Form):
         if data.get("new") and data.get("new") != data.get("new_again"):
             self.add_error("new_again", "The two new passwords differ.")
         return data
+
+
+class RestoreMailboxForm(forms.Form):
+    """The new password of a mailbox made again from its kept Maildir."""
+
+    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+                               strip=False,
+                               help_text="leave both empty to generate one, shown once")
+    password_again = forms.CharField(widget=forms.PasswordInput(render_value=False),
+                                     required=False, strip=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data

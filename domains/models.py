@@ -167,6 +167,12 @@ class KeptMaildir(models.Model):
     deleted_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
     reused_at = models.DateTimeField(null=True, blank=True)
+    # Set when a superadmin or the grace-period sweep asks the agent to remove
+    # the directory; the row stays open until the agent says it is gone.
+    purge_requested_at = models.DateTimeField(null=True, blank=True)
+    # The helper's last refusal or failure, kept until a removal succeeds. A
+    # database default too: rows written by code that predates the column.
+    removal_error = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "kept_maildirs"
@@ -178,6 +184,10 @@ class KeptMaildir(models.Model):
     @property
     def is_open(self) -> bool:
         return self.removed_at is None and self.reused_at is None
+
+    @property
+    def is_being_removed(self) -> bool:
+        return self.is_open and self.purge_requested_at is not None
 
     @staticmethod
     def refusal(address: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
@@ -107,6 +109,11 @@ def new_address_problem(local_part: str, domain: Domain) -> str | None:
 def kept_maildirs() -> QuerySet[KeptMaildir]:
     """Maildirs of deleted mailboxes still on disk (neither removed nor reused)."""
     return KeptMaildir.objects.filter(removed_at=None, reused_at=None).order_by("address")
+
+
+def kept_maildir_expiry(kept: KeptMaildir) -> datetime.datetime:
+    """When the grace period of `kept` ends and the daily sweep hands it to the agent."""
+    return kept.deleted_at + datetime.timedelta(days=settings.MAILADMIN_KEPT_MAILDIR_DAYS)
 
 
 def costly_hashes() -> Iterator[tuple[str, str, str]]:

@@ -30,3 +30,21 @@ def run_import(job_id: int) -> int:
 def sweep_import_jobs() -> int:
     """Beat's sweep of import jobs past their lifetime (services.sweep_import_jobs)."""
     return services.sweep_import_jobs()
+
+
+@shared_task(name="domains.remove_kept_maildir", acks_late=True, ignore_result=True,
+             soft_time_limit=180, time_limit=210)
+def remove_kept_maildir(kept_id: int, path: str) -> bool:
+    """On the mail host's own queue: remove a kept Maildir through the root helper.
+
+    Takes the path too only to check it against the row: a message for a row
+    whose recorded path differs (or that is no longer open) removes nothing.
+    """
+    return services.remove_kept_maildir(kept_id=int(kept_id), path=str(path))
+
+
+@shared_task(name="domains.purge_expired_kept_maildirs", soft_time_limit=300, time_limit=330,
+             ignore_result=True)
+def purge_expired_kept_maildirs() -> int:
+    """Beat's daily hand-over of kept Maildirs past MAILADMIN_KEPT_MAILDIR_DAYS."""
+    return services.purge_expired_kept_maildirs()

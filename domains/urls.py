@@ -1,6 +1,6 @@
 from django.urls import path
 
-from domains.views import aliases, csv, domains, mailboxes
+from domains.views import aliases, csv, domains, kept_maildirs, mailboxes
 
 app_name = "domains"
 urlpatterns = [
@@ -27,6 +27,12 @@ urlpatterns = [
     path("domains/<str:name>/export/mailboxes.csv", csv.export_mailboxes,
          name="export-mailboxes"),
     path("domains/<str:name>/export/aliases.csv", csv.export_aliases, name="export-aliases"),
+    # Superadmins only: the Maildirs of deleted mailboxes, until the grace period ends.
+    path("kept-maildirs/", kept_maildirs.kept_maildir_list, name="kept-maildir-list"),
+    path("kept-maildirs/<int:pk>/restore/", kept_maildirs.kept_maildir_restore,
+         name="kept-maildir-restore"),
+    path("kept-maildirs/<int:pk>/purge/", kept_maildirs.kept_maildir_purge,
+         name="kept-maildir-purge"),
     path("domains/<str:name>/import/", csv.import_upload, name="import"),
     path("domains/<str:name>/import/<int:job>/", csv.import_job, name="import-job"),
     path("domains/<str:name>/import/<int:job>/confirm/", csv.import_confirm,

@@ -298,6 +298,11 @@ if not 8 <= MAILADMIN_PASSWORD_MIN_LENGTH <= 72:
 MAILADMIN_VMAIL_DIR = env_str("MAILADMIN_VMAIL_DIR", "/var/vmail")
 MAILADMIN_VMAIL_UID = env_int("MAILADMIN_VMAIL_UID", 5000)
 MAILADMIN_VMAIL_GID = env_int("MAILADMIN_VMAIL_GID", 5000)
+# How long a deleted mailbox's Maildir stays on disk before the agent removes it.
+MAILADMIN_KEPT_MAILDIR_DAYS = env_int("MAILADMIN_KEPT_MAILDIR_DAYS", 30)
+if MAILADMIN_KEPT_MAILDIR_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"MAILADMIN_KEPT_MAILDIR_DAYS must be at least 1, not {MAILADMIN_KEPT_MAILDIR_DAYS}")
 
 # What `render_config` writes into the daemons' configuration.
 MAILADMIN_MAIL_HOSTNAME = env_str("MAILADMIN_MAIL_HOSTNAME", socket.getfqdn())
@@ -404,6 +409,12 @@ CELERY_BEAT_SCHEDULE = {
     "domains-sweep-import-jobs": {
         "task": "domains.sweep_import_jobs",
         "schedule": timedelta(minutes=15),
+    },
+    # Kept Maildirs past MAILADMIN_KEPT_MAILDIR_DAYS, and removals that failed, go
+    # to the mail host's agent (it removes them as the vmail user).
+    "domains-purge-expired-kept-maildirs": {
+        "task": "domains.purge_expired_kept_maildirs",
+        "schedule": crontab(hour=4, minute=23),
     },
 }
 

@@ -43,12 +43,19 @@ from domains.services.imports import (
     import_mailboxes_with_state,
     mailbox_import_problems,
 )
-from domains.services.kept_maildirs import KEPT_MAILDIR_CHOICES, forget_kept_maildir
+from domains.services.kept_maildirs import (
+    KEPT_MAILDIR_CHOICES,
+    forget_kept_maildir,
+    purge_expired_kept_maildirs,
+    purge_kept_maildir,
+    remove_kept_maildir,
+)
 from domains.services.logins import verify_mailbox_login
 from domains.services.mailboxes import (
     change_own_password,
     create_mailbox,
     delete_mailbox,
+    restore_kept_maildir,
     set_mailbox_active,
     set_mailbox_password,
     update_mailbox,
@@ -90,7 +97,11 @@ __all__ = [
     "mailbox_import_problems",
     "maildir_path",
     "password_policy_problems",
+    "purge_expired_kept_maildirs",
+    "purge_kept_maildir",
     "record_export",
+    "remove_kept_maildir",
+    "restore_kept_maildir",
     "set_alias_domain_active",
     "set_domain_active",
     "set_mailbox_active",

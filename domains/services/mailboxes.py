@@ -26,7 +26,7 @@ from domains.services._common import (
     maildir_path,
 )
 from domains.services.destinations import _remove_destinations
-from domains.services.kept_maildirs import _claim_kept_maildir
+from domains.services.kept_maildirs import _claim_kept_maildir, _restorable
 from domains.services.limits import _check_mailbox_limits, _check_quota
 from domains.services.password_policy import (
     _password_value,
@@ -158,3 +158,17 @@ def delete_mailbox(*, actor: Actor, mailbox: Mailbox) -> str:
         _end_sessions([locked.pk])
         locked.delete()
     return path
+
+
+def restore_kept_maildir(*, actor: Actor, kept: KeptMaildir, password: str) -> Mailbox:
+    """Make the deleted mailbox of `kept` again, with its mail: create_mailbox,
+    reusing exactly this kept Maildir (its audit row records `maildir_reused`).
+
+    Refused while the address is taken, its domain is gone or disabled, the
+    row is no longer open, or the Maildir would not be the new mailbox's home.
+    Lives here, not in kept_maildirs, because it is a mailbox write.
+    """
+    with transaction.atomic():
+        locked, _domain = _restorable(kept)
+        return create_mailbox(actor=actor, email=locked.address, password=password,
+                              reuse_kept_maildir=True)

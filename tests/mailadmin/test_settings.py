@@ -136,7 +136,7 @@ def test_the_dnscheck_defaults(load_settings):
     schedule = loaded["CELERY_BEAT_SCHEDULE"]
     assert {entry["task"] for entry in schedule.values()} == {
         "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history",
-        "domains.sweep_import_jobs"}
+        "domains.sweep_import_jobs", "domains.purge_expired_kept_maildirs"}
     assert schedule["dnscheck-all-domains"]["schedule"] == timedelta(hours=6)
     assert schedule["dnscheck-daily-report"]["schedule"] == crontab(hour=7, minute=0)
     assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
@@ -252,3 +252,9 @@ def test_the_password_minimum_may_be_8_to_72(load_settings):
 def test_new_hashes_above_the_bcrypt_bound_fail_loudly(load_settings):
     says = refused(load_settings, MAILADMIN_BCRYPT_ROUNDS="14")
     assert "MAILADMIN_MAX_BCRYPT_COST" in says
+
+
+def test_the_kept_maildir_grace_period(load_settings):
+    assert load_settings()["MAILADMIN_KEPT_MAILDIR_DAYS"] == 30
+    assert load_settings(MAILADMIN_KEPT_MAILDIR_DAYS="7")["MAILADMIN_KEPT_MAILDIR_DAYS"] == 7
+    assert "at least 1" in refused(load_settings, MAILADMIN_KEPT_MAILDIR_DAYS="0")

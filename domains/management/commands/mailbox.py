@@ -5,8 +5,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from core.commands import SubcommandCommand, actor
 from domains import selectors, services
-from domains.models import Mailbox
-from domains.validators import format_limit
+from domains.models import KeptMaildir, Mailbox
+from domains.validators import format_limit, normalize_address
 
 
 class Command(SubcommandCommand):
@@ -21,6 +21,9 @@ class Command(SubcommandCommand):
         "delete": "delete a mailbox; its mail stays on disk",
         "kept": "list the Maildirs of deleted mailboxes that are still kept on disk",
         "forget-maildir": "record that an address's kept Maildir was removed from disk",
+        "purge-maildir": "have the mail host remove an address's kept Maildir now",
+        "restore-maildir": "make a deleted mailbox again with its kept Maildir (password "
+                           "from stdin or a prompt)",
         "costly-hashes": "list mailboxes whose password hash is over the MAILADMIN_MAX_* "
                          "cost bounds (Dovecot still verifies it: reset those passwords)",
     }
@@ -34,7 +37,7 @@ class Command(SubcommandCommand):
             parser.add_argument("--json", action="store_true")
             return
         parser.add_argument("email")
-        if action in {"add", "passwd"}:
+        if action in {"add", "passwd", "restore-maildir"}:
             parser.add_argument("--password-stdin", action="store_true",
                                 help="read the password from the first line of stdin")
         if action in {"add", "edit"}:
@@ -101,10 +104,32 @@ class Command(SubcommandCommand):
     def do_kept(self, **o: Any) -> None:
         rows = (
             {"address": k.address, "path": k.path,
-             "deleted": k.deleted_at.isoformat(timespec="seconds")}
+             "deleted": k.deleted_at.isoformat(timespec="seconds"),
+             "expires": selectors.kept_maildir_expiry(k).isoformat(timespec="seconds"),
+             "state": ("removal failed: " + k.removal_error if k.removal_error
+                       else "being removed" if k.purge_requested_at else "kept")}
             for k in selectors.kept_maildirs().iterator()
         )
-        self.emit(rows, ["address", "deleted", "path"], o["json"])
+        self.emit(rows, ["address", "deleted", "path", "expires", "state"], o["json"])
+
+    def do_purge_maildir(self, **o: Any) -> None:
+        kept = services.purge_kept_maildir(actor=actor(), kept=self.kept_of(o["email"]))
+        self.stdout.write(f"the mail host removes {kept.path}")
+
+    def do_restore_maildir(self, **o: Any) -> None:
+        kept = self.kept_of(o["email"])
+        mailbox = services.restore_kept_maildir(actor=actor(), kept=kept,
+                                                password=self.read_password(o))
+        self.stdout.write(f"restored {mailbox.email} with the mail kept in {kept.path}")
+
+    @staticmethod
+    def kept_of(address: str) -> KeptMaildir:
+        """The latest open kept Maildir of `address`, whatever became of its domain."""
+        kept = selectors.kept_maildirs().filter(address=normalize_address(address)).order_by(
+            "-deleted_at").first()
+        if kept is None:
+            raise CommandError(f"no kept Maildir is recorded for {address}")
+        return kept
 
     def do_costly_hashes(self, **o: Any) -> None:
         rows = ({"email": email, "scheme": scheme, "cost": cost}
