@@ -361,6 +361,26 @@ def test_a_failed_reload_exits_1_with_the_daemons_message(scratch):
 
 
 @pytest.mark.processes
+def test_reload_starts_a_postfix_whose_master_is_gone(scratch):
+    # A reload whose master.cf names a port already taken ends the master
+    # (fatal bind): the rollback's reload after restoring must bring it back.
+    calls = scratch.root / "postfix.calls"
+    fake = scratch.root / "postfix"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n'
+                    'for last in "$@"; do :; done\n'
+                    'case "$last" in start) exit 0;; *) echo "not running"; exit 1;; esac\n')
+    fake.chmod(0o755)
+    scratch.configure(postfix_bin=str(fake))
+
+    done = scratch.helper("reload", "postfix")
+
+    assert (done.returncode, done.stdout) == (0, "postfix was not running: started\n")
+    assert calls.read_text().splitlines() == [
+        f"-c {scratch.postfix} reload", f"-c {scratch.postfix} status",
+        f"-c {scratch.postfix} start"]
+
+
+@pytest.mark.processes
 def test_flush_auth_cache_passes_the_one_address(scratch):
     scratch.configure(doveadm_bin=str(stand_in(scratch, "doveadm")))
     done = scratch.helper("flush-auth-cache", "o'brien@example.org")
