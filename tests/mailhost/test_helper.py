@@ -294,6 +294,16 @@ def test_check_postfix_passes_a_rendered_tree_and_names_what_breaks_it(scratch, 
 
 
 @pytest.mark.processes
+def test_check_postfix_takes_a_setting_naming_the_error_transport(scratch, rendered):
+    # `postconf -n` prints the setting back; its value is no diagnostic.
+    with (rendered / "postfix" / "main.cf").open("a") as handle:
+        handle.write("default_transport = error:no outside delivery\n")
+    done = scratch.helper("check", "postfix", str(rendered))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("postfix check: ok")
+
+
+@pytest.mark.processes
 def test_check_postfix_refuses_a_broken_master_cf(scratch, rendered):
     with (rendered / "postfix" / "master.cf").open("a") as handle:
         handle.write("bogus unix - n\n")
