@@ -316,6 +316,8 @@ MAILADMIN_SMTP_LISTEN = env_str("MAILADMIN_SMTP_LISTEN", "smtp")
 MAILADMIN_SUBMISSION_LISTEN = env_str("MAILADMIN_SUBMISSION_LISTEN", "submission")
 MAILADMIN_POSTFIX_QUEUE_DIR = env_str("MAILADMIN_POSTFIX_QUEUE_DIR", "/var/spool/postfix")
 MAILADMIN_LMTP = env_str("MAILADMIN_LMTP", "unix:private/dovecot-lmtp")
+# Where apply_config's probe expects Dovecot's IMAP greeting after a reload (HOST:PORT).
+MAILADMIN_IMAP_LISTEN = env_str("MAILADMIN_IMAP_LISTEN", "127.0.0.1:143")
 MAILADMIN_SASL = env_str("MAILADMIN_SASL", "unix:private/auth")
 MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
 # Postfix alias_maps/alias_database for the local domain (mydestination = localhost).

@@ -99,6 +99,8 @@ class ConfigApply(Job):
         NOTHING_TO_CHANGE = "nothing", "Nothing to change"
         WOULD_CHANGE = "would_change", "Would change"
         CHECK_FAILED = "check_failed", "Checker refused"
+        APPLIED = "applied", "Applied"
+        ROLLED_BACK = "rolled_back", "Probe failed, rolled back"
         ERROR = "error", "Error"
 
     host = models.ForeignKey(MailHost, on_delete=models.CASCADE, related_name="applies")
@@ -109,9 +111,19 @@ class ConfigApply(Job):
     changes = models.JSONField(default=list, blank=True)
     checker_output = models.TextField(blank=True, default="")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+    # What an apply (not a check) did through the root helper:
+    # {"postfix": "20261202T132800.123456Z"}: the helper's backup of what it replaced.
+    backups = models.JSONField(default=dict, blank=True)
+    # ["postfix"]: the daemons reloaded (only those whose files changed).
+    reloaded = models.JSONField(default=list, blank=True)
+    # [{"name": "smtp", "target": "127.0.0.1:25", "ok": true, "skipped": false,
+    #   "detail": "220 mx ESMTP", "attempts": 1}, ...]
+    probes = models.JSONField(default=list, blank=True)
+    # The backups were put back (and the daemons reloaded) after a failed probe or step.
+    rolled_back = models.BooleanField(default=False)
 
-    # The hard time limit of mailhost.apply_config: rendering, two checkers
-    # (30 s each at most) and, in the next step, install, reload and probes.
+    # The hard time limit of mailhost.apply_config: rendering, the checkers
+    # (30 s each at most, the helper's up to 120 s), install, reload and probes.
     time_limit: ClassVar[int] = 300
 
     class Meta:

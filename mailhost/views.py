@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 from core.http import actor, show_errors, superadmin_required
 from mailhost import apply, services
 from mailhost.forms import MailHostForm
-from mailhost.models import MailHost
+from mailhost.models import ConfigApply, MailHost
 
 
 @superadmin_required
@@ -49,4 +49,25 @@ def config_check(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Checked the configuration: "
                                       f"{checked.get_outcome_display().lower()}.")
+    return redirect("mailhost:mail-host")
+
+
+@superadmin_required
+@require_http_methods(["POST"])
+def config_apply(request: HttpRequest) -> HttpResponse:
+    """Ask the host's agent to apply the configuration: install, reload, probe, roll back."""
+    try:
+        applied = apply.request_apply(actor=actor(request), check_only=False)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("mailhost:mail-host")
+    applied.refresh_from_db()
+    if applied.in_progress:
+        messages.info(request, "The apply is queued on the host's agent; reload for its result.")
+    elif applied.state == ConfigApply.State.DONE:
+        messages.success(request, f"Applied the configuration: "
+                                  f"{applied.get_outcome_display().lower()}.")
+    else:
+        messages.error(request, f"The apply failed ({applied.get_outcome_display().lower()}): "
+                                f"{applied.error}")
     return redirect("mailhost:mail-host")

@@ -2,4 +2,5 @@
 EXPECTED = {
     ("mailhost:mail-host", ()): ("login", 200, 404, 404, 404),
     ("mailhost:config-check", ()): ("login", 405, 404, 404, 404),
+    ("mailhost:config-apply", ()): ("login", 405, 404, 404, 404),
 }

@@ -70,19 +70,27 @@ def test_a_broken_dovecot_fragment_is_reported_with_doveconfs_message(live, monk
     assert "[exit 89]" in done.checker_output
 
 
-def test_without_check_the_command_exits_1_in_one_line(tmp_path):
+def test_an_apply_with_a_missing_certificate_exits_1_in_one_line(tmp_path):
     tmp_path.chmod(0o755)
-    env = {**os.environ, "MAILADMIN_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "MAILADMIN_DATA_DIR": str(tmp_path),
+           "MAILADMIN_TLS_CERT": str(tmp_path / "missing-cert.pem")}
     env.pop("MAILADMIN_DATABASE_URL", None)
 
-    result = subprocess.run([sys.executable, "manage.py", "apply_config"], cwd=PROJECT_ROOT,
-                            env=env, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT_ROOT,
+                              env=env, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    assert manage("migrate", "-v0").returncode == 0
+    result = manage("apply_config")
 
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "CommandError: installing is not available yet (it needs the root helper); "
-        "run apply_config --check to see what would change"]
+        f"CommandError: cannot render: MAILADMIN_TLS_CERT={tmp_path}/missing-cert.pem: no "
+        "such file; refusing a configuration whose TLS certificate or key is missing (point "
+        "the setting at the host's certificate, or run `make-ssl-cert "
+        "generate-default-snakeoil`)"]
+    assert result.stdout == ""
 
 
 def test_a_checker_that_is_not_installed_refuses_rather_than_passes(tmp_path):

@@ -79,9 +79,3 @@ def test_a_check_while_another_apply_is_open_is_refused(live, checkers):
     with pytest.raises(CommandError, match="already queued or running"):
         run("--check")
     assert ConfigApply.objects.count() == 1
-
-
-def test_without_check_installing_is_not_available_yet(live, checkers):
-    with pytest.raises(CommandError, match="installing is not available yet"):
-        run()
-    assert not ConfigApply.objects.exists()

@@ -294,6 +294,16 @@ def test_check_postfix_passes_a_rendered_tree_and_names_what_breaks_it(scratch, 
 
 
 @pytest.mark.processes
+def test_check_postfix_takes_a_setting_naming_the_error_transport(scratch, rendered):
+    # `postconf -n` prints the setting back; its value is no diagnostic.
+    with (rendered / "postfix" / "main.cf").open("a") as handle:
+        handle.write("default_transport = error:no outside delivery\n")
+    done = scratch.helper("check", "postfix", str(rendered))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("postfix check: ok")
+
+
+@pytest.mark.processes
 def test_check_postfix_refuses_a_broken_master_cf(scratch, rendered):
     with (rendered / "postfix" / "master.cf").open("a") as handle:
         handle.write("bogus unix - n\n")
@@ -358,6 +368,26 @@ def test_a_failed_reload_exits_1_with_the_daemons_message(scratch):
     done = scratch.helper("reload", "postfix")
     assert (done.returncode, done.stderr) == (
         1, "mailadmin-helper: postfix reload: postfix said hello\n")
+
+
+@pytest.mark.processes
+def test_reload_starts_a_postfix_whose_master_is_gone(scratch):
+    # A reload whose master.cf names a port already taken ends the master
+    # (fatal bind): the rollback's reload after restoring must bring it back.
+    calls = scratch.root / "postfix.calls"
+    fake = scratch.root / "postfix"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n'
+                    'for last in "$@"; do :; done\n'
+                    'case "$last" in start) exit 0;; *) echo "not running"; exit 1;; esac\n')
+    fake.chmod(0o755)
+    scratch.configure(postfix_bin=str(fake))
+
+    done = scratch.helper("reload", "postfix")
+
+    assert (done.returncode, done.stdout) == (0, "postfix was not running: started\n")
+    assert calls.read_text().splitlines() == [
+        f"-c {scratch.postfix} reload", f"-c {scratch.postfix} status",
+        f"-c {scratch.postfix} start"]
 
 
 @pytest.mark.processes
