@@ -7,6 +7,7 @@ With no environment at all it runs on the embedded default: a SQLite file in
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 import socket
 from datetime import timedelta
@@ -325,10 +326,35 @@ MAILADMIN_POSTFIX_ALIAS_MAPS = env_str("MAILADMIN_POSTFIX_ALIAS_MAPS", "")
 MAILADMIN_TLS_CERT = env_str("MAILADMIN_TLS_CERT", "/etc/ssl/certs/ssl-cert-snakeoil.pem")
 MAILADMIN_TLS_KEY = env_str("MAILADMIN_TLS_KEY", "/etc/ssl/private/ssl-cert-snakeoil.key")
 
+# Dovecot's auth cache (rendered into 90-mailadmin.conf). A cached login skips
+# the SQL lookup; the panel flushes a mailbox's entry through the root helper
+# whenever it changes its password or switches it (or its domain) off, so no
+# change waits for the TTL. Values are in Dovecot's own units ("10M", "1 hour");
+# a size of 0 turns the cache off.
+MAILADMIN_DOVECOT_AUTH_CACHE_SIZE = env_str("MAILADMIN_DOVECOT_AUTH_CACHE_SIZE", "10M")
+MAILADMIN_DOVECOT_AUTH_CACHE_TTL = env_str("MAILADMIN_DOVECOT_AUTH_CACHE_TTL", "1 hour")
+# "User unknown" answers are cached this long: short, because a mailbox the
+# panel creates (or an address someone mistyped a moment ago) must work soon.
+MAILADMIN_DOVECOT_AUTH_CACHE_NEGATIVE_TTL = env_str(
+    "MAILADMIN_DOVECOT_AUTH_CACHE_NEGATIVE_TTL", "1 min")
+for _name, _value in (("MAILADMIN_DOVECOT_AUTH_CACHE_SIZE", MAILADMIN_DOVECOT_AUTH_CACHE_SIZE),
+                      ("MAILADMIN_DOVECOT_AUTH_CACHE_TTL", MAILADMIN_DOVECOT_AUTH_CACHE_TTL),
+                      ("MAILADMIN_DOVECOT_AUTH_CACHE_NEGATIVE_TTL",
+                       MAILADMIN_DOVECOT_AUTH_CACHE_NEGATIVE_TTL)):
+    # Dovecot's checker (doveconf) judges the unit; this keeps the value one
+    # plain token on its line of the rendered file.
+    if not re.fullmatch(r"\d+(?: ?[A-Za-z]+)?", _value):
+        raise ImproperlyConfigured(f"{_name} must be a number with an optional Dovecot unit "
+                                   f"(10M, 1 hour, 30 secs), not {_value!r}")
+
 # How the panel and the agent reach the root helper (deploy/helper/mailadmin-helper):
-# a command line, split like a shell would (no shell runs it).
+# a command line, split like a shell would (no shell runs it). `none` (an empty
+# list here) says this host has no helper: what needs it is skipped, with a log
+# line (a development machine, or the embedded default without root or sudo).
 MAILADMIN_HELPER_COMMAND = shlex.split(
     env_str("MAILADMIN_HELPER_COMMAND", "sudo -n /usr/local/libexec/mailadmin-helper"))
+if MAILADMIN_HELPER_COMMAND == ["none"]:
+    MAILADMIN_HELPER_COMMAND = []
 
 # The mail host as the world should see it: DNS health checks compare the
 # published records with these. Host names are what MX records should name

@@ -22,8 +22,21 @@ class HelperError(Exception):
     """The helper refused or failed: the message is its one-line reason."""
 
 
+class NoHelper(HelperError):
+    """This host has no helper (MAILADMIN_HELPER_COMMAND is `none`)."""
+
+
+def has_helper() -> bool:
+    """Whether this host has a root helper: `none` says it has not (a development
+    machine, or the embedded default running without root or sudo)."""
+    return bool(settings.MAILADMIN_HELPER_COMMAND)
+
+
 def run_helper(verb: str, *args: str) -> str:
     """Run `MAILADMIN_HELPER_COMMAND VERB ARGS...`; returns what it printed."""
+    if not has_helper():
+        raise NoHelper(f"this host has no root helper (MAILADMIN_HELPER_COMMAND is none): "
+                       f"{verb} was not run")
     command = [*settings.MAILADMIN_HELPER_COMMAND, verb, *args]
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,

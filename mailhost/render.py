@@ -362,6 +362,9 @@ def render(options: RenderOptions) -> dict[str, str]:
         "dovecot_dir": options.dovecot_dir.rstrip("/"),
         "dovecot": dovecot_queries(db.dialect, host),
         "username_chars": dovecot_username_chars(),
+        "auth_cache": {"size": settings.MAILADMIN_DOVECOT_AUTH_CACHE_SIZE,
+                       "ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL,
+                       "negative_ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_NEGATIVE_TTL},
         # The group the daemons read a SQLite database through (settings).
         "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",
     }

@@ -111,6 +111,14 @@ def dns_on_loopback_only(settings):
     settings.MAILADMIN_DNSBL_DOMAIN_ZONES = ["dbl.dnsbl.test"]
 
 
+@pytest.fixture(autouse=True)
+def no_root_helper(settings):
+    """No root helper on a test machine (MAILADMIN_HELPER_COMMAND `none`): a
+    password change does not try sudo for Dovecot's auth cache. Tests of the
+    helper, and of the flush against the real Dovecot, set their own command."""
+    settings.MAILADMIN_HELPER_COMMAND = []
+
+
 @pytest.fixture
 def cli(monkeypatch):
     """Run a command as `manage.py ARGS...` would; returns what it printed."""

@@ -16,6 +16,7 @@ from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
 from core.models import AuditEntry
 from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.validators import domain_of
+from mailhost import auth_cache
 from mailhost.models import MailHost
 
 DESCRIPTION_MAX = 255
@@ -160,6 +161,14 @@ def _insert(obj: Any, duplicate_message: str) -> None:
             obj.save(force_insert=True)
     except IntegrityError:
         raise ValidationError(duplicate_message) from None
+
+
+def _flush_auth_cache(addresses: Iterable[str]) -> None:
+    """Have Dovecot forget these mailboxes' cached logins once the caller's
+    transaction commits (on the mail host's agent; a failed flush is logged,
+    never undoes the change). Without it an old password, or a disabled or
+    deleted mailbox, keeps signing in from the cache until auth_cache_ttl."""
+    auth_cache.flush_on_commit(addresses)
 
 
 def _end_sessions(mailbox_ids: Iterable[int]) -> None:

@@ -16,6 +16,7 @@ from domains.services._common import (
     DESCRIPTION_MAX,
     _audit_change,
     _end_sessions,
+    _flush_auth_cache,
     _insert,
     _lock_domain,
     _plural,
@@ -107,9 +108,12 @@ def set_domain_active(*, actor: Actor, domain: Domain, active: bool) -> Domain:
     """Disabling stops delivery and login for the whole domain; the rows stay."""
     with transaction.atomic():
         locked = _lock_domain(domain)
+        was_active = locked.active
         _switch(actor, "domain", locked, active, locked)
         if not active:
             _end_sessions(locked.mailboxes.values_list("pk", flat=True))
+        if locked.active != was_active:
+            _flush_auth_cache(locked.mailboxes.values_list("email", flat=True))
     return locked
 
 
@@ -157,6 +161,7 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
         locked.alias_domains.all().delete()
         locked.aliases.all().delete()
         _end_sessions(locked.mailboxes.values_list("pk", flat=True))
+        _flush_auth_cache(locked.mailboxes.values_list("email", flat=True))
         locked.mailboxes.all().delete()
         locked.delete()
     return kept

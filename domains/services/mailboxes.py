@@ -17,6 +17,7 @@ from domains.services._common import (
     _audit_change,
     _check_address_free,
     _end_sessions,
+    _flush_auth_cache,
     _insert,
     _lock,
     _lock_domain,
@@ -85,6 +86,7 @@ def set_mailbox_password(
         audit.record(actor=actor, action="mailbox.password", obj=locked,
                      domain=mailbox.domain, after={"password_changed": True})
         _end_sessions([locked.pk])
+        _flush_auth_cache([locked.email])
     return locked
 
 
@@ -102,12 +104,16 @@ def update_mailbox(
     *, actor: Actor, mailbox: Mailbox, name: str | None = None, quota: int | str | None = None,
     active: bool | None = None, password: str | None = None,
 ) -> Mailbox:
-    """Change any of name, quota, active and password: all of them or, on a refusal, none."""
+    """Change any of name, quota, active and password: all of them or, on a refusal, none.
+
+    A change Dovecot reads (password, active, quota) flushes its auth cache entry.
+    """
     hashed = None if password is None else _policy_hash(password, mailbox.email)
     with transaction.atomic():
         domain = _lock_domain(mailbox.domain)
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
         before = audit.snapshot(locked)
+        was = (locked.active, locked.quota)
         if name is not None:
             locked.name = _text(name, NAME_MAX, "The name")
         if quota is not None:
@@ -128,15 +134,22 @@ def update_mailbox(
                          domain=domain, after={"password_changed": True})
         if hashed is not None or active is False:
             _end_sessions([locked.pk])
+        if hashed is not None or (locked.active, locked.quota) != was:
+            # Dovecot caches the userdb answer too: the quota rule comes from it.
+            _flush_auth_cache([locked.email])
     return locked
 
 
 def set_mailbox_active(*, actor: Actor, mailbox: Mailbox, active: bool) -> Mailbox:
     with transaction.atomic():
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
+        was_active = locked.active
         _switch(actor, "mailbox", locked, active, mailbox.domain)
         if not active:
             _end_sessions([locked.pk])
+        if locked.active != was_active:
+            # Enabling flushes too: a refused login is cached as well (auth_cache_negative_ttl).
+            _flush_auth_cache([locked.email])
     return locked
 
 
@@ -156,6 +169,7 @@ def delete_mailbox(*, actor: Actor, mailbox: Mailbox) -> str:
         KeptMaildir.objects.create(address=locked.email, domain_ref=domain.pk, path=path,
                                    deleted_at=timezone.now())
         _end_sessions([locked.pk])
+        _flush_auth_cache([locked.email])
         locked.delete()
     return path
 

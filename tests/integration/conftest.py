@@ -15,7 +15,11 @@ def stack(mailstack_session: MailStack, transactional_db):
     """The running daemons, with the panel's settings pointing where they look.
 
     Transactional: the daemons read committed rows from their own connections.
+    Dovecot's auth cache is emptied first: the database is emptied between tests
+    behind the panel's back, and no test may sign in from another's cached entry.
+    The panel's flushes reach this Dovecot through the root helper (overrides).
     """
+    mailstack_session.flush_auth_cache()
     with override_settings(**mailstack_session.overrides):
         yield mailstack_session
 

@@ -31,6 +31,7 @@ from django.test import override_settings
 from core.env import private_data
 
 ROOT = Path("/var/tmp/mailadmin-tests")  # maillog_file must live under /var
+HELPER = Path(__file__).resolve().parents[2] / "deploy" / "helper" / "mailadmin-helper"
 BINARIES = ["postfix", "postmap", "postconf", "dovecot", "doveadm", "swaks", "openssl"]
 VMAIL_UID = 8  # Debian's `mail` user: exists on every machine, no useradd needed
 HOSTNAME = "mail.mailadmin.test"
@@ -166,6 +167,10 @@ class MailStack:
 
     def doveadm(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         return run(["doveadm", "-c", str(self.dovecot_conf), *args], check=check)
+
+    def flush_auth_cache(self) -> None:
+        """Empty Dovecot's auth cache (every user): each test starts from the database."""
+        self.doveadm("auth", "cache", "flush", check=True)
 
     def auth_ok(self, user: str, password: str) -> bool:
         result = self.doveadm("auth", "test", user, password)
@@ -313,6 +318,22 @@ service imap-login {{
     raise AssertionError(f"dovecot did not listen:\n{stack.tail('dovecot.log')}")
 
 
+def _root_helper(stack: MailStack) -> list[str]:
+    """The root helper as MAILADMIN_HELPER_COMMAND, run directly as root (the tests'
+    user) with a configuration of this stack: the panel's auth-cache flushes reach
+    this Dovecot. Its dovecot.conf only includes the stack's (the helper runs
+    `doveadm -c DOVECOT_DIR/dovecot.conf`)."""
+    dovecot_dir = stack.root / "helper-dovecot"
+    dovecot_dir.mkdir()
+    (dovecot_dir / "dovecot.conf").write_text(f"!include {stack.dovecot_conf}\n")
+    conf = stack.root / "helper.conf"
+    conf.write_text(f"staging_root = {stack.root / 'helper-staging'}\n"
+                    f"backup_root = {stack.root / 'helper-backups'}\n"
+                    f"postfix_dir = {stack.postfix_dir}\ndovecot_dir = {dovecot_dir}\n"
+                    f"vmail_dir = {stack.vmail}\n")
+    return [str(HELPER), "--conf", str(conf)]
+
+
 def _wait_for_sockets(stack: MailStack) -> None:
     for _ in range(100):
         if stack.lmtp_socket.exists() and (stack.lmtp_socket.parent / "auth").exists():
@@ -364,6 +385,7 @@ def mail_stack() -> Iterator[MailStack]:
         _postfix_instance(stack)
         _dovecot_instance(stack)
         _wait_for_sockets(stack)
+        stack.overrides["MAILADMIN_HELPER_COMMAND"] = _root_helper(stack)
         yield stack
     finally:
         run(["postfix", "-c", str(stack.postfix_dir), "stop"], check=False)

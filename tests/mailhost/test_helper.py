@@ -399,6 +399,24 @@ def test_flush_auth_cache_passes_the_one_address(scratch):
         f"-c {scratch.dovecot}/dovecot.conf auth cache flush o'brien@example.org\n")
 
 
+@pytest.mark.processes
+def test_flush_auth_cache_takes_up_to_100_addresses_in_one_doveadm_run(scratch):
+    scratch.configure(doveadm_bin=str(stand_in(scratch, "doveadm")))
+    addresses = [f"user{n}@example.org" for n in range(100)]
+    done = scratch.helper("flush-auth-cache", *addresses)
+    assert done.returncode == 0, done.stderr
+    assert (scratch.root / "doveadm.args").read_text() == (
+        f"-c {scratch.dovecot}/dovecot.conf auth cache flush {' '.join(addresses)}\n")
+    refused(scratch.helper("flush-auth-cache", *addresses, "one@example.org"),
+            "flush-auth-cache takes 1 to 100 arguments")
+    refused(scratch.helper("flush-auth-cache"), "flush-auth-cache takes 1 to 100 arguments")
+    # One bad address refuses the whole request: nothing is flushed.
+    (scratch.root / "doveadm.args").unlink()
+    refused(scratch.helper("flush-auth-cache", "ok@example.org", "-x@example.org"),
+            "'-x@example.org' is not a mailbox address")
+    assert not (scratch.root / "doveadm.args").exists()
+
+
 @pytest.fixture
 def open_vmail(scratch):
     """A vmail directory the vmail user (`nobody` here) can reach: tmp_path is root's 0700."""

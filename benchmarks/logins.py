@@ -1,0 +1,233 @@
+"""IMAP logins per second against a private Dovecot, with and without its auth cache.
+
+Run from the project root (as root: it starts Postfix and Dovecot on loopback
+with the test harness, tests/integration/mailstack.py, and touches nothing
+under /etc):
+
+    .venv/bin/python benchmarks/logins.py [--mailboxes 10] [--clients 8]
+                                          [--seconds 20] [--logins 4000]
+                                          [--bcrypt-cost 12] [--label LABEL]
+
+It makes an SQLite database in a temporary directory with one domain and
+`--mailboxes` mailboxes whose passwords are bcrypt at cost 12 (the default;
+`--bcrypt-cost 4` shows what a login costs with next to no hashing),
+renders the configuration with `render_config` twice, with
+MAILADMIN_DOVECOT_AUTH_CACHE_SIZE 0 (no cache) and with the default (10M),
+and for each starts Dovecot, signs every mailbox in once (which fills the
+cache), then has `--clients` threads each log in and out over IMAP, round
+robin over the mailboxes, until `--logins` logins or `--seconds` seconds,
+whichever comes first. A refused login fails the run.
+
+Goal: at least 200 logins per second from the cache. The summary, with the
+load average before and after, is printed and written to
+benchmarks/results/logins-<date>[-LABEL].json; the exit status is 1 when the
+goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import imaplib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT / "benchmarks" / "results"
+GOAL_PER_SECOND = 200.0
+PASSWORD = "benchmark horse battery"
+DOMAIN = "bench.example"
+BCRYPT_COST = 12
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def setup_django(data_dir: Path, cost: int) -> None:
+    os.environ["MAILADMIN_DATA_DIR"] = str(data_dir)
+    os.environ["MAILADMIN_BCRYPT_ROUNDS"] = str(cost)
+    os.environ.setdefault("MAILADMIN_DATA_GROUP", "postfix")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailadmin.settings")
+    if str(PROJECT) not in sys.path:
+        sys.path.insert(0, str(PROJECT))
+    import django
+
+    django.setup()
+
+
+def make_mailboxes(count: int) -> list[str]:
+    from django.core.management import call_command
+
+    from core.actor import Actor
+    from domains import services
+
+    call_command("migrate", interactive=False, verbosity=0)
+    actor = Actor.cli()
+    services.create_domain(actor=actor, name=DOMAIN)
+    addresses = [f"user{n}@{DOMAIN}" for n in range(count)]
+    for address in addresses:
+        services.create_mailbox(actor=actor, email=address, password=PASSWORD)
+    return addresses
+
+
+def login(port: int, user: str) -> float:
+    started = time.perf_counter()
+    imap = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+    try:
+        imap.login(user, PASSWORD)
+    finally:
+        # A refused login raised above; the logout only closes the connection.
+        with contextlib.suppress(Exception):
+            imap.logout()
+    return time.perf_counter() - started
+
+
+def hammer(port: int, users: list[str], clients: int, seconds: float, logins: int
+           ) -> dict[str, Any]:
+    """`clients` threads logging in and out until `logins` logins or `seconds` s."""
+    lock = threading.Lock()
+    taken = [0]
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                if taken[0] >= logins or errors:
+                    return
+                n = taken[0]
+                taken[0] += 1
+            try:
+                took = login(port, users[n % len(users)])
+            except Exception as error:  # recorded, ends the run
+                with lock:
+                    errors.append(f"{users[n % len(users)]}: {error!r}")
+                return
+            with lock:
+                latencies.append(took)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "logins": len(latencies),
+        "seconds": round(elapsed, 2),
+        "per_second": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+            "p95": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1)
+            if len(latencies) >= 20 else None,
+            "max": round(latencies[-1] * 1000, 1) if latencies else None,
+        },
+        "errors": errors[:5],
+    }
+
+
+def run_mode(label: str, cache_size: str, args: argparse.Namespace, users: list[str]
+             ) -> dict[str, Any]:
+    from django.test import override_settings
+
+    from tests.integration.mailstack import mail_stack
+
+    with override_settings(MAILADMIN_DOVECOT_AUTH_CACHE_SIZE=cache_size), \
+            mail_stack() as stack:
+        rendered = (stack.etc / "dovecot" / "conf.d" / "90-mailadmin.conf").read_text()
+        setting = next(line for line in rendered.splitlines()
+                       if line.startswith("auth_cache_size"))
+        port = stack.ports["imap"]
+        print(f"{label}: {setting}; signing each mailbox in once ...", file=sys.stderr,
+              flush=True)
+        warm_started = time.perf_counter()
+        for user in users:
+            login(port, user)
+        warm = time.perf_counter() - warm_started
+        print(f"{label}: {args.clients} clients, up to {args.logins} logins or "
+              f"{args.seconds:g} s ...", file=sys.stderr, flush=True)
+        result = hammer(port, users, args.clients, args.seconds, args.logins)
+        result["first_logins_per_second"] = round(len(users) / warm, 2)
+        result["setting"] = setting
+        print(f"{label}: {result['per_second']} logins/s ({result['logins']} in "
+              f"{result['seconds']} s, p50 {result['latency_ms']['p50']} ms)",
+              file=sys.stderr, flush=True)
+        return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mailboxes", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="time limit of each timed run")
+    parser.add_argument("--logins", type=int, default=4000,
+                        help="login limit of each timed run")
+    parser.add_argument("--bcrypt-cost", type=int, default=BCRYPT_COST,
+                        help="cost of the mailboxes' hashes (4 shows what IMAP logins "
+                        "cost with next to no hashing)")
+    parser.add_argument("--label", default="")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("run as root: it starts Postfix and Dovecot", file=sys.stderr)
+        return 2
+    data_dir = Path(tempfile.mkdtemp(prefix="mailadmin-logins-"))
+    data_dir.chmod(0o755)
+    try:
+        setup_django(data_dir, args.bcrypt_cost)
+        load_before = load_average()
+        print(f"making {args.mailboxes} mailboxes (bcrypt cost {args.bcrypt_cost}) ...",
+              file=sys.stderr, flush=True)
+        users = make_mailboxes(args.mailboxes)
+        without = run_mode("no cache", "0", args, users)
+        with_cache = run_mode("auth cache", os.environ.get(
+            "MAILADMIN_DOVECOT_AUTH_CACHE_SIZE", "10M"), args, users)
+        load_after = load_average()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    met = not without["errors"] and not with_cache["errors"] and \
+        with_cache["per_second"] >= GOAL_PER_SECOND
+    summary = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "bcrypt_cost": args.bcrypt_cost,
+        "mailboxes": args.mailboxes,
+        "clients": args.clients,
+        "without_cache": without,
+        "with_cache": with_cache,
+        "speedup": round(with_cache["per_second"] / without["per_second"], 1)
+        if without["per_second"] else None,
+        "goal_per_second": GOAL_PER_SECOND,
+        "goal_met": met,
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    label = args.label or ("" if args.bcrypt_cost == BCRYPT_COST else f"cost{args.bcrypt_cost}")
+    name = f"logins-{datetime.date.today().isoformat()}{'-' + label if label else ''}"
+    out = RESULTS_DIR / f"{name}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"written to {out.relative_to(PROJECT)}", file=sys.stderr)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
