@@ -71,6 +71,8 @@ class MailStack:
     overrides: dict[str, Any]
     ro_user: str = ""
     ro_password: str = ""
+    # The daemons' database URL the stack's files were rendered with.
+    daemon_url: str = ""
     logs: list[Path] = field(default_factory=list)
 
     @property
@@ -380,6 +382,7 @@ def mail_stack() -> Iterator[MailStack]:
     try:
         with override_settings(**overrides):
             url = _daemon_database_url(stack)
+            stack.daemon_url = url  # an apply renders with it too
             call_command("render_config", out=str(root / "etc"), database_url=url,
                          stdout=io.StringIO())
         _postfix_instance(stack)

@@ -24,6 +24,8 @@ from domains import services
 from mailhost import apply, render
 from mailhost.apply import probes
 from mailhost.models import ConfigApply
+from mailhost.seed import without_password
+from tests.conftest import change_host
 from tests.integration.mailstack import MailStack, run
 
 pytestmark = [pytest.mark.daemons,
@@ -79,6 +81,11 @@ def stack_edits(stack: MailStack, rendered_main_cf: str) -> tuple[list[str], str
 
 @pytest.fixture
 def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[MailStack]:
+    # The daemons' database as the stack's files name it (on MariaDB a read-only
+    # user with a password): the row holds it without the password, the setting
+    # gives the password, as on a production host.
+    settings.MAILADMIN_DAEMON_DATABASE_URL = stack.daemon_url
+    change_host(daemon_database=without_password(settings.MAILADMIN_DAEMON_DATABASE_URL))
     before = stack_files(stack)
     reloads_before = reload_count(stack)
     # What the panel renders, with the harness's own edits of main.cf on top,
