@@ -317,6 +317,11 @@ MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
 MAILADMIN_POSTFIX_ALIAS_MAPS = env_str("MAILADMIN_POSTFIX_ALIAS_MAPS", "")
 MAILADMIN_TLS_CERT = env_str("MAILADMIN_TLS_CERT", "/etc/ssl/certs/ssl-cert-snakeoil.pem")
 MAILADMIN_TLS_KEY = env_str("MAILADMIN_TLS_KEY", "/etc/ssl/private/ssl-cert-snakeoil.key")
+# Where Postfix hands every message to Rspamd (its milter proxy), as
+# inet:HOST:PORT; empty: no milter, and no Rspamd files are rendered.
+MAILADMIN_RSPAMD_MILTER = env_str("MAILADMIN_RSPAMD_MILTER", "inet:127.0.0.1:11332")
+# Rspamd's configuration directory: the panel's files go into its local.d/.
+MAILADMIN_RSPAMD_DIR = env_str("MAILADMIN_RSPAMD_DIR", "/etc/rspamd")
 
 # How the panel and the agent reach the root helper (deploy/helper/mailadmin-helper):
 # a command line, split like a shell would (no shell runs it).
