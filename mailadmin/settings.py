@@ -325,6 +325,13 @@ MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
 MAILADMIN_POSTFIX_ALIAS_MAPS = env_str("MAILADMIN_POSTFIX_ALIAS_MAPS", "")
 MAILADMIN_TLS_CERT = env_str("MAILADMIN_TLS_CERT", "/etc/ssl/certs/ssl-cert-snakeoil.pem")
 MAILADMIN_TLS_KEY = env_str("MAILADMIN_TLS_KEY", "/etc/ssl/private/ssl-cert-snakeoil.key")
+# Where Postfix hands every message to Rspamd (its milter proxy), as
+# inet:HOST:PORT; "none": no milter, and no Rspamd files are rendered (an empty
+# variable keeps the default, as every setting does).
+_rspamd_milter = env_str("MAILADMIN_RSPAMD_MILTER", "inet:127.0.0.1:11332")
+MAILADMIN_RSPAMD_MILTER = "" if _rspamd_milter == "none" else _rspamd_milter
+# Rspamd's configuration directory: the panel's files go into its local.d/.
+MAILADMIN_RSPAMD_DIR = env_str("MAILADMIN_RSPAMD_DIR", "/etc/rspamd")
 
 # Dovecot's auth cache (rendered into 90-mailadmin.conf). A cached login skips
 # the SQL lookup; the panel flushes a mailbox's entry through the root helper

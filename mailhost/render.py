@@ -288,6 +288,10 @@ class RenderOptions:
     database: DaemonDatabase
     postfix_dir: str = field(default_factory=lambda: settings.MAILADMIN_POSTFIX_DIR)
     dovecot_dir: str = field(default_factory=lambda: settings.MAILADMIN_DOVECOT_DIR)
+    rspamd_dir: str = field(default_factory=lambda: settings.MAILADMIN_RSPAMD_DIR)
+    # Whether the files include Rspamd's local.d (rspamd/local.d/...). Off
+    # until apply_config installs them; render_config writes them.
+    with_rspamd: bool = False
 
 
 def _listener(value: str, setting: str) -> dict[str, str]:
@@ -310,6 +314,24 @@ def _listener(value: str, setting: str) -> dict[str, str]:
     queue = settings.MAILADMIN_POSTFIX_QUEUE_DIR.rstrip("/")
     dovecot_path = rest if rest.startswith("/") else f"{queue}/{rest}"
     return {"kind": "unix", "path": dovecot_path, "transport": value, "sasl_path": rest}
+
+
+def _milter() -> dict[str, str] | None:
+    """MAILADMIN_RSPAMD_MILTER as Postfix names it and as Rspamd binds it; None when empty.
+
+    Only inet: a unix socket would need Rspamd to create it with a mode
+    Postfix's smtpd (user postfix) can connect through.
+    """
+    value = settings.MAILADMIN_RSPAMD_MILTER.strip()
+    if not value:
+        return None
+    if not value.startswith("inet:"):
+        raise ImproperlyConfigured(
+            f"MAILADMIN_RSPAMD_MILTER={value!r}: write inet:HOST:PORT, or leave it empty")
+    return _listener(value, "MAILADMIN_RSPAMD_MILTER")
+
+
+RSPAMD_FILES = ["worker-proxy.inc", "milter_headers.conf", "dkim_signing.conf"]
 
 
 def _tls_file(setting: str) -> str:
@@ -367,6 +389,7 @@ def render(options: RenderOptions) -> dict[str, str]:
                        "negative_ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_NEGATIVE_TTL},
         # The group the daemons read a SQLite database through (settings).
         "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",
+        "milter": _milter(),
     }
     files: dict[str, str] = {}
     map_template = engine.get_template(f"postfix/map-{db.dialect}.cf")
@@ -380,6 +403,10 @@ def render(options: RenderOptions) -> dict[str, str]:
         ("dovecot/dovecot-sql.conf.ext", "dovecot/dovecot-sql.conf.ext"),
     ]:
         files[target] = engine.get_template(template).render(Context(common, autoescape=False))
+    if options.with_rspamd and common["milter"]:
+        for name in RSPAMD_FILES:
+            files[f"rspamd/local.d/{name}"] = engine.get_template(f"rspamd/{name}").render(
+                Context(common, autoescape=False))
     return files
 
 

@@ -14,6 +14,7 @@ import io
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -37,8 +38,9 @@ VMAIL_UID = 8  # Debian's `mail` user: exists on every machine, no useradd neede
 HOSTNAME = "mail.mailadmin.test"
 
 
-def require_binaries() -> None:
-    missing = [b for b in BINARIES if not shutil.which(b) and not Path("/usr/sbin", b).exists()]
+def require_binaries(extra: tuple[str, ...] = ()) -> None:
+    missing = [b for b in [*BINARIES, *extra]
+               if not shutil.which(b) and not Path("/usr/sbin", b).exists()]
     if missing:
         message = f"mail daemons missing: {', '.join(missing)} (run bin/test to install them)"
         if os.environ.get("CI"):
@@ -88,6 +90,10 @@ class MailStack:
         return self.root / "dovecot.conf"
 
     @property
+    def rspamd_conf(self) -> Path:
+        return self.root / "rspamd"
+
+    @property
     def lmtp_socket(self) -> Path:
         return self.root / "spool" / "private" / "dovecot-lmtp"
 
@@ -134,6 +140,12 @@ class MailStack:
     def send(self, to: str, *, sender: str = "sender@outside.test", body: str = "hello",
              ) -> subprocess.CompletedProcess[str]:
         return self.swaks("--from", sender, "--to", to, "--body", body)
+
+    def send_from_outside(self, to: str, *, body: str) -> subprocess.CompletedProcess[str]:
+        """As `send`, from an address Postfix and its milter see as a stranger's
+        (XCLIENT: the stack with Rspamd trusts the loopback client to say so)."""
+        return self.swaks("--xclient-addr", "192.0.2.10", "--xclient-name", "mx.outside.test",
+                          "--from", "sender@outside.test", "--to", to, "--body", body)
 
     def submit(self, *, login: str, password: str, sender: str, to: str
                ) -> subprocess.CompletedProcess[str]:
@@ -264,6 +276,8 @@ def _postfix_instance(stack: MailStack) -> None:
          "smtpd_error_sleep_time=0",
          f"alternate_config_directories={pf}",
          "multi_instance_enable=no", f"syslog_name=postfix-{stack.root.name}"])
+    if "rspamd_milter" in stack.ports:
+        run(["postconf", "-c", str(pf), "-e", "smtpd_authorized_xclient_hosts=127.0.0.1"])
     run(["postfix", "-c", str(pf), "set-permissions", "create-missing"], check=False)
     run(["postfix", "-c", str(pf), "check"])
     run(["postfix", "-c", str(pf), "start"])
@@ -336,6 +350,77 @@ def _root_helper(stack: MailStack) -> list[str]:
     return [str(HELPER), "--conf", str(conf)]
 
 
+RSPAMD_USER = "_rspamd"
+
+
+def rspamd_vars(stack: MailStack) -> list[str]:
+    conf, state = stack.rspamd_conf, stack.root / "rspamd-state"
+    return [f"--var=CONFDIR={conf}", f"--var=LOCAL_CONFDIR={conf}",
+            f"--var=DBDIR={state / 'db'}", f"--var=RUNDIR={state / 'run'}",
+            f"--var=LOGDIR={state / 'log'}"]
+
+
+def _rspamd_instance(stack: MailStack) -> None:
+    """Debian's Rspamd configuration with the rendered local.d files laid over it,
+    started on free loopback ports (mail-stack.md, "Private Rspamd").
+
+    Only what a throw-away instance needs is added beside the panel's files:
+    its ports, and no DNS leaving the machine (a resolver on an unused loopback
+    port, the fuzzy servers off). Rspamd counts 127.0.0.1 as local (no
+    headers for it): a test client stands for an outside one with XCLIENT
+    (`MailStack.send_from_outside`).
+    """
+    conf = stack.rspamd_conf
+    shutil.copytree("/etc/rspamd", conf)
+    for rendered in (stack.etc / "rspamd" / "local.d").iterdir():
+        shutil.copy(rendered, conf / "local.d" / rendered.name)
+    main = (conf / "rspamd.conf").read_text()
+    for stock, name in (("localhost:11333", "rspamd_normal"),
+                        ("localhost:11334", "rspamd_controller"),
+                        ("localhost:11335", "rspamd_fuzzy")):
+        assert f'bind_socket = "{stock}";' in main, stock
+        main = main.replace(f'bind_socket = "{stock}";',
+                            f'bind_socket = "127.0.0.1:{stack.ports[name]}";')
+    (conf / "rspamd.conf").write_text(main)
+    (conf / "local.d" / "options.inc").write_text(
+        f'dns {{ nameserver = ["127.0.0.1:{free_port()}"]; timeout = 0.2s; retransmits = 1; }}\n'
+        # Compiling Hyperscan's databases costs seconds of CPU and 50 MB per
+        # start; a handful of test messages scan fast enough with PCRE.
+        "disable_hyperscan = true;\n")
+    (conf / "local.d" / "fuzzy_check.conf").write_text("enabled = false;\n")
+    # The panel's worker-proxy.inc keeps the stock upstream (localhost:11333).
+    (conf / "override.d" / "worker-proxy.inc").write_text(
+        'upstream "local" { default = yes; '
+        f'hosts = "127.0.0.1:{stack.ports["rspamd_normal"]}"; }}\n')
+    for name in ("db", "run", "log"):
+        path = stack.root / "rspamd-state" / name
+        path.mkdir(parents=True)
+        shutil.chown(path, user=RSPAMD_USER, group=RSPAMD_USER)
+    run(["rspamadm", *rspamd_vars(stack), "configtest", "-c", str(conf / "rspamd.conf")])
+    # The daemon keeps inherited pipes open, so its output goes to a file.
+    with open(stack.root / "rspamd-start.log", "w") as out:
+        started = subprocess.run(
+            ["rspamd", "-u", RSPAMD_USER, "-g", RSPAMD_USER, "-c", str(conf / "rspamd.conf"),
+             *rspamd_vars(stack)], stdout=out, stderr=subprocess.STDOUT, timeout=60)
+    if started.returncode != 0:
+        raise AssertionError(f"rspamd did not start:\n{stack.tail('rspamd-start.log')}")
+    stack.logs.append(stack.root / "rspamd-state" / "log" / "rspamd.log")
+    for _ in range(300):
+        try:
+            for port in ("rspamd_milter", "rspamd_normal", "rspamd_controller"):
+                socket.create_connection(("127.0.0.1", stack.ports[port]), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"rspamd did not listen:\n{stack.tail('rspamd-state/log/rspamd.log')}")
+
+
+def stop_rspamd(stack: MailStack) -> None:
+    pid_file = stack.root / "rspamd-state" / "run" / "rspamd.pid"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+
+
 def _wait_for_sockets(stack: MailStack) -> None:
     for _ in range(100):
         if stack.lmtp_socket.exists() and (stack.lmtp_socket.parent / "auth").exists():
@@ -345,8 +430,9 @@ def _wait_for_sockets(stack: MailStack) -> None:
 
 
 @contextlib.contextmanager
-def mail_stack() -> Iterator[MailStack]:
-    require_binaries()
+def mail_stack(*, rspamd: bool = False) -> Iterator[MailStack]:
+    """The daemons; with `rspamd`, Postfix passes mail through a private Rspamd's milter."""
+    require_binaries(("rspamd", "rspamadm") if rspamd else ())
     ROOT.mkdir(parents=True, exist_ok=True)
     ROOT.chmod(0o755)
     root = ROOT / f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -354,6 +440,9 @@ def mail_stack() -> Iterator[MailStack]:
     root.chmod(0o755)
     dialect = "sqlite" if connection.vendor == "sqlite" else "mysql"
     ports = {name: free_port() for name in ("smtp", "submission", "imap")}
+    if rspamd:
+        ports.update({name: free_port() for name in (
+            "rspamd_milter", "rspamd_normal", "rspamd_controller", "rspamd_fuzzy")})
     cert, key = _self_signed_cert(root / "tls")
     overrides = {
         "MAILADMIN_MAIL_HOSTNAME": HOSTNAME,
@@ -377,6 +466,9 @@ def mail_stack() -> Iterator[MailStack]:
         # group is mail_owner's own; the rendered Dovecot config adds it to the
         # auth worker.
         "MAILADMIN_DATA_GROUP": settings.MAILADMIN_DATA_GROUP or "postfix",
+        # No milter unless this stack runs its own Rspamd: never whatever
+        # listens on the default port.
+        "MAILADMIN_RSPAMD_MILTER": f"inet:127.0.0.1:{ports['rspamd_milter']}" if rspamd else "",
     }
     stack = MailStack(root=root, dialect=dialect, ports=ports, overrides=overrides)
     try:
@@ -385,6 +477,8 @@ def mail_stack() -> Iterator[MailStack]:
             stack.daemon_url = url  # an apply renders with it too
             call_command("render_config", out=str(root / "etc"), database_url=url,
                          stdout=io.StringIO())
+        if rspamd:
+            _rspamd_instance(stack)
         _postfix_instance(stack)
         _dovecot_instance(stack)
         _wait_for_sockets(stack)
@@ -393,6 +487,8 @@ def mail_stack() -> Iterator[MailStack]:
     finally:
         run(["postfix", "-c", str(stack.postfix_dir), "stop"], check=False)
         run(["doveadm", "-c", str(stack.dovecot_conf), "stop"], check=False)
+        if rspamd:
+            stop_rspamd(stack)
         if stack.ro_user:
             drop_read_only(stack.ro_user)
         if not os.environ.get("MAILADMIN_KEEP_TEST_DAEMONS"):

@@ -258,3 +258,10 @@ def test_the_kept_maildir_grace_period(load_settings):
     assert load_settings()["MAILADMIN_KEPT_MAILDIR_DAYS"] == 30
     assert load_settings(MAILADMIN_KEPT_MAILDIR_DAYS="7")["MAILADMIN_KEPT_MAILDIR_DAYS"] == 7
     assert "at least 1" in refused(load_settings, MAILADMIN_KEPT_MAILDIR_DAYS="0")
+
+
+@pytest.mark.parametrize(("value", "milter"), [
+    ("none", ""), ("", "inet:127.0.0.1:11332"), ("inet:10.0.0.5:11332", "inet:10.0.0.5:11332")])
+def test_the_rspamd_milter_is_switched_off_by_none(load_settings, value, milter):
+    """An empty variable keeps the default, as for every setting; `none` renders no milter."""
+    assert load_settings(MAILADMIN_RSPAMD_MILTER=value)["MAILADMIN_RSPAMD_MILTER"] == milter

@@ -333,6 +333,55 @@ def test_check_dovecot_checks_the_staged_files_inside_the_live_configuration(
     assert f"{scratch.dovecot}/conf.d/90-mailadmin.conf" in done.stderr
 
 
+@pytest.fixture
+def live_rspamd(scratch) -> Path:
+    """A copy of Debian's /etc/rspamd as the helper's live Rspamd configuration."""
+    if not Path("/etc/rspamd/rspamd.conf").exists():
+        if os.environ.get("CI"):
+            pytest.fail("needs Debian's rspamd (bin/test installs it)")
+        pytest.skip("needs Debian's rspamd")
+    live = scratch.root / "etc-rspamd"
+    shutil.copytree("/etc/rspamd", live, symlinks=True)
+    scratch.configure(rspamd_dir=str(live / "local.d"))
+    return live
+
+
+def render_rspamd(staged: Path) -> None:
+    host = MailHost.current()
+    files = render.render(render.RenderOptions(
+        host=host, database=render.daemon_database(host), with_rspamd=True))
+    render.write_tree({k: v for k, v in files.items() if k.startswith("rspamd/")}, staged)
+
+
+@pytest.mark.processes
+def test_check_rspamd_passes_the_rendered_local_d_and_names_what_breaks_it(
+        scratch, rendered, live_rspamd):
+    render_rspamd(rendered)
+    assert (rendered / "rspamd" / "local.d" / "worker-proxy.inc").is_file()
+    done = scratch.helper("check", "rspamd", str(rendered))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "rspamd check: syntax OK\n"
+
+    with (rendered / "rspamd" / "local.d" / "worker-proxy.inc").open("a") as handle:
+        handle.write("{\n")
+    done = scratch.helper("check", "rspamd", str(rendered))
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "ucl parser error" in done.stderr
+    # The message names the live path, not the helper's scratch copy.
+    assert f"{live_rspamd}/local.d/worker-proxy.inc" in done.stderr
+    assert not (live_rspamd / "local.d" / "worker-proxy.inc").exists()
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("name", ["x.lua", "sub/x.conf", "x.inc.bak", ".x.conf"])
+def test_an_rspamd_file_outside_the_allow_list_is_refused(scratch, live_rspamd, name):
+    staged = scratch.stage("run1", {"rspamd/local.d/worker-proxy.inc": "milter = yes;\n",
+                                    f"rspamd/local.d/{name}": "x = 1;\n"})
+    refused(scratch.helper("install", "rspamd", str(staged)), "is not a file the panel")
+    assert not (live_rspamd / "local.d" / "worker-proxy.inc").exists()
+
+
 @pytest.mark.processes
 def test_check_without_a_staged_tree_for_the_daemon_is_refused(scratch):
     staged = scratch.stage("run1", {"postfix/main.cf": "# new\n"})

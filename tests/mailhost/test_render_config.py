@@ -39,7 +39,10 @@ MAPS = ["domains.cf", "mailboxes.cf", "aliases.cf", "mailbox-self.cf",
         "sender-login.cf", "aliasdomain-sender-login.cf"]
 MAP_FILES = [f"postfix/mailadmin/{name}" for name in MAPS]
 SECRET_FILES = [*MAP_FILES, "dovecot/dovecot-sql.conf.ext"]
-PUBLIC_FILES = ["postfix/main.cf", "postfix/master.cf", "dovecot/conf.d/90-mailadmin.conf"]
+RSPAMD_FILES = [f"rspamd/local.d/{name}" for name in (
+    "worker-proxy.inc", "milter_headers.conf", "dkim_signing.conf")]
+PUBLIC_FILES = ["postfix/main.cf", "postfix/master.cf", "dovecot/conf.d/90-mailadmin.conf",
+                *RSPAMD_FILES]
 EXPECTED_FILES = sorted(SECRET_FILES + PUBLIC_FILES)
 ALIAS_MAP_ORDER = ["aliases.cf", "mailbox-self.cf", "aliasdomain-mailboxes.cf",
                    "aliasdomain-aliases.cf", "aliasdomain-catchall.cf"]
@@ -78,6 +81,8 @@ def mail_settings(settings, tmp_path_factory):
     settings.MAILADMIN_VMAIL_GID = 5000
     settings.MAILADMIN_PASSWORD_SCHEME = "BLF-CRYPT"
     settings.MAILADMIN_DATA_GROUP = ""
+    settings.MAILADMIN_RSPAMD_MILTER = "inet:127.0.0.1:11332"
+    settings.MAILADMIN_RSPAMD_DIR = "/etc/rspamd"
     return settings
 
 

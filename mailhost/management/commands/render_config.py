@@ -10,9 +10,9 @@ from mailhost.models import MailHost
 
 class Command(BaseCommand):
     help = (
-        "Write the Postfix and Dovecot configuration for mailadmin's tables into DIR "
-        "(postfix/, dovecot/). Only changed files are rewritten; installed files keep "
-        "their owner and mode."
+        "Write the Postfix, Dovecot and Rspamd configuration for mailadmin's tables into "
+        "DIR (postfix/, dovecot/, rspamd/local.d/). Only changed files are rewritten; "
+        "installed files keep their owner and mode."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,7 +27,8 @@ class Command(BaseCommand):
         try:
             host = MailHost.current()
             database = render.daemon_database(host, options["database_url"])
-            files = render.render(render.RenderOptions(host=host, database=database))
+            files = render.render(render.RenderOptions(host=host, database=database,
+                                                        with_rspamd=True))
             changed = render.write_tree(files, out)
         except OSError as exc:
             raise CommandError(f"cannot write to {out}: {exc.strerror}") from None
