@@ -9,7 +9,11 @@ goes on through the root helper for each daemon whose files changed
 swap), `reload` of the daemons the helper changed, the probes (probes.py),
 and `restore` + `reload` again when a reload or a probe fails. The helper's
 staging_root must be MAILADMIN_STAGING_DIR, its postfix_dir and dovecot_dir
-MAILADMIN_POSTFIX_DIR and MAILADMIN_DOVECOT_DIR.
+MAILADMIN_POSTFIX_DIR and MAILADMIN_DOVECOT_DIR, its rspamd_dir
+MAILADMIN_RSPAMD_DIR/local.d. Rspamd's files are applied while
+MAILADMIN_RSPAMD_MILTER is set: `check rspamd` (rspamadm configtest) and a
+reload of Rspamd only when they changed; Rspamd has no probe of its own (a
+milter that does not answer is accepted on failure, by design).
 
 An apply is a job (core.jobs) routed to the host's own queue (`MailHost.queue`),
 which only that host's agent consumes. Two applies of one host never
@@ -127,7 +131,10 @@ def run_apply(apply_id: int) -> ConfigApply | None:
     try:
         database = render.daemon_database(host)
         secrets = [database.password] if database.password else []
-        options = render.RenderOptions(host=host, database=database)
+        # Rspamd's local.d only while Postfix passes mail through its milter
+        # (render() leaves them out when MAILADMIN_RSPAMD_MILTER is off anyway).
+        options = render.RenderOptions(host=host, database=database,
+                                       with_rspamd=bool(settings.MAILADMIN_RSPAMD_MILTER))
         # Before rendering, which refuses a missing file with a shorter message.
         problem = tls_problem()
         if problem:

@@ -105,9 +105,11 @@ def tls_problem() -> str:
 
 
 def live_path(relative: str, options: render.RenderOptions) -> Path:
-    """Where a rendered file (`postfix/...`, `dovecot/...`) is installed on this host."""
+    """Where a rendered file (`postfix/...`, `dovecot/...`, `rspamd/local.d/...`) is
+    installed on this host."""
     daemon, _, rest = relative.partition("/")
-    base = {"postfix": options.postfix_dir, "dovecot": options.dovecot_dir}[daemon]
+    base = {"postfix": options.postfix_dir, "dovecot": options.dovecot_dir,
+            "rspamd": options.rspamd_dir}[daemon]
     return Path(base) / rest
 
 

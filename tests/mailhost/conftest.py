@@ -16,7 +16,8 @@ DAEMON_URL = f"mysql://mailro:{DAEMON_PASSWORD}@127.0.0.1:3306/mail"
 
 @pytest.fixture
 def live(settings, tmp_path) -> Path:
-    """The installed tree the apply compares with: LIVE/postfix, LIVE/dovecot."""
+    """The installed tree the apply compares with: LIVE/postfix, LIVE/dovecot,
+    LIVE/rspamd (its local.d rendered while the milter is on, as by default)."""
     root = tmp_path / "etc"
     tls = tmp_path / "tls"
     tls.mkdir()
@@ -26,6 +27,8 @@ def live(settings, tmp_path) -> Path:
     settings.MAILADMIN_TLS_KEY = str(tls / "key.pem")
     settings.MAILADMIN_POSTFIX_DIR = str(root / "postfix")
     settings.MAILADMIN_DOVECOT_DIR = str(root / "dovecot")
+    settings.MAILADMIN_RSPAMD_DIR = str(root / "rspamd")
+    settings.MAILADMIN_RSPAMD_MILTER = "inet:127.0.0.1:11332"
     settings.MAILADMIN_STAGING_DIR = str(tmp_path / "staging")
     settings.MAILADMIN_MAIL_HOSTNAME = "mail.example.org"
     settings.MAILADMIN_DAEMON_DATABASE_URL = DAEMON_URL
@@ -57,5 +60,6 @@ def checkers(monkeypatch):
 def install(root: Path) -> None:
     """Make the live tree equal to what would be rendered now."""
     host = MailHost.current()
-    files = render.render(render.RenderOptions(host=host, database=render.daemon_database(host)))
+    files = render.render(render.RenderOptions(host=host, database=render.daemon_database(host),
+                                               with_rspamd=True))
     render.write_tree(files, root)

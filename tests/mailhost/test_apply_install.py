@@ -16,7 +16,9 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +112,9 @@ def host(live, settings, tmp_path, monkeypatch) -> Host:
     settings.MAILADMIN_SUBMISSION_LISTEN = f"127.0.0.1:{h.greeters['submission'].port}"
     settings.MAILADMIN_IMAP_LISTEN = f"127.0.0.1:{h.greeters['imap'].port}"
     settings.MAILADMIN_LMTP = f"inet:127.0.0.1:{h.greeters['lmtp'].port}"
+    if Path("/etc/rspamd/rspamd.conf").exists():
+        # What the helper's rspamd check lays the staged local.d into.
+        shutil.copytree("/etc/rspamd", live / "rspamd", symlinks=True)
     install(live)
     # What the helper's dovecot check lays the staged files into.
     (live / "dovecot" / "dovecot.conf").write_text(
@@ -125,6 +130,8 @@ def host(live, settings, tmp_path, monkeypatch) -> Host:
     conf.write_text(
         f"staging_root = {settings.MAILADMIN_STAGING_DIR}\nbackup_root = {h.backups}\n"
         f"postfix_dir = {live / 'postfix'}\ndovecot_dir = {live / 'dovecot'}\n"
+        f"rspamd_dir = {live / 'rspamd' / 'local.d'}\n"
+        f"rspamd_pid_file = {tmp_path / 'rspamd.pid'}\n"
         f"postfix_bin = {postfix}\ndoveadm_bin = {doveadm}\nkeep_backups = 3\n")
     settings.MAILADMIN_HELPER_COMMAND = ["/usr/bin/python3", "-I", str(HELPER), "--conf",
                                          str(conf)]
@@ -218,6 +225,75 @@ def test_a_dovecot_change_reloads_and_probes_dovecot_only(host, monkeypatch):
     assert host.reloads() == [f"doveadm -c {host.live / 'dovecot'}/dovecot.conf reload"]
     assert [(p["name"], p["ok"]) for p in done.probes] == [("imap", True), ("lmtp", True)]
     assert "dovecot check: ok" in done.checker_output
+
+
+@pytest.fixture
+def rspamd(host):
+    """A stand-in Rspamd main process for the helper's reload (SIGHUP by its pid
+    file, as without systemd): a script named rspamd that logs each SIGHUP."""
+    if not (host.live / "rspamd" / "rspamd.conf").exists():
+        if os.environ.get("CI"):
+            pytest.fail("needs Debian's rspamd (bin/test installs it)")
+        pytest.skip("needs Debian's rspamd")
+    script = stand_in(host.root / "rspamd", host.calls, (
+        f"trap 'echo \"rspamd SIGHUP\" >> {host.calls}' HUP\n"
+        "while :; do sleep 0.05; done"))
+    process = subprocess.Popen([script])
+    (host.root / "rspamd.pid").write_text(f"{process.pid}\n")
+    yield process
+    process.kill()
+    process.wait()
+
+
+def wait_for_reloads(host: Host, count: int) -> list[str]:
+    deadline = time.monotonic() + 5
+    while len(host.reloads()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return host.reloads()
+
+
+def test_an_rspamd_change_is_checked_installed_and_only_rspamd_reloaded(
+        host, rspamd, monkeypatch):
+    changed_render(monkeypatch, "rspamd/local.d/milter_headers.conf",
+                   "# a change only Rspamd reads")
+    installed = host.live / "rspamd" / "local.d" / "milter_headers.conf"
+
+    done = run_apply()
+
+    assert (done.state, done.outcome, done.error) == ("done", "applied", "")
+    assert [c["path"] for c in done.changes] == ["rspamd/local.d/milter_headers.conf"]
+    [backup_id] = host.backup_ids("rspamd")
+    assert done.backups == {"rspamd": backup_id} and done.reloaded == ["rspamd"]
+    assert "# a change only Rspamd reads" in installed.read_text()
+    assert "rspamd check: syntax OK" in done.checker_output
+    assert f"install rspamd: backup {backup_id}" in done.checker_output
+    # Postfix and Dovecot neither reloaded nor probed; Rspamd has no probe.
+    assert wait_for_reloads(host, 1) == ["rspamd SIGHUP"]
+    assert done.probes == []
+    assert host.backup_ids() == [] and host.backup_ids("dovecot") == []
+    assert all(g.connections == 0 for g in host.greeters.values())
+
+    again = run_apply()
+    assert (again.outcome, again.reloaded) == ("nothing", [])
+
+
+def test_a_broken_rspamd_file_is_refused_by_its_checker_and_nothing_installed(
+        host, rspamd, monkeypatch):
+    changed_render(monkeypatch, "rspamd/local.d/worker-proxy.inc", "broken {")
+    installed = host.live / "rspamd" / "local.d" / "worker-proxy.inc"
+    before = installed.read_text()
+
+    done = run_apply()
+
+    assert (done.state, done.outcome) == ("failed", "check_failed")
+    assert done.error.startswith("rspamd check refused the staged configuration: rspamd: ")
+    assert "rspamd/local.d/worker-proxy.inc:" in done.error and "brace" in done.error
+    assert "\n" not in done.error
+    assert installed.read_text() == before
+    assert host.backup_ids("rspamd") == [] and host.reloads() == []
+    assert (done.backups, done.reloaded, done.probes) == ({}, [], [])
+    assert AuditEntry.objects.filter(action="mailhost.apply",
+                                     after__outcome="check_failed").count() == 1
 
 
 def test_the_record_and_the_audit_hold_no_secret(host, settings):
