@@ -75,6 +75,9 @@ class MailStack:
     ro_password: str = ""
     # The daemons' database URL the stack's files were rendered with.
     daemon_url: str = ""
+    # The harness's own edits of the rendered main.cf (applying.stack_edits),
+    # set by the `applying` fixture for an agent worker's render.
+    main_cf_edits: tuple[list[str], str] = ((), "")  # type: ignore[assignment]
     logs: list[Path] = field(default_factory=list)
 
     @property
@@ -346,6 +349,7 @@ def _root_helper(stack: MailStack) -> list[str]:
     conf.write_text(f"staging_root = {stack.root / 'helper-staging'}\n"
                     f"backup_root = {stack.root / 'helper-backups'}\n"
                     f"postfix_dir = {stack.postfix_dir}\ndovecot_dir = {dovecot_dir}\n"
+                    f"rspamd_dir = {stack.root / 'helper-rspamd' / 'local.d'}\n"
                     f"vmail_dir = {stack.vmail}\n")
     return [str(HELPER), "--conf", str(conf)]
 
