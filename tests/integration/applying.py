@@ -99,6 +99,7 @@ def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[Mail
     monkeypatch.setattr(render, "render", as_the_stack)
     settings.MAILADMIN_STAGING_DIR = str(tmp_path / "staging")
     settings.MAILADMIN_IMAP_LISTEN = f"127.0.0.1:{stack.ports['imap']}"
+    helper_dovecot_conf = _dovecot_conf_for_the_helper(stack)
     conf = tmp_path / "helper.conf"
     conf.write_text(f"staging_root = {tmp_path / 'staging'}\nbackup_root = {tmp_path / 'bk'}\n"
                     f"postfix_dir = {stack.postfix_dir}\n"
@@ -128,6 +129,25 @@ def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[Mail
         yield stack
     finally:
         _put_back(stack, before, reloads_before)
+        helper_dovecot_conf.unlink(missing_ok=True)
+
+
+def _dovecot_conf_for_the_helper(stack: MailStack) -> Path:
+    """DOVECOT_DIR/dovecot.conf as on a real host: the stack's own dovecot.conf
+    (outside the rendered tree) with the panel's fragment included relatively.
+
+    The helper's `check dovecot` copies DOVECOT_DIR, lays the staged files over
+    the copy and runs doveconf on the copy's dovecot.conf: the absolute include
+    of the stack's file would parse the live fragment, not the staged one. Its
+    `reload dovecot` runs `doveadm -c DOVECOT_DIR/dovecot.conf reload`, which
+    finds the running instance by the same base_dir.
+    """
+    absolute = f"!include {stack.etc / 'dovecot' / 'conf.d' / '90-mailadmin.conf'}\n"
+    text = stack.dovecot_conf.read_text()
+    assert absolute in text, "the stack's dovecot.conf no longer includes the fragment"
+    path = stack.etc / "dovecot" / "dovecot.conf"
+    path.write_text(text.replace(absolute, "!include conf.d/90-mailadmin.conf\n"))
+    return path
 
 
 def _host():

@@ -14,7 +14,8 @@ import socket
 import pytest
 
 from core.models import AuditEntry
-from mailhost import render
+from mailhost import apply, render
+from mailhost.apply import stage
 from tests.integration.applying import applying, delivered, postconf, reload_count, run_apply
 from tests.integration.mailstack import run
 
@@ -103,4 +104,58 @@ def test_a_change_that_fails_a_probe_is_rolled_back(applying, settings):
                check=False).returncode == 0
     audit = AuditEntry.objects.get(action="mailhost.apply")
     assert (audit.after["outcome"], audit.after["rolled_back"]) == ("rolled_back", True)
+    delivered(applying)
+
+
+def test_a_dovecot_change_that_breaks_doveconf_installs_nothing(applying, monkeypatch):
+    # Unknown to this Dovecot, and inside a block the stack's dovecot.conf
+    # opens nowhere else. The agent's own doveconf (on the fragment alone) would
+    # refuse it first; without it, the helper's check as root, on a copy of the
+    # live tree with the staged fragment laid over it, must refuse it too.
+    real = render.render
+
+    def broken(options):
+        files = real(options)
+        files["dovecot/conf.d/90-mailadmin.conf"] += "service imap {\n  no_such_setting = 1\n}\n"
+        return files
+
+    monkeypatch.setattr(render, "render", broken)
+    monkeypatch.setattr(apply, "run_checkers",
+                        lambda staged, options: [stage.postfix_check(staged)])
+    fragment = applying.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"
+    before = fragment.read_bytes()
+
+    done = run_apply()
+
+    assert (done.state, done.outcome) == ("failed", "check_failed"), done.checker_output
+    assert done.error.startswith("dovecot check refused the staged configuration: dovecot: ")
+    assert "no_such_setting" in done.error
+    # The staged fragment was parsed, named by the live path it would take.
+    assert f"{fragment}" in done.error
+    assert "\n" not in done.error
+    assert fragment.read_bytes() == before
+    assert (done.backups, done.reloaded, done.probes) == ({}, [], [])
+    assert AuditEntry.objects.filter(action="mailhost.apply",
+                                     after__outcome="check_failed").count() == 1
+    delivered(applying)
+
+
+def test_a_good_dovecot_change_passes_the_helpers_check_and_is_live(applying, monkeypatch):
+    real = render.render
+
+    def changed(options):
+        files = real(options)
+        files["dovecot/conf.d/90-mailadmin.conf"] += "mail_max_userip_connections = 17\n"
+        return files
+
+    monkeypatch.setattr(render, "render", changed)
+
+    done = run_apply()
+
+    assert (done.state, done.outcome, done.error) == ("done", "applied", ""), done.checker_output
+    assert "dovecot check: ok" in done.checker_output
+    assert done.reloaded == ["dovecot"] and list(done.backups) == ["dovecot"]
+    assert "mail_max_userip_connections = 17" in run(
+        ["doveconf", "-c", str(applying.dovecot_conf), "-n"]).stdout
+    assert ("imap", True) in [(p["name"], p["ok"]) for p in done.probes]
     delivered(applying)
