@@ -12,6 +12,7 @@ from __future__ import annotations
 import grp
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -246,6 +247,36 @@ def test_symlinks_in_or_to_the_staged_tree_are_refused(scratch):
     (scratch.staging / "link").symlink_to(scratch.root / "outside")
     refused(scratch.helper("install", "postfix", str(scratch.staging / "link")), "is not under")
     assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+
+
+@pytest.mark.processes
+def test_a_symlinked_staging_root_or_daemon_directory_is_refused(scratch):
+    """The staging root's parent and the staged tree belong to the panel's user."""
+    staged = scratch.stage("run1", {"postfix/main.cf": "# new\n"})
+    (scratch.root / "run2").mkdir()
+    (scratch.root / "run2" / "postfix").symlink_to(staged / "postfix")
+    scratch.configure(staging_root=str(scratch.root))
+    refused(scratch.helper("install", "postfix", str(scratch.root / "run2")),
+            "postfix is a symlink")
+    (scratch.root / "staging-link").symlink_to(scratch.root)
+    scratch.configure(staging_root=str(scratch.root / "staging-link"))
+    refused(scratch.helper("install", "postfix", str(scratch.root / "staging-link" / "run1")),
+            "must not be a symlink")
+    assert (scratch.postfix / "main.cf").read_text() == OLD_MAIN
+
+
+@pytest.mark.processes
+def test_a_replaced_secret_file_is_never_left_world_readable(scratch):
+    secret = scratch.postfix / "mailadmin" / "domains.cf"
+    secret.chmod(0o644)  # as an admin may have left it
+    staged = scratch.stage("run1", {"postfix/mailadmin/domains.cf": "# new domains map\n"})
+
+    done = scratch.helper("install", "postfix", str(staged))
+
+    assert done.returncode == 0, done.stderr
+    info = secret.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (
+        0o640, 0, grp.getgrnam("postfix").gr_gid)
 
 
 @pytest.mark.processes
