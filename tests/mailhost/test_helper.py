@@ -280,6 +280,31 @@ def test_a_replaced_secret_file_is_never_left_world_readable(scratch):
 
 
 @pytest.mark.processes
+@pytest.mark.parametrize(("relative", "content", "message"), [
+    ("postfix/main.cf", "daemon_directory = /tmp/evil\n", "daemon_directory may not be set"),
+    ("postfix/main.cf", "import_environment = LD_PRELOAD=/tmp/x.so\n",
+     "import_environment may not be set"),
+    ("postfix/master.cf", "evil unix - n n - - /tmp/evil\n", "is not one of Postfix's own"),
+    ("postfix/master.cf", "smtp inet n - n - - smtpd\n  -o daemon_directory=/tmp\n",
+     "daemon_directory may not be set"),
+    ("dovecot/conf.d/90-mailadmin.conf", "service x {\n  executable = /tmp/evil\n}\n",
+     "executable may not be set"),
+    ("dovecot/conf.d/90-mailadmin.conf", "!include /tmp/evil.conf\n", "includes are not"),
+    ("dovecot/dovecot-sql.conf.ext", "connect = </etc/shadow\n", "read from files"),
+    ("rspamd/local.d/milter_headers.conf", '.include "/tmp/evil.conf"\n', "Lua are not"),
+])
+def test_a_staged_file_that_would_run_code_as_root_is_refused(scratch, relative, content,
+                                                               message):
+    """Names alone are not enough: the staged tree is the panel's user's."""
+    daemon = relative.split("/", 1)[0]
+    staged = scratch.stage("run1", {relative: content})
+    scratch.configure(rspamd_dir=str(scratch.root / "etc-rspamd" / "local.d"))
+    for verb in ("check", "install"):
+        refused(scratch.helper(verb, daemon, str(staged)), message)
+    assert backups(scratch, daemon) == []
+
+
+@pytest.mark.processes
 def test_conf_is_refused_under_sudo(scratch):
     staged = scratch.stage("run1", {"postfix/main.cf": "# new\n"})
     for variable in ("SUDO_USER", "SUDO_UID"):
