@@ -354,6 +354,27 @@ for _name, _value in (("MAILADMIN_DOVECOT_AUTH_CACHE_SIZE", MAILADMIN_DOVECOT_AU
         raise ImproperlyConfigured(f"{_name} must be a number with an optional Dovecot unit "
                                    f"(10M, 1 hour, 30 secs), not {_value!r}")
 
+# Dovecot's login cache (deploy/dovecot/mailadmin-login-cache.lua, a Lua passdb
+# behind the SQL lookup): a mail client's repeated login with the same password
+# is answered without running bcrypt again, which Dovecot's own auth cache does
+# not do. The path of the script the rendered configuration names (the root
+# helper installs it only when the file and its directories are root's);
+# "none" renders the plain SQL passdb, every login running bcrypt.
+_login_cache = env_str("MAILADMIN_DOVECOT_LOGIN_CACHE",
+                       str(BASE_DIR / "deploy" / "dovecot" / "mailadmin-login-cache.lua"))
+MAILADMIN_DOVECOT_LOGIN_CACHE = "" if _login_cache == "none" else _login_cache
+# Dovecot's login processes: "high-security" (its default: one process per
+# connection) or "high-performance" (each serves many connections; about six
+# times the IMAP logins per second here, see benchmarks/logins.py, but a login
+# process taken over before authentication sees the others' connections).
+MAILADMIN_DOVECOT_LOGIN_MODE = env_str("MAILADMIN_DOVECOT_LOGIN_MODE", "high-security")
+if MAILADMIN_DOVECOT_LOGIN_MODE not in ("high-security", "high-performance"):
+    raise ImproperlyConfigured("MAILADMIN_DOVECOT_LOGIN_MODE must be high-security or "
+                               f"high-performance, not {MAILADMIN_DOVECOT_LOGIN_MODE!r}")
+# Where Dovecot's auth modules are: the login cache needs its Lua passdb
+# (Debian's dovecot-auth-lua).
+MAILADMIN_DOVECOT_MODULE_DIR = env_str("MAILADMIN_DOVECOT_MODULE_DIR", "/usr/lib/dovecot/modules")
+
 # How the panel and the agent reach the root helper (deploy/helper/mailadmin-helper):
 # a command line, split like a shell would (no shell runs it). `none` (an empty
 # list here) says this host has no helper: what needs it is skipped, with a log

@@ -198,14 +198,25 @@ def dovecot_username_chars() -> str:
     return chars
 
 
-def dovecot_queries(dialect: str, host: MailHost) -> dict[str, str]:
+# With the login cache the SQL passdb only looks the mailbox up (noauthenticate)
+# and hands the stored hash to the Lua passdb behind it as a userdb_ field:
+# those stay inside Dovecot's auth process (never sent to the login process),
+# and the userdb's override_fields removes it before the mail process sees it.
+LOGIN_CACHE_FIELD = "mailadmin_stored"
+
+
+def dovecot_queries(dialect: str, host: MailHost, *, login_cache: bool = False
+                    ) -> dict[str, str]:
     active_user = (
         "FROM users u JOIN domains d ON d.id = u.domain_id "
         "WHERE u.email = '%u' AND u.active = 1 AND " + ACTIVE_DOMAIN
     )
     quota_rule = _concat(dialect, "'*:bytes='", "u.quota")
+    password_columns = (f"NULL AS password, u.password AS userdb_{LOGIN_CACHE_FIELD}, "
+                        "'Y' AS noauthenticate"
+                        if login_cache else "u.password")
     return {
-        "password_query": f"SELECT u.email AS user, u.password {active_user}",
+        "password_query": f"SELECT u.email AS user, {password_columns} {active_user}",
         "user_query": (
             f"SELECT '{host.dovecot_home}' AS home, {host.vmail_uid} AS uid, "
             f"{host.vmail_gid} AS gid, {quota_rule} AS quota_rule {active_user}"
@@ -356,12 +367,34 @@ def _tls_file(setting: str) -> str:
     return path
 
 
+def _login_cache_file() -> str:
+    """MAILADMIN_DOVECOT_LOGIN_CACHE, refused when Dovecot could not load it: a
+    missing script or a missing Lua passdb module fails every login."""
+    path = settings.MAILADMIN_DOVECOT_LOGIN_CACHE
+    if not path:
+        return ""
+    if not os.path.isabs(path) or not os.path.isfile(path):
+        raise ImproperlyConfigured(
+            f"MAILADMIN_DOVECOT_LOGIN_CACHE={path}: no such file (deploy/install puts "
+            "deploy/dovecot/mailadmin-login-cache.lua in place; or set it to none)")
+    module = os.path.join(settings.MAILADMIN_DOVECOT_MODULE_DIR, "auth", "libauthdb_lua.so")
+    if not os.path.exists(module):
+        raise ImproperlyConfigured(
+            f"the Dovecot login cache needs the Lua passdb ({module} is missing): "
+            "apt install dovecot-auth-lua, or set MAILADMIN_DOVECOT_LOGIN_CACHE=none")
+    if any(c.isspace() or c in '"\\' for c in path):
+        raise ImproperlyConfigured(
+            f"MAILADMIN_DOVECOT_LOGIN_CACHE={path!r}: a path without spaces or quotes")
+    return path
+
+
 def render(options: RenderOptions) -> dict[str, str]:
     """Relative path -> file content, for every file the daemons need."""
     db, host = options.database, options.host
     engine = Engine(dirs=[str(TEMPLATE_DIR)], autoescape=False)
     map_dir = f"{options.postfix_dir.rstrip('/')}/mailadmin"
     queries = postfix_queries(db.dialect)
+    login_cache = _login_cache_file()
     common = {
         "db": db,
         "map_dir": map_dir,
@@ -382,7 +415,11 @@ def render(options: RenderOptions) -> dict[str, str]:
         "vmail_uid": host.vmail_uid,
         "vmail_gid": host.vmail_gid,
         "dovecot_dir": options.dovecot_dir.rstrip("/"),
-        "dovecot": dovecot_queries(db.dialect, host),
+        "dovecot": dovecot_queries(db.dialect, host, login_cache=bool(login_cache)),
+        "login_cache": login_cache,
+        "login_mode": settings.MAILADMIN_DOVECOT_LOGIN_MODE,
+        "cpu_count": os.cpu_count() or 1,
+        "login_cache_field": LOGIN_CACHE_FIELD,
         "username_chars": dovecot_username_chars(),
         "auth_cache": {"size": settings.MAILADMIN_DOVECOT_AUTH_CACHE_SIZE,
                        "ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL,

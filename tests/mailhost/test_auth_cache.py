@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from core.actor import Actor
 from domains import services
@@ -41,6 +42,53 @@ def test_the_rendered_dovecot_config_has_an_auth_cache_with_the_settings(live, s
     settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL = "10 mins"
     text = rendered_dovecot()
     assert "auth_cache_size = 0\n" in text and "auth_cache_ttl = 10 mins\n" in text
+
+
+@pytest.mark.django_db
+def test_passwords_are_checked_by_the_lua_passdb_behind_an_uncached_lookup(live, settings):
+    text = rendered_dovecot()
+    lua = settings.MAILADMIN_DOVECOT_LOGIN_CACHE
+    assert lua.endswith("deploy/dovecot/mailadmin-login-cache.lua")
+    sql, lua_passdb = text.split("passdb {")[1:3]
+    assert "result_success = continue\n" in sql and "result_failure = return-fail\n" in sql
+    # Keyed by the stored hash: an entry never answers for a changed password.
+    assert (f"args = file={lua} blocking=yes cache_key=%u%{{userdb:mailadmin_stored}}\n"
+            in lua_passdb)
+    assert "override_fields = mailadmin_stored:remove=\n" in text
+    query = render.dovecot_queries("sqlite", MailHost.current(), login_cache=True)
+    assert query["password_query"].startswith(
+        "SELECT u.email AS user, NULL AS password, u.password AS userdb_mailadmin_stored, "
+        "'Y' AS noauthenticate FROM users")
+
+
+@pytest.mark.django_db
+def test_none_renders_the_plain_sql_passdb(live, settings):
+    settings.MAILADMIN_DOVECOT_LOGIN_CACHE = ""
+    text = rendered_dovecot()
+    assert "driver = lua" not in text and "mailadmin_stored" not in text
+    assert text.count("passdb {") == 1
+
+
+@pytest.mark.django_db
+def test_a_missing_script_or_lua_module_is_refused_with_what_to_do(live, settings, tmp_path):
+    settings.MAILADMIN_DOVECOT_LOGIN_CACHE = str(tmp_path / "absent.lua")
+    with pytest.raises(ImproperlyConfigured, match=r"no such file .*or set it to none"):
+        rendered_dovecot()
+    settings.MAILADMIN_DOVECOT_LOGIN_CACHE = str(tmp_path / "here.lua")
+    (tmp_path / "here.lua").write_text("-- a script\n")
+    settings.MAILADMIN_DOVECOT_MODULE_DIR = str(tmp_path / "modules")
+    with pytest.raises(ImproperlyConfigured, match="apt install dovecot-auth-lua"):
+        rendered_dovecot()
+
+
+@pytest.mark.django_db
+def test_imap_processes_are_reused_and_login_processes_only_when_asked(live, settings):
+    text = rendered_dovecot()
+    assert "service imap {\n  service_count = 100\n}\n" in text
+    assert "service imap-login" not in text
+    settings.MAILADMIN_DOVECOT_LOGIN_MODE = "high-performance"
+    text = rendered_dovecot()
+    assert "service imap-login {\n  service_count = 0\n  process_min_avail = " in text
 
 
 # ---------------------------------------------------------------- the flush itself
