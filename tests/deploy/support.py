@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -33,6 +36,16 @@ def need_root() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def load_install() -> ModuleType:
+    """deploy/install as a module (it has no .py name), to test its parts."""
+    loader = importlib.machinery.SourceFileLoader("mailadmin_install", str(INSTALL))
+    spec = importlib.util.spec_from_loader("mailadmin_install", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
 def run_install(root: Path, *args: str, script: Path = INSTALL

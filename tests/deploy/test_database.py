@@ -5,28 +5,16 @@ daemons read (the real ones are proved by every other test)."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import secrets
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from django.conf import settings
 
-from tests.deploy.support import INSTALL, need
+from tests.deploy.support import INSTALL, load_install, need
 
 pytestmark = [pytest.mark.processes, pytest.mark.both_backends]
-
-
-def load_install() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("mailadmin_install", str(INSTALL))
-    spec = importlib.util.spec_from_loader("mailadmin_install", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

@@ -111,3 +111,18 @@ def test_visudo_accepts_the_sudoers_file():
     done = subprocess.run([need("visudo", "sudo"), "-cf", str(DEPLOY / "sudoers" / "mailadmin")],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_units_run_as_their_users():
+    def service(name: str) -> dict[str, str]:
+        text = (DEPLOY / "systemd" / f"{name}.service").read_text()
+        return dict(line.split("=", 1) for line in text.splitlines()
+                    if "=" in line and not line.startswith("#"))
+    for name in ("mailadmin-web", "mailadmin-worker", "mailadmin-beat"):
+        unit = service(name)
+        assert (unit["User"], unit["Group"], unit["NoNewPrivileges"]) == (
+            "mailadmin", "mailadmin", "yes"), name
+    agent = service("mailadmin-agent")
+    assert (agent["User"], agent["Group"], agent["SupplementaryGroups"]) == (
+        "mailadmin-agent", "mailadmin-agent", "mailadmin")
+    assert "NoNewPrivileges" not in agent  # sudo must work for the agent

@@ -22,6 +22,7 @@ import pytest
 from tests.deploy.support import (
     DEPLOY,
     ROOT,
+    load_install,
     need,
     need_root,
     nginx_test,
@@ -111,25 +112,57 @@ def test_a_dry_run_on_a_fresh_root_writes_nothing(tmp_path):
     before = snapshot(root)
     dry = run_install(root, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "would: system user mailadmin" in dry.stdout
+    assert "would: system user mailadmin " in dry.stdout
+    assert "would: system user mailadmin-agent " in dry.stdout
     assert "step(s) would change" in dry.stdout
     assert snapshot(root) == before
 
 
-def test_the_system_user_is_simulated_in_the_root(installed):
+def group_members(root: Path, name: str) -> list[str]:
+    line = next(line for line in (root / "etc/group").read_text().splitlines()
+                if line.startswith(f"{name}:"))
+    return [m for m in line.split(":")[3].split(",") if m]
+
+
+def owner(path: Path) -> tuple[int, int, int]:
+    state = path.stat()
+    return state.st_uid, state.st_gid, stat.S_IMODE(state.st_mode)
+
+
+def test_the_system_users_are_simulated_in_the_root(installed):
     root, _ = installed
     entry = passwd_entry(root, "mailadmin")
     assert entry[5:] == ["/var/lib/mailadmin", "/usr/sbin/nologin"]
     assert int(entry[2]) < 1000  # a system user
     assert group_id(root, "mailadmin") == int(entry[3])
+    agent = passwd_entry(root, "mailadmin-agent")
+    assert agent[5:] == ["/var/lib/mailadmin-agent", "/usr/sbin/nologin"]
+    assert int(agent[2]) < 1000 and agent[2] != entry[2]
+    assert group_id(root, "mailadmin-agent") == int(agent[3])
+    # The agent reads the panel's env file through group mailadmin; the panel's
+    # user is in no group of the agent's.
+    assert group_members(root, "mailadmin") == ["mailadmin-agent"]
+    assert group_members(root, "mailadmin-agent") == []
+
+
+def test_the_agents_staging_directory_is_its_own(installed):
+    root, _ = installed
+    agent = int(passwd_entry(root, "mailadmin-agent")[2])
+    agent_group = group_id(root, "mailadmin-agent")
+    for directory in ("var/lib/mailadmin-agent", "var/lib/mailadmin-agent/staging"):
+        assert owner(root / directory) == (agent, agent_group, 0o700), directory
+    conf = (root / "etc/mailadmin/helper.conf").read_text()
+    assert "staging_root = /var/lib/mailadmin-agent/staging\n" in conf
+    agent_env = read_env(root / "etc/mailadmin/agent.env")
+    assert agent_env["MAILADMIN_STAGING_DIR"] == "/var/lib/mailadmin-agent/staging"
 
 
 def test_the_environment_file_is_private_and_complete(installed):
     root, _ = installed
     env_file = root / "etc/mailadmin/env"
-    state = env_file.stat()
-    assert stat.S_IMODE(state.st_mode) == 0o640
-    assert (state.st_uid, state.st_gid) == (0, group_id(root, "mailadmin"))
+    assert owner(env_file) == (0, group_id(root, "mailadmin"), 0o640)
+    assert owner(root / "etc/mailadmin/agent.env") == (0, group_id(root, "mailadmin-agent"), 0o640)
+    assert owner(root / "etc/mailadmin") == (0, group_id(root, "mailadmin"), 0o750)
     env = read_env(env_file)
     assert "@" not in env["MAILADMIN_SECRET_KEY"] and len(env["MAILADMIN_SECRET_KEY"]) >= 50
     assert not any("@" in value and value.startswith("@") for value in env.values())
@@ -137,8 +170,13 @@ def test_the_environment_file_is_private_and_complete(installed):
     assert env["MAILADMIN_MAIL_HOSTNAME"] == "mx1.example.org"
     assert env["MAILADMIN_DATABASE_URL"].startswith("mysql://mailadmin:")
     assert env["MAILADMIN_DAEMON_DATABASE_URL"].startswith("mysql://mailadmin_ro:")
-    assert (root / "etc/mailadmin/agent.env").read_text() == (
-        "MAILADMIN_AGENT_QUEUE=host.mx1.example.org\n")
+    # The panel (and the worker, beat) never name the helper; the agent does.
+    assert env["MAILADMIN_HELPER_COMMAND"] == "none"
+    assert read_env(root / "etc/mailadmin/agent.env") == {
+        "MAILADMIN_AGENT_QUEUE": "host.mx1.example.org",
+        "MAILADMIN_HELPER_COMMAND": '"sudo -n /usr/local/libexec/mailadmin-helper"',
+        "MAILADMIN_STAGING_DIR": "/var/lib/mailadmin-agent/staging",
+    }
     # Every setting of the template is still there, commented, for the admin.
     assert env_file.read_text().count("#MAILADMIN_") == (
         (DEPLOY / "env.example").read_text().count("#MAILADMIN_"))
@@ -156,6 +194,51 @@ def test_the_environment_file_is_never_rewritten(installed):
         assert env_file.read_bytes().endswith(b"MAILADMIN_TIME_ZONE=Europe/Paris\n")
     finally:
         env_file.write_bytes(original)
+
+
+def test_an_install_from_before_the_agents_user_is_brought_up_to_date(tmp_path):
+    """An env file without MAILADMIN_HELPER_COMMAND, an agent.env with the queue only,
+    helper.conf's old staging_root: each gets what this version needs, the
+    admin's other lines stay, and a second run changes nothing."""
+    need_root()
+    root = scratch_root(tmp_path / "root")
+    first = run_install(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    env_file, agent_env = root / "etc/mailadmin/env", root / "etc/mailadmin/agent.env"
+    conf = root / "etc/mailadmin/helper.conf"
+    env_file.write_text(env_file.read_text().replace("MAILADMIN_HELPER_COMMAND=none\n", "")
+                        + "MAILADMIN_TIME_ZONE=Europe/Paris\n")
+    agent_env.write_text("MAILADMIN_AGENT_QUEUE=host.mx9.example.org\n")
+    conf.write_text(conf.read_text().replace("/var/lib/mailadmin-agent/staging",
+                                             "/var/lib/mailadmin/staging"))
+    again = run_install(root)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert read_env(env_file)["MAILADMIN_HELPER_COMMAND"] == "none"
+    assert read_env(env_file)["MAILADMIN_TIME_ZONE"] == "Europe/Paris"
+    assert read_env(agent_env) == {
+        "MAILADMIN_AGENT_QUEUE": "host.mx9.example.org",
+        "MAILADMIN_HELPER_COMMAND": '"sudo -n /usr/local/libexec/mailadmin-helper"',
+        "MAILADMIN_STAGING_DIR": "/var/lib/mailadmin-agent/staging"}
+    assert "staging_root = /var/lib/mailadmin-agent/staging\n" in conf.read_text()
+    assert owner(agent_env) == (0, group_id(root, "mailadmin-agent"), 0o640)
+    third = run_install(root)
+    assert "nothing changed" in third.stdout, third.stdout
+
+
+def test_pip_installs_only_pinned_hashed_files():
+    """As root, pip installs the build backend and the dependencies from the lock
+    files with --require-hashes, and the project itself with --no-deps."""
+    commands = load_install().pip_commands(Path("/v/bin/pip"), Path("/opt/mailadmin"))
+    assert [c[-2:] for c in commands] == [
+        ["-r", "/opt/mailadmin/requirements-build.lock"],
+        ["-r", "/opt/mailadmin/requirements.lock"],
+        ["-e", "/opt/mailadmin"]]
+    for command in commands[:2]:
+        assert "--require-hashes" in command
+    assert "--no-deps" in commands[2]
+    # No isolated build environment, which pip would fill from the index unchecked.
+    assert all("--no-build-isolation" in c for c in commands[1:])
+    assert "--only-binary" in commands[0]
 
 
 def test_a_self_signed_certificate_is_made_and_configured(installed):
