@@ -204,3 +204,14 @@ def test_helper_conf_extends_the_allow_lists_but_never_with_the_deny_list(tmp_pa
         conf.write_text(line + "\n")
         with pytest.raises(helper.Refused, match=words):
             helper.load_conf(str(conf), trusted_path=False)
+
+
+def test_the_shipped_helper_conf_loads_and_its_examples_too(tmp_path):
+    shipped = HELPER.parent / "helper.conf"
+    assert helper.allowed_extra(helper.load_conf(str(shipped), trusted_path=False),
+                                "postfix") == frozenset()
+    examples = tmp_path / "helper.conf"
+    examples.write_text(shipped.read_text().replace("#allow_", "allow_"))
+    loaded = helper.load_conf(str(examples), trusted_path=False)
+    assert "smtp_host_lookup" in helper.allowed_extra(loaded, "postfix")
+    assert helper.allowed_extra(loaded, "dovecot") == {"imap_client_workarounds"}
