@@ -833,3 +833,30 @@ def test_run_helper_kills_a_helper_that_ignores_sigterm(settings, tmp_path, monk
     assert str(failure.value) == ("the root helper did not answer reload within 1 s "
                                   "(killed: it did not end within 1 s of SIGTERM)")
     assert time.monotonic() - began < 10
+
+
+def test_a_restore_whose_swap_fails_part_way_leaves_the_files_as_before_it(
+        scratch, monkeypatch):
+    helper = load_helper()
+    conf = helper.load_conf(str(scratch.conf), trusted_path=False)
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    backup_id = helper.verb_install(conf, "postfix", str(staged)).split()[1]
+    installed = live_postfix(scratch)
+    real_replace = os.replace
+    live_renames: list[str] = []
+
+    def replace(src: str, dst: str) -> None:
+        if str(dst).startswith(f"{scratch.postfix}/"):
+            live_renames.append(str(dst))
+            if len(live_renames) == 2:
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(helper.os, "replace", replace)
+    with pytest.raises(helper.Failed) as failure:
+        helper.verb_restore(conf, "postfix", backup_id)
+    assert str(failure.value).startswith(f"restore postfix backup {backup_id}: Input/output")
+    assert str(failure.value).endswith(
+        "the 1 file(s) already restored were put back, the live files are as before the restore")
+    assert live_postfix(scratch) == installed
+    assert sorted(p.name for p in scratch.postfix.rglob(".*")) == []
