@@ -15,7 +15,12 @@ from django.conf import settings
 
 # A configuration check runs `postfix check`, which takes a few seconds; a
 # helper that hangs longer than this is stuck, and the caller is told so.
+# The helper ends itself first, at its own deadline of 100 s
+# (DEADLINE_SECONDS in deploy/helper/mailadmin-helper), with its reason.
 TIMEOUT_SECONDS = 120
+# After the timeout: SIGTERM (sudo relays it to the helper, which stops
+# between steps, never inside a swap), this long to end, then SIGKILL.
+GRACE_SECONDS = 10
 
 
 class HelperError(Exception):
@@ -39,17 +44,34 @@ def run_helper(verb: str, *args: str) -> str:
                        f"{verb} was not run")
     command = [*settings.MAILADMIN_HELPER_COMMAND, verb, *args]
     try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=TIMEOUT_SECONDS, check=False)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
         raise HelperError(f"the root helper cannot be run: {command[0]} not found "
                           "(MAILADMIN_HELPER_COMMAND)") from None
-    except subprocess.TimeoutExpired:
-        raise HelperError(f"the root helper did not answer {verb} within "
-                          f"{TIMEOUT_SECONDS} s") from None
-    if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise HelperError(f"the root helper did not answer {verb} within "
+                              f"{TIMEOUT_SECONDS} s ({_stop(process)})") from None
+    if process.returncode != 0:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         # sudo -n without a rule prints "sudo: a password is required" and exits 1.
-        message = lines[-1] if lines else f"exit status {done.returncode}"
+        message = lines[-1] if lines else f"exit status {process.returncode}"
         raise HelperError(message.removeprefix("mailadmin-helper: "))
-    return done.stdout
+    return stdout
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    """Stop a helper past its time: SIGTERM first, so it ends between steps (a
+    swap it is in finishes first), SIGKILL only when it does not end in time."""
+    process.terminate()
+    try:
+        # wait, not communicate: a grandchild that outlives it may hold the pipes open.
+        process.wait(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return f"killed: it did not end within {GRACE_SECONDS} s of SIGTERM"
+    return "stopped with SIGTERM"

@@ -105,7 +105,10 @@ def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[Mail
                     f"postfix_dir = {stack.postfix_dir}\n"
                     f"dovecot_dir = {stack.etc / 'dovecot'}\n"
                     # Never the machine's /etc/rspamd (the helper's default).
-                    f"rspamd_dir = {tmp_path / 'rspamd' / 'local.d'}\nkeep_backups = 3\n")
+                    f"rspamd_dir = {tmp_path / 'rspamd' / 'local.d'}\nkeep_backups = 3\n"
+                    # The harness's own main.cf settings (a private instance's queue,
+                    # log, DNS): root allows them, as an admin would on a host.
+                    f"allow_postfix = {' '.join(harness_settings(in_place, appended))}\n")
     settings.MAILADMIN_HELPER_COMMAND = ["/usr/bin/python3", "-I", str(HELPER), "--conf",
                                          str(conf)]
     monkeypatch.delenv("SUDO_USER", raising=False)
@@ -167,6 +170,14 @@ def _put_back(stack: MailStack, before: dict[Path, bytes], reloads_before: int) 
     if any("dovecot" in str(path) for path in changed):
         stack.doveadm("reload", check=True)
 
+
+
+def harness_settings(in_place: list[str], appended: str) -> list[str]:
+    """The names of the main.cf settings the harness set (see stack_edits)."""
+    names = [edit.partition("=")[0] for edit in in_place]
+    names += [line.partition("=")[0].strip() for line in appended.splitlines()
+              if "=" in line and not line.startswith(("#", " ", "\t"))]
+    return sorted(set(names))
 
 
 def stack_render(real: Callable[[render.RenderOptions], dict[str, str]], in_place: list[str],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,13 @@ def test_a_good_change_is_installed_reloaded_and_live(applying, settings):
     assert reload_count(applying) == reloads + 1
 
 
-def test_a_change_that_breaks_postfix_check_installs_nothing(applying, monkeypatch):
+def allow(settings, line: str) -> None:
+    """Add a line to the helper.conf the applying fixture gave the helper."""
+    conf = Path(settings.MAILADMIN_HELPER_COMMAND[-1])
+    conf.write_text(conf.read_text() + line + "\n")
+
+
+def test_a_change_that_breaks_postfix_check_installs_nothing(applying, settings, monkeypatch):
     # The agent's own postconf only warns (exit 0); the helper's check as root refuses.
     real = render.render
 
@@ -67,6 +74,8 @@ def test_a_change_that_breaks_postfix_check_installs_nothing(applying, monkeypat
         return files
 
     monkeypatch.setattr(render, "render", broken)
+    # Root lets the name through the helper's allow-list: Postfix's own check judges it.
+    allow(settings, "allow_postfix = smtpd_bogus_parameter")
     main_cf = (applying.postfix_dir / "main.cf").read_text()
     reloads = reload_count(applying)
 
@@ -107,7 +116,8 @@ def test_a_change_that_fails_a_probe_is_rolled_back(applying, settings):
     delivered(applying)
 
 
-def test_a_dovecot_change_that_breaks_doveconf_installs_nothing(applying, monkeypatch):
+def test_a_dovecot_change_that_breaks_doveconf_installs_nothing(applying, settings,
+                                                               monkeypatch):
     # Unknown to this Dovecot, and inside a block the stack's dovecot.conf
     # opens nowhere else. The agent's own doveconf (on the fragment alone) would
     # refuse it first; without it, the helper's check as root, on a copy of the
@@ -122,6 +132,7 @@ def test_a_dovecot_change_that_breaks_doveconf_installs_nothing(applying, monkey
     monkeypatch.setattr(render, "render", broken)
     monkeypatch.setattr(apply, "run_checkers",
                         lambda staged, options: [stage.postfix_check(staged)])
+    allow(settings, "allow_dovecot = no_such_setting")
     fragment = applying.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"
     before = fragment.read_bytes()
 

@@ -319,8 +319,12 @@ def test_the_record_and_the_audit_hold_no_secret(host, settings):
 # ---------------------------------------------------------------- refusals
 
 
-def test_a_change_the_helpers_checker_refuses_installs_nothing(host, monkeypatch):
+def test_a_change_the_helpers_checker_refuses_installs_nothing(host, settings, monkeypatch):
     # postconf -n as the agent runs it only warns (exit 0); the helper's check fails on it.
+    # (A name the helper's allow-list lacks would be refused before its checker runs:
+    # root allows this one, so the checker's verdict is what is tested.)
+    conf = Path(settings.MAILADMIN_HELPER_COMMAND[-1])
+    conf.write_text(conf.read_text() + "allow_postfix = smtpd_bogus_parameter\n")
     changed_render(monkeypatch, "postfix/main.cf", "smtpd_bogus_parameter = 1")
     before = (host.live / "postfix" / "main.cf").read_text()
 
@@ -335,6 +339,19 @@ def test_a_change_the_helpers_checker_refuses_installs_nothing(host, monkeypatch
     assert (done.backups, done.reloaded, done.probes) == ({}, [], [])
     assert AuditEntry.objects.filter(action="mailhost.apply",
                                      after__outcome="check_failed").count() == 1
+
+
+def test_a_setting_the_helper_does_not_allow_installs_nothing(host, monkeypatch):
+    changed_render(monkeypatch, "postfix/main.cf", "maillog_file = /etc/cron.d/mail")
+    before = (host.live / "postfix" / "main.cf").read_text()
+
+    done = run_apply()
+
+    assert (done.state, done.outcome) == ("failed", "check_failed")
+    assert "setting 'maillog_file' is not one the helper allows" in done.error
+    assert "allow_postfix = maillog_file" in done.error and "\n" not in done.error
+    assert (host.live / "postfix" / "main.cf").read_text() == before
+    assert host.backup_ids() == [] and host.reloads() == []
 
 
 @pytest.mark.parametrize("setting, make, message", [

@@ -9,12 +9,17 @@ binaries that record their arguments.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import grp
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,7 @@ import pytest
 
 from mailhost import privileged, render
 from mailhost.models import MailHost
+from tests.mailhost.test_helper_content import load_helper
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "deploy" / "helper" / "mailadmin-helper"
@@ -341,6 +347,11 @@ def test_check_postfix_passes_a_rendered_tree_and_names_what_breaks_it(scratch, 
 
     with (rendered / "postfix" / "main.cf").open("a") as handle:
         handle.write("smtpd_bogus_parameter = 1\n")
+    # A name the helper does not know is refused before any checker runs...
+    refused(scratch.helper("check", "postfix", str(rendered)),
+            "setting 'smtpd_bogus_parameter' is not one the helper allows")
+    # ...and one root allowed (helper.conf) still meets Postfix's own judgement.
+    scratch.configure(allow_postfix="smtpd_bogus_parameter")
     done = scratch.helper("check", "postfix", str(rendered))
     assert done.returncode == 1
     assert "unused parameter: smtpd_bogus_parameter=1" in done.stderr
@@ -363,9 +374,14 @@ def test_check_postfix_takes_a_setting_naming_the_error_transport(scratch, rende
 def test_check_postfix_refuses_a_broken_master_cf(scratch, rendered):
     with (rendered / "postfix" / "master.cf").open("a") as handle:
         handle.write("bogus unix - n\n")
+    refused(scratch.helper("check", "postfix", str(rendered)),
+            "master.cf line 45: a service needs 8 fields")
+    text = (rendered / "postfix" / "master.cf").read_text().replace(
+        "bogus unix - n\n", "bogus unix - n n - nine smtpd\n")
+    (rendered / "postfix" / "master.cf").write_text(text)
     done = scratch.helper("check", "postfix", str(rendered))
     assert done.returncode == 1
-    assert "master.cf" in done.stderr and "bad field count" in done.stderr
+    assert "invalid process_limit field \"nine\"" in done.stderr, done.stderr
 
 
 @pytest.mark.processes
@@ -382,6 +398,9 @@ def test_check_dovecot_checks_the_staged_files_inside_the_live_configuration(
 
     with (rendered / "dovecot" / "conf.d" / "90-mailadmin.conf").open("a") as handle:
         handle.write("bogus_setting = 1\n")
+    refused(scratch.helper("check", "dovecot", str(rendered)),
+            "setting 'bogus_setting' is not one the helper allows")
+    scratch.configure(allow_dovecot="bogus_setting")
     done = scratch.helper("check", "dovecot", str(rendered))
     assert done.returncode == 1
     assert "Unknown setting: bogus_setting" in done.stderr
@@ -621,3 +640,226 @@ def test_the_default_command_goes_through_sudo_without_a_password():
 
     assert defaults.MAILADMIN_HELPER_COMMAND[:2] == ["sudo", "-n"] or os.environ.get(
         "MAILADMIN_HELPER_COMMAND")
+
+
+# ---------------------------------------------------------------- no half-done state
+
+# Runs the helper's main() in a process of its own after the test's patch
+# (argv[2], Python) has been applied to the loaded module.
+RUNNER = """
+import importlib.machinery, importlib.util, os, sys, time
+loader = importlib.machinery.SourceFileLoader("mailadmin_helper", sys.argv[1])
+spec = importlib.util.spec_from_loader("mailadmin_helper", loader)
+helper = importlib.util.module_from_spec(spec)
+sys.modules["mailadmin_helper"] = helper
+loader.exec_module(helper)
+exec(sys.argv[2])
+sys.exit(helper.main(sys.argv[3:]))
+"""
+
+
+def patched_helper(s: Scratch, patch: str, *args: str) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
+    return subprocess.Popen([sys.executable, "-c", RUNNER, str(HELPER), patch,
+                             "--conf", str(s.conf), *args], env=clean, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def live_postfix(s: Scratch) -> dict[str, str]:
+    return {str(p.relative_to(s.postfix)): p.read_text()
+            for p in sorted(s.postfix.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("failing_rename", [1, 2, 3])
+def test_a_swap_that_fails_part_way_is_put_back_from_the_backup(
+        scratch, monkeypatch, failing_rename):
+    """NEW_POSTFIX changes mailadmin/domains.cf (replaced), mailadmin/new.cf (created)
+    and main.cf (replaced), swapped in that order: whichever rename fails, the
+    helper itself puts back those before it and names the backup."""
+    helper = load_helper()
+    conf = helper.load_conf(str(scratch.conf), trusted_path=False)
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    before = live_postfix(scratch)
+    real_replace = os.replace
+    live_renames: list[str] = []
+
+    def replace(src: str, dst: str) -> None:
+        if str(dst).startswith(f"{scratch.postfix}/"):
+            live_renames.append(str(dst))
+            if len(live_renames) == failing_rename:
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(helper.os, "replace", replace)
+    with pytest.raises(helper.Failed) as failure:
+        helper.verb_install(conf, "postfix", str(staged))
+
+    [backup_id] = backups(scratch)
+    message = str(failure.value)
+    assert message.startswith("install postfix: Input/output error (")
+    assert f"the {failing_rename - 1} file(s) already swapped were put back from backup " \
+           f"{backup_id}" in message
+    assert live_postfix(scratch) == before
+    secret = (scratch.postfix / "mailadmin" / "domains.cf").stat()
+    assert (secret.st_uid, secret.st_gid, stat.S_IMODE(secret.st_mode)) == (
+        0, grp.getgrnam("postfix").gr_gid, 0o640)
+    assert sorted(p.name for p in scratch.postfix.rglob(".*")) == []
+
+
+def test_a_swap_whose_undoing_fails_too_says_how_to_restore(scratch, monkeypatch):
+    helper = load_helper()
+    conf = helper.load_conf(str(scratch.conf), trusted_path=False)
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    real_replace = os.replace
+    live_renames: list[str] = []
+
+    def replace(src: str, dst: str) -> None:
+        if str(dst).startswith(f"{scratch.postfix}/"):
+            live_renames.append(str(dst))
+            if len(live_renames) >= 3:
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(helper.os, "replace", replace)
+    with pytest.raises(helper.Failed) as failure:
+        helper.verb_install(conf, "postfix", str(staged))
+    [backup_id] = backups(scratch)
+    assert f"run `mailadmin-helper restore postfix {backup_id}`" in str(failure.value)
+
+    monkeypatch.setattr(helper.os, "replace", real_replace)
+    helper.verb_restore(conf, "postfix", backup_id)
+    assert (scratch.postfix / "mailadmin" / "domains.cf").read_text() == OLD_MAP
+    assert not (scratch.postfix / "mailadmin" / "new.cf").exists()
+
+
+@pytest.mark.processes
+def test_reload_waits_for_an_install_or_restore_of_the_same_daemon(scratch):
+    scratch.configure(postfix_bin=str(stand_in(scratch, "postfix")))
+    (scratch.backups / "postfix").mkdir(parents=True)
+    fd = os.open(scratch.backups / "postfix" / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as an install in the middle of its swap
+        process = patched_helper(scratch, "", "reload", "postfix")
+        time.sleep(1.5)
+        assert process.poll() is None
+        assert not (scratch.root / "postfix.args").exists()
+    finally:
+        os.close(fd)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert (scratch.root / "postfix.args").read_text().endswith("reload\n")
+
+
+SLOW_SWAP = """
+real_replace = os.replace
+def slow_swap(pending, swapped=None):
+    open(os.environ["SWAP_STARTED"], "w").close()
+    for tmp, path in pending:
+        time.sleep(0.5)
+        real_replace(tmp, path)
+        if swapped is not None:
+            swapped.append(path)
+helper.swap = slow_swap
+"""
+
+
+@pytest.mark.processes
+def test_sigterm_during_the_swap_waits_until_the_tree_is_whole(scratch, monkeypatch):
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    started = scratch.root / "swap-started"
+    monkeypatch.setenv("SWAP_STARTED", str(started))
+    process = patched_helper(scratch, SLOW_SWAP, "install", "postfix", str(staged))
+    deadline = time.monotonic() + 20
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # about 1.5 s of renames still to go
+
+    _out, err = process.communicate(timeout=30)
+
+    assert (process.returncode, err) == (1, "mailadmin-helper: stopped by SIGTERM\n")
+    # Every changed file is new: the signal waited for the swap.
+    assert live_postfix(scratch) == {
+        "main.cf": "# new main.cf\n", "master.cf": OLD_MASTER,
+        "mailadmin/domains.cf": "# new domains map\n", "mailadmin/new.cf": "# a new map\n"}
+    assert sorted(p.name for p in scratch.postfix.rglob(".*")) == []
+
+
+@pytest.mark.processes
+def test_the_helper_gives_up_at_its_own_deadline_with_one_line(scratch):
+    slow = scratch.root / "postfix"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    scratch.configure(postfix_bin=str(slow))
+    began = time.monotonic()
+    process = patched_helper(scratch, "helper.DEADLINE_SECONDS = 1", "reload", "postfix")
+    _out, err = process.communicate(timeout=30)
+    assert (process.returncode, err) == (
+        1, "mailadmin-helper: gave up: not done within its deadline of 1 s\n")
+    assert time.monotonic() - began < 10
+
+
+def test_the_helpers_deadline_comes_before_the_callers_timeout():
+    helper = load_helper()
+    assert helper.DEADLINE_SECONDS < privileged.TIMEOUT_SECONDS
+
+
+@pytest.mark.processes
+def test_run_helper_stops_a_helper_past_its_time_with_sigterm_first(
+        settings, tmp_path, monkeypatch):
+    got = tmp_path / "got"
+    fake = tmp_path / "helper"
+    fake.write_text(f"#!/bin/sh\ntrap 'echo TERM > {got}; exit 143' TERM\n"
+                    "sleep 30 &\nwait\n")
+    fake.chmod(0o755)
+    settings.MAILADMIN_HELPER_COMMAND = [str(fake)]
+    monkeypatch.setattr(privileged, "TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(privileged, "GRACE_SECONDS", 5)
+    with pytest.raises(privileged.HelperError) as failure:
+        privileged.run_helper("reload", "postfix")
+    assert str(failure.value) == (
+        "the root helper did not answer reload within 1 s (stopped with SIGTERM)")
+    assert got.read_text() == "TERM\n"
+
+
+@pytest.mark.processes
+def test_run_helper_kills_a_helper_that_ignores_sigterm(settings, tmp_path, monkeypatch):
+    fake = tmp_path / "helper"
+    fake.write_text("#!/usr/bin/python3\nimport signal, time\n"
+                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)\n")
+    fake.chmod(0o755)
+    settings.MAILADMIN_HELPER_COMMAND = [str(fake)]
+    monkeypatch.setattr(privileged, "TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(privileged, "GRACE_SECONDS", 1)
+    began = time.monotonic()
+    with pytest.raises(privileged.HelperError) as failure:
+        privileged.run_helper("reload", "postfix")
+    assert str(failure.value) == ("the root helper did not answer reload within 1 s "
+                                  "(killed: it did not end within 1 s of SIGTERM)")
+    assert time.monotonic() - began < 10
+
+
+def test_a_restore_whose_swap_fails_part_way_leaves_the_files_as_before_it(
+        scratch, monkeypatch):
+    helper = load_helper()
+    conf = helper.load_conf(str(scratch.conf), trusted_path=False)
+    staged = scratch.stage("run1", NEW_POSTFIX)
+    backup_id = helper.verb_install(conf, "postfix", str(staged)).split()[1]
+    installed = live_postfix(scratch)
+    real_replace = os.replace
+    live_renames: list[str] = []
+
+    def replace(src: str, dst: str) -> None:
+        if str(dst).startswith(f"{scratch.postfix}/"):
+            live_renames.append(str(dst))
+            if len(live_renames) == 2:
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(helper.os, "replace", replace)
+    with pytest.raises(helper.Failed) as failure:
+        helper.verb_restore(conf, "postfix", backup_id)
+    assert str(failure.value).startswith(f"restore postfix backup {backup_id}: Input/output")
+    assert str(failure.value).endswith(
+        "the 1 file(s) already restored were put back, the live files are as before the restore")
+    assert live_postfix(scratch) == installed
+    assert sorted(p.name for p in scratch.postfix.rglob(".*")) == []
