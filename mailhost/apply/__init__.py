@@ -11,9 +11,10 @@ and `restore` + `reload` again when a reload or a probe fails. The helper's
 staging_root must be MAILADMIN_STAGING_DIR, its postfix_dir and dovecot_dir
 MAILADMIN_POSTFIX_DIR and MAILADMIN_DOVECOT_DIR, its rspamd_dir
 MAILADMIN_RSPAMD_DIR/local.d. Rspamd's files are applied while
-MAILADMIN_RSPAMD_MILTER is set: `check rspamd` (rspamadm configtest) and a
-reload of Rspamd only when they changed; Rspamd has no probe of its own (a
-milter that does not answer is accepted on failure, by design).
+MAILADMIN_RSPAMD_MILTER is set: `check rspamd` (rspamadm configtest), a
+reload of Rspamd only when they changed, and then a probe of its milter proxy
+(Postfix accepts mail unscanned when the milter does not answer, so nothing
+else would notice an Rspamd the reload broke).
 
 An apply is a job (core.jobs) routed to the host's own queue (`MailHost.queue`),
 which only that host's agent consumes. Two applies of one host never

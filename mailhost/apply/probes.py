@@ -3,7 +3,9 @@
 Postfix: the SMTP banner on the smtp and submission listeners
 (MAILADMIN_SMTP_LISTEN, MAILADMIN_SUBMISSION_LISTEN) and one lookup in a
 rendered map (postmap -q). Dovecot: the IMAP greeting (MAILADMIN_IMAP_LISTEN)
-and the LMTP banner (MAILADMIN_LMTP). A reload returns before the daemon has
+and the LMTP banner (MAILADMIN_LMTP). Rspamd: a milter option negotiation on
+the proxy's socket the rendered worker-proxy.inc binds (MAILADMIN_RSPAMD_MILTER),
+which Postfix hands every message to. A reload returns before the daemon has
 bound its new listeners, so each probe is tried a few times with short
 timeouts before it counts as failed.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Callable
@@ -69,13 +72,16 @@ class Probe:
 
 
 def probes_for(daemon: str, options: render.RenderOptions) -> list[Probe]:
-    """What to probe after reloading `daemon` (postfix, dovecot)."""
+    """What to probe after reloading `daemon` (postfix, dovecot, rspamd)."""
     if daemon == "postfix":
         return [_banner("smtp", settings.MAILADMIN_SMTP_LISTEN, "220"),
                 _banner("submission", settings.MAILADMIN_SUBMISSION_LISTEN, "220"),
                 _map_lookup(options)]
     if daemon == "dovecot":
         return [_banner("imap", settings.MAILADMIN_IMAP_LISTEN, "* OK"), _lmtp()]
+    if daemon == "rspamd" and settings.MAILADMIN_RSPAMD_MILTER.strip():
+        # Rspamd's files are rendered only with a milter, so it is always set here.
+        return [_milter(settings.MAILADMIN_RSPAMD_MILTER.strip())]
     return []
 
 
@@ -209,3 +215,65 @@ def _map_lookup(options: render.RenderOptions) -> Probe:
         return "answered" if done.returncode == 0 else "not found, as expected"
     return Probe("map", target, attempt)
 
+
+
+# ---------------------------------------------------------------- Rspamd's milter
+
+# Sendmail's milter protocol: each packet is a 4-byte length (of what follows),
+# a command byte and its data. SMFIC_OPTNEG carries the protocol version, the
+# actions and the steps the MTA offers; a milter answers with its own SMFIC_OPTNEG.
+MILTER_VERSION = 6  # what Postfix speaks (milter_protocol = 6)
+MILTER_ACTIONS = 0x1FF
+MILTER_STEPS = 0x1FFFFF
+SMFIC_OPTNEG = b"O"
+SMFIC_QUIT = b"Q"
+
+
+def _milter_packet(command: bytes, data: bytes = b"") -> bytes:
+    return struct.pack("!I", len(command) + len(data)) + command + data
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ValueError("closed before answering the milter negotiation")
+        data += chunk
+    return data
+
+
+def _milter(value: str) -> Probe:
+    """Rspamd's milter proxy: it must answer Postfix's option negotiation.
+
+    A TCP accept alone proves little: Rspamd's main process keeps the socket
+    open while its workers restart, so the probe waits for a worker's answer.
+    """
+    kind, _, rest = value.partition(":")
+    try:
+        if kind != "inet":
+            raise ValueError(f"MAILADMIN_RSPAMD_MILTER={value!r}: write inet:HOST:PORT")
+        host, port = tcp_address(rest)
+    except ValueError as error:
+        message = str(error)
+
+        def refuse() -> str:
+            raise ValueError(message)
+        return Probe("rspamd", value, refuse)
+
+    def attempt() -> str:
+        with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+            sock.sendall(_milter_packet(SMFIC_OPTNEG, struct.pack(
+                "!III", MILTER_VERSION, MILTER_ACTIONS, MILTER_STEPS)))
+            (size,) = struct.unpack("!I", _read_exactly(sock, 4))
+            if not 1 <= size <= 4096:
+                raise ValueError(f"not a milter answer (length {size})")
+            answer = _read_exactly(sock, size)
+            if answer[:1] != SMFIC_OPTNEG or len(answer) < 13:
+                raise ValueError(f"not a milter negotiation answer ({answer[:1]!r})")
+            version = struct.unpack("!I", answer[1:5])[0]
+            with contextlib.suppress(OSError):
+                sock.sendall(_milter_packet(SMFIC_QUIT))
+            return f"milter answered (protocol version {version})"
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return Probe("rspamd", target, attempt)

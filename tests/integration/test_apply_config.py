@@ -8,8 +8,11 @@ reloads, or starts a Postfix whose master is gone), even when a test fails.
 
 from __future__ import annotations
 
+import imaplib
 import os
+import smtplib
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,15 @@ import pytest
 from core.models import AuditEntry
 from mailhost import apply, render
 from mailhost.apply import stage
-from tests.integration.applying import applying, delivered, postconf, reload_count, run_apply
+from tests.integration.applying import (
+    BOB,
+    PW,
+    applying,
+    delivered,
+    postconf,
+    reload_count,
+    run_apply,
+)
 from tests.integration.mailstack import run
 
 pytestmark = [pytest.mark.daemons,
@@ -170,3 +181,51 @@ def test_a_good_dovecot_change_passes_the_helpers_check_and_is_live(applying, mo
         ["doveconf", "-c", str(applying.dovecot_conf), "-n"]).stdout
     assert ("imap", True) in [(p["name"], p["ok"]) for p in done.probes]
     delivered(applying)
+
+
+def test_an_smtp_session_open_during_a_postfix_reload_completes(applying, settings):
+    # A reload tells Postfix's smtpd processes to exit once their client is
+    # done, never in the middle of a session: a message half sent is accepted.
+    tag = f"marker-{uuid.uuid4().hex}"
+    settings.MAILADMIN_MYNETWORKS = "127.0.0.254/32 10.11.12.0/24"
+    reloads = reload_count(applying)
+    with smtplib.SMTP("127.0.0.1", applying.ports["smtp"], timeout=30) as smtp:
+        assert smtp.ehlo("client.mailadmin.test")[0] == 250
+        assert smtp.mail("sender@outside.test")[0] == 250
+        assert smtp.rcpt(BOB)[0] == 250
+
+        done = run_apply()
+
+        assert (done.state, done.outcome, done.reloaded) == ("done", "applied", ["postfix"])
+        assert reload_count(applying) == reloads + 1
+        code, answer = smtp.data(f"From: sender@outside.test\r\nTo: {BOB}\r\n"
+                                 f"Subject: across a reload\r\n\r\n{tag}\r\n")
+    assert code == 250, answer
+    applying.wait_for_mail(BOB, tag)
+
+
+def test_an_imap_session_open_during_a_dovecot_reload_keeps_working(applying, settings):
+    # Dovecot's reload starts new processes for new connections; an imap
+    # process serving a signed-in client keeps it, with the old configuration.
+    settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL = "59 mins"
+    tag = f"marker-{uuid.uuid4().hex}"
+    imap = imaplib.IMAP4("127.0.0.1", applying.ports["imap"], timeout=30)
+    try:
+        imap.login(BOB, PW)
+        assert imap.select("INBOX")[0] == "OK"
+
+        done = run_apply()
+
+        assert (done.state, done.outcome, done.reloaded) == ("done", "applied", ["dovecot"])
+        assert [c["path"] for c in done.changes] == ["dovecot/conf.d/90-mailadmin.conf"]
+        assert "auth_cache_ttl = 59 mins" in run(
+            ["doveconf", "-c", str(applying.dovecot_conf), "-n"]).stdout
+        assert imap.noop()[0] == "OK"
+        # Mail delivered after the reload shows in the session opened before it.
+        assert applying.send(BOB, body=tag).returncode == 0
+        applying.wait_for_mail(BOB, tag)
+        assert imap.select("INBOX")[0] == "OK"
+        status, found = imap.search(None, "BODY", tag)
+        assert status == "OK" and found[0].split(), found
+    finally:
+        imap.logout()

@@ -15,11 +15,13 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.test import override_settings
 
 from domains import services
+from mailhost.apply import probes
 from tests.integration.mailstack import (
     MailStack,
     mail_stack,
@@ -138,6 +140,15 @@ def test_configtest_refuses_a_broken_rendered_file(mail, tmp_path):
     assert "dkim_signing.conf" in bad.stderr
 
 
+def test_the_applys_probe_gets_an_answer_from_rspamds_milter(mail):
+    """What an apply runs after reloading Rspamd (mailhost/apply/probes.py)."""
+    [result] = probes.run_probes(["rspamd"], None)  # type: ignore[arg-type]
+
+    assert (result.name, result.target, result.ok, result.skipped) == (
+        "rspamd", f"127.0.0.1:{mail.ports['rspamd_milter']}", True, False), result
+    assert result.detail == "milter answered (protocol version 6)"
+
+
 def test_mail_is_still_delivered_when_rspamd_is_down(mail):
     """milter_default_action = accept. Stops this module's Rspamd: keep it last."""
     stop_rspamd(mail)
@@ -155,3 +166,8 @@ def test_mail_is_still_delivered_when_rspamd_is_down(mail):
     message = mail.wait_for_mail("bob@example.org", tag)
     assert "X-Spamd-Result" not in headers(message)
     assert "connect to Milter service" in mail.tail("postfix.log", 50)
+    # The apply's probe says so in one line, and would roll back.
+    with mock.patch.object(probes, "ATTEMPTS", 2):
+        [result] = probes.run_probes(["rspamd"], None)  # type: ignore[arg-type]
+    assert (result.ok, result.attempts) == (False, 2)
+    assert "Connection refused" in result.detail and "\n" not in result.detail

@@ -11,11 +11,13 @@ not there).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -67,7 +69,30 @@ class Greeter:
                 conn.sendall(self.greeting)
 
     def close(self) -> None:
+        # A close alone leaves the listener open to the thread blocked in accept().
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+
+
+class Milter(Greeter):
+    """A listener answering the milter option negotiation, as Rspamd's proxy does."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.connections += 1
+                size = struct.unpack("!I", conn.recv(4))[0]
+                if conn.recv(size)[:1] == b"O":
+                    conn.sendall(struct.pack("!IcIII", 13, b"O", 6, 0x1FF, 0x1FFFFF))
+                conn.recv(64)
 
 
 def closed_port() -> int:
@@ -108,10 +133,12 @@ def host(live, settings, tmp_path, monkeypatch) -> Host:
                            ("imap", "* OK [CAPABILITY IMAP4rev1] Dovecot ready."),
                            ("lmtp", "220 mail.example.org Dovecot ready.")):
         h.greeters[name] = Greeter(greeting)
+    h.greeters["rspamd"] = Milter()
     settings.MAILADMIN_SMTP_LISTEN = f"127.0.0.1:{h.greeters['smtp'].port}"
     settings.MAILADMIN_SUBMISSION_LISTEN = f"127.0.0.1:{h.greeters['submission'].port}"
     settings.MAILADMIN_IMAP_LISTEN = f"127.0.0.1:{h.greeters['imap'].port}"
     settings.MAILADMIN_LMTP = f"inet:127.0.0.1:{h.greeters['lmtp'].port}"
+    settings.MAILADMIN_RSPAMD_MILTER = f"inet:127.0.0.1:{h.greeters['rspamd'].port}"
     if Path("/etc/rspamd/rspamd.conf").exists():
         # What the helper's rspamd check lays the staged local.d into.
         shutil.copytree("/etc/rspamd", live / "rspamd", symlinks=True)
@@ -267,14 +294,40 @@ def test_an_rspamd_change_is_checked_installed_and_only_rspamd_reloaded(
     assert "# a change only Rspamd reads" in installed.read_text()
     assert "rspamd check: syntax OK" in done.checker_output
     assert f"install rspamd: backup {backup_id}" in done.checker_output
-    # Postfix and Dovecot neither reloaded nor probed; Rspamd has no probe.
+    # Postfix and Dovecot neither reloaded nor probed; Rspamd's milter probed.
     assert wait_for_reloads(host, 1) == ["rspamd SIGHUP"]
-    assert done.probes == []
+    assert [(p["name"], p["ok"], p["detail"]) for p in done.probes] == [
+        ("rspamd", True, "milter answered (protocol version 6)")]
     assert host.backup_ids() == [] and host.backup_ids("dovecot") == []
-    assert all(g.connections == 0 for g in host.greeters.values())
+    assert host.greeters["rspamd"].connections == 1
+    assert all(g.connections == 0 for name, g in host.greeters.items() if name != "rspamd")
 
     again = run_apply()
     assert (again.outcome, again.reloaded) == ("nothing", [])
+
+
+def test_an_rspamd_that_stops_answering_after_its_reload_is_rolled_back(
+        host, rspamd, monkeypatch):
+    changed_render(monkeypatch, "rspamd/local.d/milter_headers.conf",
+                   "# a change after which Rspamd's milter does not answer")
+    installed = host.live / "rspamd" / "local.d" / "milter_headers.conf"
+    before = installed.read_text()
+    host.greeters["rspamd"].close()
+
+    done = run_apply()
+
+    assert (done.state, done.outcome, done.rolled_back) == ("failed", "rolled_back", True)
+    [backup_id] = host.backup_ids("rspamd")
+    port = host.greeters["rspamd"].port
+    assert done.error.startswith(f"probe rspamd 127.0.0.1:{port} failed: ")
+    assert done.error.endswith(f"; rolled back to rspamd {backup_id}")
+    assert "\n" not in done.error
+    assert installed.read_text() == before
+    # Reloaded with the change, and again with the files put back.
+    assert wait_for_reloads(host, 2) == ["rspamd SIGHUP", "rspamd SIGHUP"]
+    assert [(p["name"], p["ok"], p["attempts"]) for p in done.probes] == [("rspamd", False, 3)]
+    audit = AuditEntry.objects.get(action="mailhost.apply")
+    assert audit.after["failed_probes"] == ["rspamd"]
 
 
 def test_a_broken_rspamd_file_is_refused_by_its_checker_and_nothing_installed(
