@@ -159,7 +159,8 @@ def test_a_wrong_record_keeps_the_key_pending_with_the_reason(domain):
     key = key_in(domain, State.PENDING)
     start = timezone.now()
     services.record_observation(actor="t", key=key, seen=Observation("match", "", 60), now=start)
-    wrong = Observation("mismatch", "Wrong record at k0._domainkey.a.example: ns shows another key.")
+    wrong = Observation("mismatch",
+                        "Wrong record at k0._domainkey.a.example: ns shows another key.")
     key = services.record_observation(actor="t", key=key, seen=wrong,
                                       now=start + datetime.timedelta(hours=1))
     assert (key.state, key.published_seen_at) == ("pending", None)
