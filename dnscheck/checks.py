@@ -333,7 +333,8 @@ def check_dkim(target: Target, identity: Identity, lookup: Session) -> list[Find
     if not expected:
         return [Finding("dkim", "", UNKNOWN,
                         "No DKIM key is set for this domain, so there is nothing to compare: "
-                        "set it on the domain's page under DNS health, \"Set the DKIM key\", "
+                        "set it on the domain's page under DNS health, \"Set the DKIM key\" "
+                        "(generate one there, or with manage.py dkim generate), "
                         "or with manage.py dkim set.")]
     return [_in_lifecycle(key, _check_dkim_key(target.name, key, lookup)) for key in expected]
 

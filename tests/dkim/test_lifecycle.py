@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import datetime
+import html
+import io
 import json
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
 from django.utils import timezone
 
 from core.models import AuditEntry
@@ -296,3 +301,40 @@ def test_dnscheck_expects_pending_keys_once_made_and_never_revoked_ones(domain, 
     retiring = key_in(domain, State.RETIRING)
     expected = selectors.expected_keys([domain.pk])[domain.pk]
     assert sorted(k.pk for k in expected) == sorted([made.pk, retiring.pk])
+
+
+# ---------------------------------------------------------------- the page and the command
+
+
+def test_the_page_shows_each_key_with_its_state_and_records(world, helper):
+    pending = services.generate(actor="t", domain=world.a)  # not made yet
+    revoked = key_in(world.a, State.REVOKED, selector="old")
+    active = key_in(world.a, State.ACTIVE, selector="now")
+    page = html.unescape(world.client_for("admin_a").get(
+        reverse("dkim:key", args=["a.example"])).content.decode())
+    assert f"{pending.selector}</code> · pending" in page
+    assert "2048 bits (being made on the mail host)" in page
+    assert records.txt_record("now", "a.example", "rsa", active.public_key) in page
+    assert "<code>now._domainkey</code>" in page
+    assert records.revoked_record("old", "a.example", "rsa") in page
+    assert revoked.public_key not in page  # a revoked key's old record is not offered again
+    assert reverse("dkim:generate", args=["a.example"]) in page
+
+
+def test_the_command_refuses_to_generate_without_a_helper(domain):
+    with pytest.raises(CommandError, match="no root helper"):
+        call_command("dkim", "generate", "a.example")
+    with pytest.raises(CommandError, match="1024 bits is refused"):
+        call_command("dkim", "generate", "a.example", "--bits", "1024")
+
+
+def test_the_command_moves_keys_and_says_why_not(domain):
+    key_in(domain, State.PUBLISHED, selector="next")
+    out = io.StringIO()
+    call_command("dkim", "activate", "a.example", "next", stdout=out)
+    assert out.getvalue().strip() == "next._domainkey.a.example is active"
+    with pytest.raises(CommandError, match="may still be verified until"):
+        call_command("dkim", "retire", "a.example", "next")
+        call_command("dkim", "revoke", "a.example", "next")
+    with pytest.raises(CommandError, match="has no DKIM key 'nope'"):
+        call_command("dkim", "activate", "a.example", "nope")
