@@ -40,11 +40,13 @@ CHECKED_STATES = (State.PENDING, State.REVOKED)
 
 @dataclass(frozen=True)
 class Server:
+    """One name server, by name, with every address it has (IPv4 first)."""
+
     name: str
-    address: str
+    addresses: tuple[str, ...]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.address})"
+        return f"{self.name} ({', '.join(self.addresses)})"
 
 
 def authoritative_servers(resolver: Resolver, domain: str) -> tuple[list[Server], str]:
@@ -65,45 +67,56 @@ def authoritative_servers(resolver: Resolver, domain: str) -> tuple[list[Server]
         return [], f"No NS records were found for {domain} or above it."
     servers: list[Server] = []
     for name in sorted(answer.records):
-        for rdtype in ("A", "AAAA"):
-            servers.extend(Server(name, address)
-                           for address in resolver.lookup(name, rdtype).records)
+        addresses = tuple(address for rdtype in ("A", "AAAA")
+                          for address in resolver.lookup(name, rdtype).records)
+        if addresses:
+            servers.append(Server(name, addresses))
     if not servers:
         return [], f"No name server of {zone} ({', '.join(answer.records)}) has an address."
     return servers, ""
 
 
 def ask(server: Server, owner: str, timeout: float, tries: int) -> tuple[str, list[str], int]:
-    """(status, TXT texts, TTL) of `owner` at one server: "ok", "missing" or "unknown"."""
+    """(status, TXT texts, TTL) of `owner` at one server: "ok", "missing" or "unknown".
+
+    Its addresses are tried in turn: a host without an IPv6 route still
+    hears the server over IPv4, as most of the world would.
+    """
     query = dns.message.make_query(dns.name.from_text(owner), dns.rdatatype.TXT)
     query.flags &= ~dns.flags.RD
     port = settings.MAILADMIN_DNS_AUTHORITATIVE_PORT
     problem = "did not answer"
     for _try in range(max(1, tries)):
-        try:
-            response = dns.query.udp(query, server.address, timeout=timeout, port=port,
-                                     ignore_unexpected=True)
-            if response.flags & dns.flags.TC:
-                response = dns.query.tcp(query, server.address, timeout=timeout, port=port)
-        except dns.exception.Timeout:
-            continue
-        except (OSError, dns.exception.DNSException) as error:
-            problem = f"could not be asked ({type(error).__name__})"
-            continue
-        if not response.flags & dns.flags.AA:
-            return "unknown", [], 0
-        rcode = response.rcode()
-        if rcode == dns.rcode.NXDOMAIN:
-            return "missing", [], 0
-        if rcode != dns.rcode.NOERROR:
-            return "unknown", [dns.rcode.to_text(rcode)], 0
-        for rrset in response.answer:
-            if (rrset.name == query.question[0].name and rrset.rdtype == dns.rdatatype.TXT
-                    and rrset.rdclass == dns.rdataclass.IN):
-                texts = [b"".join(r.strings).decode("utf-8", "replace") for r in rrset]
-                return "ok", texts, int(rrset.ttl)
-        return "missing", [], 0
+        for address in server.addresses:
+            try:
+                response = dns.query.udp(query, address, timeout=timeout, port=port,
+                                         ignore_unexpected=True)
+                if response.flags & dns.flags.TC:
+                    response = dns.query.tcp(query, address, timeout=timeout, port=port)
+            except dns.exception.Timeout:
+                continue
+            except (OSError, dns.exception.DNSException) as error:
+                problem = f"could not be asked ({type(error).__name__})"
+                continue
+            return _answered(query, response)
     return "unknown", [problem], 0
+
+
+def _answered(query: dns.message.Message, response: dns.message.Message
+              ) -> tuple[str, list[str], int]:
+    if not response.flags & dns.flags.AA:
+        return "unknown", ["not authoritative for the name"], 0
+    rcode = response.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        return "missing", [], 0
+    if rcode != dns.rcode.NOERROR:
+        return "unknown", [dns.rcode.to_text(rcode)], 0
+    for rrset in response.answer:
+        if (rrset.name == query.question[0].name and rrset.rdtype == dns.rdatatype.TXT
+                and rrset.rdclass == dns.rdataclass.IN):
+            texts = [b"".join(r.strings).decode("utf-8", "replace") for r in rrset]
+            return "ok", texts, int(rrset.ttl)
+    return "missing", [], 0
 
 
 def judge(key: DkimKey, texts: list[str]) -> tuple[str, str]:

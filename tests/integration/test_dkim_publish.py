@@ -46,6 +46,8 @@ ZONES = {
     "absent.test": zone(),
     "revoked.test": zone(dkim_record("")),
     "not-revoked.test": zone(dkim_record(OURS)),
+    # A server with an address nothing listens on beside one where Knot does.
+    "two-addresses.test": ["@ NS ns", "ns A 127.0.0.2", "ns A 127.0.0.1", dkim_record(OURS)],
     # mail.parent.test has no zone of its own: its records are in parent.test's.
     "parent.test": zone(dkim_record(OURS, f"{SELECTOR}._domainkey.mail")),
 }
@@ -93,6 +95,14 @@ def test_a_key_is_published_once_every_server_has_shown_it_for_its_ttl(dns_setti
     actions = list(AuditEntry.objects.filter(object_id=key.pk, object_type="dkimkey")
                    .values_list("action", flat=True).order_by("pk"))
     assert actions == ["dkim.seen", "dkim.published"]
+
+
+def test_a_server_is_heard_on_any_of_its_addresses(dns_settings):
+    key = key_of("two-addresses.test")
+    check()
+    key.refresh_from_db()
+    assert (key.published_seen_at is not None, key.problem.startswith("Seen in DNS")) == (
+        True, True)
 
 
 def test_a_wrong_or_missing_record_keeps_the_key_pending_and_says_why(dns_settings):
