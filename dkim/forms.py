@@ -41,3 +41,14 @@ class DkimKeyForm(forms.Form):
         except records.BadKey as error:
             raise forms.ValidationError(f"That DKIM key cannot be used: {error}.") from None
         return text
+
+
+class GenerateForm(forms.Form):
+    """A new key: the sizes the policy allows (services.check_size decides)."""
+
+    algorithm = forms.ChoiceField(
+        choices=[("rsa", "RSA"), ("ed25519", "ed25519 (beside an RSA key only)")],
+        initial="rsa")
+    bits = forms.TypedChoiceField(
+        choices=[(2048, "2048"), (3072, "3072"), (4096, "4096")], coerce=int, initial=2048,
+        label="RSA bits", help_text="ignored for ed25519 (always 256)")

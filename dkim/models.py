@@ -1,9 +1,11 @@
-"""The DKIM key registry: the public keys a domain publishes, several at a time.
+"""The DKIM key registry: the keys a domain publishes, several at a time, with their lifecycle.
 
-A domain may have an old and a new key at once (a rotation publishes the new
-one before signing with it, and keeps the old one until mail signed with it
-has been delivered). Only the fields and states are here; moving keys
-between states is for the services.
+    pending -> published -> active -> retiring -> revoked -> gone
+
+A domain may have an old and a new key at once: a rotation publishes the new
+one before signing with it, and keeps the old one in DNS until mail signed
+with it has been verified. Only the fields and states are here; moving keys
+between states is for the services (dkim/services.py).
 """
 
 from __future__ import annotations
@@ -15,26 +17,54 @@ from domains.models import Domain
 
 
 class DkimKey(models.Model):
-    """One public key a domain publishes under `<selector>._domainkey`."""
+    """One key a domain publishes under `<selector>._domainkey`."""
 
     class State(models.TextChoices):
+        # Made (or being made on the mail host); its record is not confirmed in DNS yet.
+        PENDING = "pending"
+        # Its record has been seen on every authoritative server for at least its TTL.
+        PUBLISHED = "published"
         # The signer uses it; it must be in DNS.
         ACTIVE = "active"
-        # In DNS ahead of signing (or after it, until old mail is delivered).
-        PUBLISHED = "published"
-        # Neither signed with nor expected in DNS; kept as history.
-        RETIRED = "retired"
+        # No longer signs; its record stays until mail signed with it has been verified.
+        RETIRING = "retiring"
+        # Its record should now say p= (empty); the private key is still on disk.
+        REVOKED = "revoked"
+        # History: the private key file is removed.
+        GONE = "gone"
+
+    class Algorithm(models.TextChoices):
+        RSA = "rsa"
+        ED25519 = "ed25519"
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="dkim_keys")
     selector = models.CharField(max_length=63)
-    algorithm = models.CharField(max_length=10, default="rsa")
+    algorithm = models.CharField(max_length=10, default=Algorithm.RSA,
+                                 choices=Algorithm.choices)
+    bits = models.PositiveIntegerField(default=0)
     # The base64 of the DER SubjectPublicKeyInfo (RSA) or raw key (ed25519):
-    # exactly what goes after `p=` in the TXT record.
-    public_key = models.TextField()
-    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    # exactly what goes after `p=` in the TXT record. Empty while the mail
+    # host has not made the key yet. The private key is never in the database.
+    public_key = models.TextField(blank=True, default="")
+    # Made elsewhere and set by hand: no private key on this host, so the panel
+    # never signs with it nor removes a file for it.
+    external = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     created = models.DateTimeField(default=timezone.now)
+    # When every authoritative server first showed the record, and when it had
+    # shown it for its TTL (the key became published).
+    published_seen_at = models.DateTimeField(null=True, blank=True)
+    published = models.DateTimeField(null=True, blank=True)
     activated = models.DateTimeField(null=True, blank=True)
-    retired = models.DateTimeField(null=True, blank=True)
+    retiring_since = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+    # The private key file was removed (the key is gone).
+    removed = models.DateTimeField(null=True, blank=True)
+    # The record's TTL as the authoritative servers gave it (the largest).
+    ttl_seen = models.PositiveIntegerField(null=True, blank=True)
+    # The last publish check, and why the key is not advancing (empty: nothing wrong).
+    checked = models.DateTimeField(null=True, blank=True)
+    problem = models.CharField(max_length=500, blank=True, default="")
     # Last written: a DNS check that started before this did not see the key as it is.
     modified = models.DateTimeField(auto_now=True)
 
@@ -45,5 +75,14 @@ class DkimKey(models.Model):
     def __str__(self) -> str:
         return f"{self.selector}._domainkey.{self.domain.name}"
 
-# The states dnscheck expects in DNS.
-EXPECTED_STATES = (DkimKey.State.ACTIVE, DkimKey.State.PUBLISHED)
+    @property
+    def owner(self) -> str:
+        """The DNS name of the key's record, without the final dot."""
+        return f"{self.selector}._domainkey.{self.domain.name}"
+
+
+# The states dnscheck expects in DNS (a pending key only once it has a public key).
+EXPECTED_STATES = (DkimKey.State.PENDING, DkimKey.State.PUBLISHED, DkimKey.State.ACTIVE,
+                   DkimKey.State.RETIRING)
+# Keys whose private key is on the mail host (unless external): every state but gone.
+LIVE_STATES = (*EXPECTED_STATES, DkimKey.State.REVOKED)

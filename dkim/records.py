@@ -133,3 +133,20 @@ def txt_record(selector: str, domain: str, algorithm: str, public_key: str) -> s
     quoted, pieces = quoted_txt(f"v=DKIM1; k={algorithm}; p={public_key}")
     owner = f"{selector}._domainkey.{domain}."
     return f"{owner} IN TXT ( {quoted} )" if pieces > 1 else f"{owner} IN TXT {quoted}"
+
+
+def record_value(algorithm: str, public_key: str) -> str:
+    """The TXT value to publish; an empty key is the revoked form (`p=`)."""
+    return f"v=DKIM1; k={algorithm}; p={public_key}"
+
+
+def record_parts(selector: str, domain: str, algorithm: str, public_key: str
+                 ) -> dict[str, str]:
+    """The record as web DNS editors ask for it: host (relative and full), type, value."""
+    return {"host": f"{selector}._domainkey", "fqdn": f"{selector}._domainkey.{domain}",
+            "type": "TXT", "value": record_value(algorithm, public_key)}
+
+
+def revoked_record(selector: str, domain: str, algorithm: str) -> str:
+    """The zone line that revokes a key: the same name, an empty p=."""
+    return txt_record(selector, domain, algorithm, "")

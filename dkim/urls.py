@@ -6,5 +6,7 @@ from dkim import views
 app_name = "dkim"
 urlpatterns = [
     path("domains/<str:name>/health/dkim/", views.key, name="key"),
+    path("domains/<str:name>/health/dkim/generate/", views.generate, name="generate"),
+    path("domains/<str:name>/health/dkim/check/", views.check, name="check"),
     path("domains/<str:name>/health/dkim/remove/", views.remove, name="remove"),
 ]

@@ -1,4 +1,4 @@
-"""The DKIM key a domain publishes: shown with its record, set by hand, removed."""
+"""The DKIM keys of a domain: listed with their records, generated, checked, set by hand."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from django.views.decorators.http import require_http_methods
 
 from core.http import actor, confirm_delete, show_errors
 from dkim import records, selectors, services
-from dkim.forms import DkimKeyForm
+from dkim.forms import DkimKeyForm, GenerateForm
 from dkim.models import DkimKey
 from domains.access import admin_required, domain_or_404
 from domains.models import Domain
+from mailhost import privileged
 
 PAGE = "dkim/key.html"
 
@@ -23,18 +24,33 @@ def _health(domain: Domain) -> str:
     return reverse("domains:domain-detail", args=[domain.name]) + "#dns-health"
 
 
-def _context(domain: Domain, form: DkimKeyForm, key: DkimKey | None) -> dict[str, object]:
-    """The page's context: the form, and the current key with its size and record."""
-    context: dict[str, object] = {"domain": domain, "form": form, "key": key}
-    if key is not None:
+def key_view(key: DkimKey) -> dict[str, object]:
+    """One key as the page shows it: its record as a zone line and as host/type/value."""
+    row: dict[str, object] = {"key": key, "grace_ends": services.grace_ends(key)}
+    if key.public_key:
+        row["record"] = records.txt_record(key.selector, key.domain.name, key.algorithm,
+                                           key.public_key)
+        row["parts"] = records.record_parts(key.selector, key.domain.name, key.algorithm,
+                                            key.public_key)
         try:
-            context["bits"] = records.key_bits(key.public_key, key.algorithm)
+            row["bits"] = records.key_bits(key.public_key, key.algorithm)
         except records.BadKey as error:
             # Stored keys were checked when set; say so rather than fail if one is not.
-            context["key_problem"] = str(error)
-        context["record"] = records.txt_record(key.selector, domain.name, key.algorithm,
-                                               key.public_key)
-    return context
+            row["key_problem"] = str(error)
+    if key.state == DkimKey.State.REVOKED:
+        row["revoked_record"] = records.revoked_record(key.selector, key.domain.name,
+                                                       key.algorithm)
+    return row
+
+
+def _context(domain: Domain, form: DkimKeyForm, generate_form: GenerateForm | None = None
+             ) -> dict[str, object]:
+    keys = selectors.domain_keys(domain)
+    current = selectors.active_key(domain)
+    return {"domain": domain, "form": form, "generate_form": generate_form or GenerateForm(),
+            "key": current, "keys": [key_view(k) for k in keys],
+            "external_key": current if current and current.external else None,
+            "has_helper": privileged.has_helper()}
 
 
 @admin_required
@@ -59,7 +75,44 @@ def key(request: HttpRequest, name: str) -> HttpResponse:
             if warning := records.weak_key_warning(row.algorithm, bits):
                 messages.warning(request, warning)
             return redirect(_health(domain))
-    return render(request, PAGE, _context(domain, form, current))
+    return render(request, PAGE, _context(domain, form))
+
+
+@admin_required
+def generate(request: HttpRequest, name: str) -> HttpResponse:
+    """POST only: a new key, made on the mail host; the page shows its record once made."""
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = GenerateForm(request.POST)
+    if form.is_valid():
+        algorithm = form.cleaned_data["algorithm"]
+        try:
+            row = services.generate(
+                actor=actor(request), domain=domain, algorithm=algorithm,
+                bits=form.cleaned_data["bits"] if algorithm == "rsa" else None)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            row.refresh_from_db()
+            made = ("Its record to publish is below." if row.public_key else
+                    "The mail host is making it; reload this page for its record.")
+            messages.success(request, f"New DKIM key {row.owner} ({row.algorithm}, "
+                                      f"{row.bits} bits). {made}")
+            return redirect("dkim:key", domain.name)
+    return render(request, PAGE, _context(domain, DkimKeyForm(), form), status=400)
+
+
+@admin_required
+def check(request: HttpRequest, name: str) -> HttpResponse:
+    """POST only: look for the domain's pending and revoked keys on its name servers now."""
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    services.request_check(domain=domain)
+    messages.success(request, f"Asked {domain.name}'s name servers for its new and revoked "
+                              "DKIM records; the states below show what they said.")
+    return redirect("dkim:key", domain.name)
 
 
 @admin_required
@@ -74,6 +127,5 @@ def remove(request: HttpRequest, name: str) -> HttpResponse:
         services.remove_key(actor=actor(request), domain=domain)
         return f"Removed the DKIM key of {domain.name}; its DKIM check has no key to compare."
 
-    return confirm_delete(request, PAGE,
-                          _context(domain, DkimKeyForm(), selectors.active_key(domain)),
-                          forget, _health(domain))
+    return confirm_delete(request, PAGE, _context(domain, DkimKeyForm()), forget,
+                          _health(domain))

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from core.tags import BadTagList, parse_tags
 from dkim import records as dkim_records
@@ -332,9 +333,30 @@ def check_dkim(target: Target, identity: Identity, lookup: Session) -> list[Find
     if not expected:
         return [Finding("dkim", "", UNKNOWN,
                         "No DKIM key is set for this domain, so there is nothing to compare: "
-                        "set it on the domain's page under DNS health, \"Set the DKIM key\", "
+                        "set it on the domain's page under DNS health, \"Set the DKIM key\" "
+                        "(generate one there, or with manage.py dkim generate), "
                         "or with manage.py dkim set.")]
-    return [_check_dkim_key(target.name, key, lookup) for key in expected]
+    return [_in_lifecycle(key, _check_dkim_key(target.name, key, lookup)) for key in expected]
+
+
+def _in_lifecycle(key: DkimExpected, finding: Finding) -> Finding:
+    """What the key's record in DNS means for its state.
+
+    A pending key is not expected to be there yet: a warning carrying the
+    record to publish, not an error. An active key must be there (an error
+    as is). A retiring key signed mail that is still being verified: its
+    record gone early is an error that says so.
+    """
+    if finding.verdict != ERROR:
+        return finding
+    if key.state == "pending":
+        return replace(finding, verdict=WARNING,
+                       reason=f"A new key, not published yet: publish this record. "
+                              f"{finding.reason}")
+    if key.state == "retiring":
+        return replace(finding, reason=f"A retiring key's record went early: mail it signed "
+                                       f"can no longer be verified. {finding.reason}")
+    return finding
 
 
 def _check_dkim_key(domain: str, key: DkimExpected, lookup: Session) -> Finding:

@@ -103,6 +103,8 @@ class DkimExpected:
     selector: str
     public_key: str  # base64, as after p=
     algorithm: str = "rsa"
+    # Its lifecycle state (dkim.models.DkimKey.State): what a missing record means.
+    state: str = "active"
 
 
 @dataclass(frozen=True)

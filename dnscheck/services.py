@@ -165,7 +165,7 @@ def targets_for(domains: Sequence[Domain]) -> list[Target]:
             required[local] = ("mailbox" if address in mailboxes else
                                "alias" if address in aliases else
                                "catch-all" if f"@{domain.name}" in aliases else "")
-        dkim = tuple(DkimExpected(k.selector, k.public_key, k.algorithm)
+        dkim = tuple(DkimExpected(k.selector, k.public_key, k.algorithm, k.state)
                      for k in keys.get(domain.pk, []))
         targets.append(Target(name=domain.name, dkim_keys=dkim, required=required))
     return targets

@@ -431,6 +431,24 @@ MAILADMIN_DNSCHECK_RETENTION_DAYS = env_int("MAILADMIN_DNSCHECK_RETENTION_DAYS",
 if MAILADMIN_DNSCHECK_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("MAILADMIN_DNSCHECK_RETENTION_DAYS must be at least 1")
 
+# DKIM keys. A retiring key's record stays in DNS this many days after it last
+# signed: mail it signed may sit in a queue (Postfix's maximal_queue_lifetime
+# is 5 days) and then be verified, so less than 6 days is refused.
+MAILADMIN_DKIM_RETIRE_GRACE_DAYS = env_int("MAILADMIN_DKIM_RETIRE_GRACE_DAYS", 7)
+if MAILADMIN_DKIM_RETIRE_GRACE_DAYS < 6:
+    raise ImproperlyConfigured(
+        "MAILADMIN_DKIM_RETIRE_GRACE_DAYS must be at least 6: Postfix keeps mail queued "
+        "up to 5 days (maximal_queue_lifetime), plus a day for verifying it")
+# How often pending and revoked keys' records are looked for on the domains'
+# authoritative servers.
+MAILADMIN_DKIM_CHECK_MINUTES = env_float("MAILADMIN_DKIM_CHECK_MINUTES", 15)
+# The port authoritative servers answer on: 53, except for test servers on loopback.
+MAILADMIN_DNS_AUTHORITATIVE_PORT = env_int("MAILADMIN_DNS_AUTHORITATIVE_PORT", 53)
+if MAILADMIN_DKIM_CHECK_MINUTES <= 0 or not 1 <= MAILADMIN_DNS_AUTHORITATIVE_PORT <= 65535:
+    raise ImproperlyConfigured(
+        "MAILADMIN_DKIM_CHECK_MINUTES must be above 0, MAILADMIN_DNS_AUTHORITATIVE_PORT "
+        "a port (1 to 65535)")
+
 # Schedules, all in one place. Beat checks every domain every
 # MAILADMIN_DNSCHECK_INTERVAL_HOURS; each domain's run starts at its own fixed
 # offset within the first MAILADMIN_DNSCHECK_SPREAD_MINUTES, so a thousand
@@ -460,6 +478,12 @@ CELERY_BEAT_SCHEDULE = {
     "dnscheck-prune-history": {
         "task": "dnscheck.prune_history",
         "schedule": crontab(hour=3, minute=17),
+    },
+    # Pending keys: made on the mail host if not yet, and looked for in DNS;
+    # revoked keys: removed from disk once DNS shows p= empty.
+    "dkim-check-published": {
+        "task": "dkim.check_published",
+        "schedule": timedelta(minutes=MAILADMIN_DKIM_CHECK_MINUTES),
     },
     # Import jobs past MAILADMIN_IMPORT_PENDING_HOURS lose their password hashes.
     "domains-sweep-import-jobs": {

@@ -6,4 +6,11 @@ EXPECTED = {
     ("dkim:key", ("none.example",)): ("login", 404, 404, 404, 404),
     ("dkim:remove", ("a.example",)): ("login", 405, 405, 404, 404),
     ("dkim:remove", ("none.example",)): ("login", 404, 404, 404, 404),
+    # Generating a key and asking DNS now: POST only, the domain's admins only.
+    ("dkim:generate", ("a.example",)): ("login", 405, 405, 404, 404),
+    ("dkim:generate", ("b.example",)): ("login", 405, 404, 405, 404),
+    ("dkim:generate", ("none.example",)): ("login", 404, 404, 404, 404),
+    ("dkim:check", ("a.example",)): ("login", 405, 405, 404, 404),
+    ("dkim:check", ("b.example",)): ("login", 405, 404, 405, 404),
+    ("dkim:check", ("none.example",)): ("login", 404, 404, 404, 404),
 }

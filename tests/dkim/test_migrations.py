@@ -40,7 +40,8 @@ def test_a_key_of_the_old_table_reaches_the_new_one():
     assert (key.domain_id, key.selector, key.algorithm, key.public_key) == (
         domain.pk, "mail2030", "ed25519", "QUJD" * 11)
     assert key.state == DkimKey.State.ACTIVE
-    assert (key.created, key.activated, key.modified, key.retired) == (WHEN, WHEN, WHEN, None)
+    assert key.external
+    assert (key.created, key.activated, key.modified, key.revoked) == (WHEN, WHEN, WHEN, None)
     assert not DkimKey.objects.filter(domain=other).exists()
     assert "dnscheck_dkim_keys" not in connection.introspection.table_names()
 
@@ -61,3 +62,28 @@ def test_migrating_back_keeps_each_domains_active_key():
     finally:
         migrate(leaves)
     assert list(DkimKey.objects.values_list("selector", "state")) == [("old", "active")]
+
+
+# Before the lifecycle: three states, all keys set by hand.
+RAW_ED25519 = "QUJD" * 10 + "QUI="  # 32 bytes
+BEFORE_LIFECYCLE = [("dkim", "0002_copy_dnscheck_keys")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lifecycle_keeps_each_keys_meaning():
+    domain = domain_services.create_domain(actor="t", name="a.example")
+    leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    try:
+        old_apps = migrate(BEFORE_LIFECYCLE)
+        OldKey = old_apps.get_model("dkim", "DkimKey")
+        for selector, state in (("now", "active"), ("next", "published"), ("old", "retired")):
+            OldKey.objects.create(domain_id=domain.pk, selector=selector, public_key=RAW_ED25519,
+                                  algorithm="ed25519", state=state,
+                                  retired=WHEN if state == "retired" else None)
+    finally:
+        migrate(leaves)
+    rows = {k.selector: k for k in DkimKey.objects.all()}
+    assert {s: k.state for s, k in rows.items()} == {
+        "now": "active", "next": "published", "old": "revoked"}
+    assert rows["old"].revoked == WHEN
+    assert all(k.external and k.bits == 256 for k in rows.values())

@@ -46,7 +46,7 @@ def test_an_old_and_a_new_key_coexist(domain):
     services.set_key(actor="t", domain=domain, selector="old",
                      public_key=f"v=DKIM1; k=ed25519; p={ed25519_key(1)}")
     published(domain, "new", 2)
-    published(domain, "gone", 3, state=DkimKey.State.RETIRED)
+    published(domain, "gone", 3, state=DkimKey.State.REVOKED)
 
     assert DkimKey.objects.filter(domain=domain).count() == 3
     assert selectors.active_key(domain).selector == "old"
@@ -89,12 +89,12 @@ def test_dnscheck_expects_every_active_and_published_key(domain):
     services.set_key(actor="t", domain=domain, selector="one",
                      public_key=f"v=DKIM1; k=ed25519; p={ed25519_key(1)}")
     published(domain, "two", 2)
-    published(domain, "old", 3, state=DkimKey.State.RETIRED)
+    published(domain, "old", 3, state=DkimKey.State.REVOKED)
 
     [target] = dnscheck_services.targets_for([domain])
 
-    assert target.dkim_keys == (DkimExpected("one", ed25519_key(1), "ed25519"),
-                                DkimExpected("two", ed25519_key(2), "ed25519"))
+    assert target.dkim_keys == (DkimExpected("one", ed25519_key(1), "ed25519", "active"),
+                                DkimExpected("two", ed25519_key(2), "ed25519", "published"))
 
 
 def test_the_dkim_check_judges_each_key_by_its_selector():

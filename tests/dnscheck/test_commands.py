@@ -176,8 +176,11 @@ def test_dkim_set_from_a_file_show_and_remove(cli, example, tmp_path):
     assert entry.actor.startswith("cli:")
 
     shown = cli("dkim", "show", "example.org")
-    assert shown.strip() == dkim.txt_record("mail", "example.org", "rsa", key)
-    assert shown.startswith("mail._domainkey.example.org. IN TXT ( ")
+    lines = shown.splitlines()
+    assert lines[0] == "mail._domainkey.example.org active (made elsewhere), rsa 2048 bits"
+    assert lines[1].strip() == dkim.txt_record("mail", "example.org", "rsa", key)
+    assert lines[2:5] == ["  host: mail._domainkey", "  type: TXT",
+                          f"  value: v=DKIM1; k=rsa; p={key}"]
 
     assert cli("dkim", "remove", "example.org").strip() == \
         "removed the DKIM key of example.org"

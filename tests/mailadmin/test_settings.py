@@ -95,7 +95,8 @@ DNSCHECK_VARIABLES = (
     "MAILADMIN_DNSCHECK_RETENTION_DAYS", "MAILADMIN_DNSCHECK_INTERVAL_HOURS",
     "MAILADMIN_DNSCHECK_SPREAD_MINUTES", "MAILADMIN_REPORT_HOUR",
     "MAILADMIN_REPORT_WHEN_UNCHANGED", "MAILADMIN_SMTP_HOST", "MAILADMIN_SMTP_PORT",
-    "MAILADMIN_REPORT_FROM",
+    "MAILADMIN_REPORT_FROM", "MAILADMIN_DKIM_RETIRE_GRACE_DAYS", "MAILADMIN_DKIM_CHECK_MINUTES",
+    "MAILADMIN_DNS_AUTHORITATIVE_PORT",
 )
 
 
@@ -136,7 +137,8 @@ def test_the_dnscheck_defaults(load_settings):
     schedule = loaded["CELERY_BEAT_SCHEDULE"]
     assert {entry["task"] for entry in schedule.values()} == {
         "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history",
-        "domains.sweep_import_jobs", "domains.purge_expired_kept_maildirs"}
+        "domains.sweep_import_jobs", "domains.purge_expired_kept_maildirs",
+        "dkim.check_published"}
     assert schedule["dnscheck-all-domains"]["schedule"] == timedelta(hours=6)
     assert schedule["dnscheck-daily-report"]["schedule"] == crontab(hour=7, minute=0)
     assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
@@ -265,3 +267,16 @@ def test_the_kept_maildir_grace_period(load_settings):
 def test_the_rspamd_milter_is_switched_off_by_none(load_settings, value, milter):
     """An empty variable keeps the default, as for every setting; `none` renders no milter."""
     assert load_settings(MAILADMIN_RSPAMD_MILTER=value)["MAILADMIN_RSPAMD_MILTER"] == milter
+
+
+def test_the_dkim_defaults_and_their_limits(load_settings):
+    loaded = load_settings()
+    assert loaded["MAILADMIN_DKIM_RETIRE_GRACE_DAYS"] == 7
+    assert loaded["MAILADMIN_DNS_AUTHORITATIVE_PORT"] == 53
+    assert loaded["CELERY_BEAT_SCHEDULE"]["dkim-check-published"]["schedule"] == \
+        timedelta(minutes=15)
+    # Postfix keeps mail queued up to 5 days: a shorter grace would revoke keys too early.
+    assert "at least 6" in refused(load_settings, MAILADMIN_DKIM_RETIRE_GRACE_DAYS="5")
+    assert "MAILADMIN_DKIM_CHECK_MINUTES" in refused(load_settings,
+                                                     MAILADMIN_DKIM_CHECK_MINUTES="0")
+    assert "a port" in refused(load_settings, MAILADMIN_DNS_AUTHORITATIVE_PORT="70000")
