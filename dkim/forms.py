@@ -52,3 +52,21 @@ class GenerateForm(forms.Form):
     bits = forms.TypedChoiceField(
         choices=[(2048, "2048"), (3072, "3072"), (4096, "4096")], coerce=int, initial=2048,
         label="RSA bits", help_text="ignored for ed25519 (always 256)")
+
+
+class RotationForm(forms.Form):
+    """A domain's rotation interval: days, `off`, or empty for the default."""
+
+    days = forms.CharField(
+        required=False, max_length=10, label="Rotate every (days)",
+        help_text="at least 14; off: never unattended; empty: the default")
+
+    def clean_days(self) -> int | None:
+        text = str(self.cleaned_data["days"]).strip().lower()
+        if not text:
+            return None
+        if text == "off":
+            return 0
+        if not text.isdigit():
+            raise forms.ValidationError("A number of days, off, or empty for the default.")
+        return int(text)

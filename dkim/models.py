@@ -86,3 +86,20 @@ EXPECTED_STATES = (DkimKey.State.PENDING, DkimKey.State.PUBLISHED, DkimKey.State
                    DkimKey.State.RETIRING)
 # Keys whose private key is on the mail host (unless external): every state but gone.
 LIVE_STATES = (*EXPECTED_STATES, DkimKey.State.REVOKED)
+
+
+class DkimRotation(models.Model):
+    """A domain's rotation schedule, when it differs from MAILADMIN_DKIM_ROTATE_DAYS.
+
+    No row: the default interval. `days` 0: never rotated unattended (the
+    rotate button and command still work).
+    """
+
+    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="dkim_rotation")
+    days = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "dkim_rotations"
+
+    def __str__(self) -> str:
+        return f"{self.domain.name}: {'off' if not self.days else f'every {self.days} days'}"

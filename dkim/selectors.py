@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from dkim.models import EXPECTED_STATES, DkimKey
 from domains.models import Domain
+from mailhost.models import ConfigApply, MailHost
 
 State = DkimKey.State
 # A key the host has not made this long after it was asked is asked again.
@@ -64,3 +67,75 @@ def keys_awaiting_generation(now: datetime.datetime | None = None) -> QuerySet[D
     cutoff = (now or timezone.now()) - GENERATION_RETRY_AFTER
     return DkimKey.objects.filter(state=State.PENDING, public_key="", external=False,
                                   created__lt=cutoff)
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One key Rspamd signs with: its selector and the private key's file on the mail host."""
+
+    selector: str
+    algorithm: str
+    path: str
+
+
+def key_file(key_dir: str, domain: str, selector: str) -> str:
+    """Where the root helper's dkim-keygen put the key (helper.conf dkim_key_dir)."""
+    return f"{key_dir.rstrip('/')}/{domain}.{selector}.key"
+
+
+def signing_keys(key_dir: str) -> dict[str, list[SigningKey]]:
+    """Domain name -> the keys it signs with: its active keys made on this host, RSA first.
+
+    A key made elsewhere has no private key here and never signs; a key in
+    any other state never signs either (only a published key is activated).
+    """
+    rows = (DkimKey.objects.filter(state=State.ACTIVE, external=False)
+            .exclude(public_key="").select_related("domain")
+            .order_by("domain__name", "-algorithm", "selector"))
+    signing: dict[str, list[SigningKey]] = {}
+    for key in rows:
+        name = key.domain.name
+        signing.setdefault(name, []).append(
+            SigningKey(key.selector, key.algorithm, key_file(key_dir, name, key.selector)))
+    return signing
+
+
+def last_signing_change() -> datetime.datetime | None:
+    """When a key made on this host last started or stopped signing (activated, retired)."""
+    started = (DkimKey.objects.filter(state=State.ACTIVE, external=False)
+               .aggregate(latest=Max("activated"))["latest"])
+    stopped = (DkimKey.objects.filter(external=False, activated__isnull=False,
+                                      retiring_since__isnull=False)
+               .aggregate(latest=Max("retiring_since"))["latest"])
+    return max((t for t in (started, stopped) if t is not None), default=None)
+
+
+def signing_config_outdated(host: MailHost) -> bool:
+    """Whether the host's dkim_signing.conf may not list the keys that sign now.
+
+    True until an apply that started (and so rendered) after the last change
+    ended applied or with nothing to change: a change made while an apply was
+    running, or whose apply was lost with its agent, is applied again.
+    """
+    changed = last_signing_change()
+    if changed is None:
+        return False
+    return not ConfigApply.objects.filter(
+        host=host, check_only=False, started__gt=changed,
+        outcome__in=(ConfigApply.Outcome.APPLIED, ConfigApply.Outcome.NOTHING_TO_CHANGE),
+    ).exists()
+
+
+def rotating_domains(domain_ids: Iterable[int] | None = None) -> QuerySet[Domain]:
+    """Domains with a key made on this host in any state but gone: the rotation tick's."""
+    rows = Domain.objects.filter(
+        pk__in=DkimKey.objects.filter(external=False).exclude(state=State.GONE)
+        .values("domain_id"))
+    if domain_ids is not None:
+        rows = rows.filter(pk__in=list(domain_ids))
+    return rows.order_by("name")
+
+
+def stalled_since(now: datetime.datetime | None = None) -> datetime.datetime:
+    """A pending key made before this is a stalled rotation step (its record not published)."""
+    return (now or timezone.now()) - datetime.timedelta(days=settings.MAILADMIN_DKIM_STALL_DAYS)

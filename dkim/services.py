@@ -7,6 +7,7 @@ private key lives only on the mail host, in a file of Rspamd's user.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from dataclasses import dataclass
 
@@ -18,9 +19,9 @@ from django.utils import timezone
 from core import audit, jobs
 from core.actor import Actor
 from dkim import records
-from dkim.models import LIVE_STATES, DkimKey
+from dkim.models import LIVE_STATES, DkimKey, DkimRotation
 from domains.models import Domain
-from mailhost import privileged
+from mailhost import apply, privileged
 from mailhost.models import MailHost
 
 State = DkimKey.State
@@ -176,13 +177,19 @@ def generate(*, actor: Actor, domain: Domain, algorithm: str = "rsa",
                 f"{locked.name} has no RSA key that is pending, published or active: an "
                 "ed25519 key only signs beside an RSA one (many receivers cannot verify "
                 "ed25519). Generate an RSA key first.")
-        now = timezone.now()
-        row = DkimKey.objects.create(
-            domain=locked, selector=next_selector(locked, timezone.localdate(now)),
-            algorithm=algorithm, bits=size, state=State.PENDING, created=now)
-        audit.record(actor=actor, action="dkim.generate", obj=row, domain=locked,
-                     after=audit.snapshot(row))
-        request_generation(row)
+        row = _new_key(actor=actor, domain=locked, algorithm=algorithm, bits=size)
+    return row
+
+
+def _new_key(*, actor: Actor, domain: Domain, algorithm: str, bits: int,
+             action: str = "dkim.generate") -> DkimKey:
+    """A pending key row of the locked `domain`, and the host asked to make it on commit."""
+    now = timezone.now()
+    row = DkimKey.objects.create(
+        domain=domain, selector=next_selector(domain, timezone.localdate(now)),
+        algorithm=algorithm, bits=bits, state=State.PENDING, created=now)
+    audit.record(actor=actor, action=action, obj=row, domain=domain, after=audit.snapshot(row))
+    request_generation(row)
     return row
 
 
@@ -310,6 +317,7 @@ def activate(*, actor: Actor, key: DkimKey) -> DkimKey:
                   state=State.RETIRING, retiring_since=now)
         _move(actor=actor, key=row, domain=locked, action="dkim.activate",
               state=State.ACTIVE, activated=now)
+        request_signing_apply(actor=actor)
     return row
 
 
@@ -331,6 +339,7 @@ def retire(*, actor: Actor, key: DkimKey) -> DkimKey:
                     "signs beside it: retire the ed25519 key first.")
         _move(actor=actor, key=row, domain=locked, action="dkim.retire",
               state=State.RETIRING, retiring_since=timezone.now())
+        request_signing_apply(actor=actor)
     return row
 
 
@@ -392,3 +401,104 @@ def mark_gone(*, actor: Actor, key: DkimKey) -> DkimKey:
         _move(actor=actor, key=row, domain=locked, action="dkim.gone",
               state=State.GONE, removed=timezone.now(), problem="")
     return row
+
+
+# ---------------------------------------------------------------- into Rspamd
+
+
+def request_signing_apply(*, actor: Actor) -> None:
+    """Once this commits: the host renders and applies its configuration, whose
+    dkim_signing.conf lists the active keys (mailhost.render).
+
+    Nothing when no Rspamd files are rendered (no milter) or there is no root
+    helper to install them. An apply already queued renders after this
+    commits and is enough; one already running may have rendered before it:
+    the rotation tick (dkim.rotation) sees that the last apply started before
+    the change and asks again, so the change is applied exactly once more.
+    """
+    if not settings.MAILADMIN_RSPAMD_MILTER or not privileged.has_helper():
+        return
+    transaction.on_commit(lambda: _request_apply(actor))
+
+
+def _request_apply(actor: Actor) -> None:
+    # One queued or running is refused here: see request_signing_apply.
+    with contextlib.suppress(ValidationError):
+        apply.request_apply(actor=actor, check_only=False)
+
+
+# ---------------------------------------------------------------- rotation
+
+
+def rotation_days(domain: Domain) -> int:
+    """The domain's rotation interval in days; 0: never rotated unattended."""
+    row = DkimRotation.objects.filter(domain=domain).first()
+    return settings.MAILADMIN_DKIM_ROTATE_DAYS if row is None else row.days
+
+
+def set_rotation(*, actor: Actor, domain: Domain, days: int | None) -> None:
+    """A domain's own rotation interval (days, at least 14), 0 for off, None for the default."""
+    if days is not None and days != 0 and days < MIN_ROTATE_DAYS:
+        raise ValidationError(
+            f"A key is rotated every {MIN_ROTATE_DAYS} days at the most often (the old one "
+            f"stays in DNS {settings.MAILADMIN_DKIM_RETIRE_GRACE_DAYS} days after it stops "
+            "signing); 0 or off turns unattended rotation off.")
+    with transaction.atomic():
+        locked = _locked(domain)
+        row = DkimRotation.objects.filter(domain=locked).first()
+        before = {"days": row.days if row else None}
+        if (row.days if row else None) == days:
+            return
+        if days is None:
+            if row is not None:
+                row.delete()
+        elif row is None:
+            DkimRotation.objects.create(domain=locked, days=days)
+        else:
+            row.days = days
+            row.save()
+        audit.record(actor=actor, action="dkim.rotation", obj=locked, domain=locked,
+                     before=before, after={"days": days})
+
+
+MIN_ROTATE_DAYS = 14
+
+
+def rotate(*, actor: Actor, domain: Domain, algorithms: tuple[str, ...] | None = None
+           ) -> list[DkimKey]:
+    """A new pending key for each algorithm the domain signs with (RSA when none).
+
+    A key of that algorithm already pending or published is a rotation under
+    way: none is added beside it (a rerun, a second click or the beat after
+    an agent that died, never makes a duplicate). ValidationError when every
+    algorithm already has one. The rotation tick then publishes, activates,
+    applies, revokes and removes, one safe step at a time.
+    """
+    if not privileged.has_helper():
+        raise ValidationError(
+            "This host has no root helper (MAILADMIN_HELPER_COMMAND is none): keys are "
+            "generated on the mail host by the helper, so nothing can be rotated here.")
+    with transaction.atomic():
+        locked = _locked(domain)
+        active = DkimKey.objects.filter(domain=locked, state=State.ACTIVE)
+        wanted = algorithms or tuple(sorted(
+            set(active.values_list("algorithm", flat=True)) or {DkimKey.Algorithm.RSA},
+            reverse=True))  # rsa before ed25519
+        made, under_way = [], []
+        for algorithm in wanted:
+            ahead = (DkimKey.objects.filter(domain=locked, algorithm=algorithm,
+                                            state__in=(State.PENDING, State.PUBLISHED))
+                     .order_by("-pk").first())
+            if ahead is not None:
+                under_way.append(ahead)
+                continue
+            current = active.filter(algorithm=algorithm).order_by("-activated", "-pk").first()
+            bits = current.bits if current and not current.external and current.bits else None
+            made.append(_new_key(actor=actor, domain=locked, algorithm=algorithm,
+                                 bits=check_size(algorithm=algorithm, bits=bits),
+                                 action="dkim.rotate"))
+        if not made:
+            raise ValidationError(
+                f"A rotation of {locked.name} is already under way: "
+                + ", ".join(f"{k.owner} is {k.state}" for k in under_way) + ".")
+    return made

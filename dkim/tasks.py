@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from core.actor import BEAT
-from dkim import keygen, publish, selectors, services
+from dkim import keygen, publish, rotation, selectors, services
 
 # The helper waits for rspamadm up to 60 s and the panel for the helper 120 s;
 # a 4096-bit RSA key takes a few seconds.
@@ -44,3 +44,10 @@ def check_published() -> int:
 def check_domain(domain_id: int) -> int:
     """On demand (the DKIM page's button): one domain's pending and revoked keys."""
     return len(publish.check_keys(selectors.keys_to_check([int(domain_id)]), actor=BEAT))
+
+
+@shared_task(name="dkim.rotate_all", acks_late=True, ignore_result=True,
+             soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT)
+def rotate_all() -> int:
+    """Beat: every domain's rotation one safe step further (dkim/rotation.py)."""
+    return len(rotation.advance(actor=BEAT))

@@ -9,4 +9,6 @@ urlpatterns = [
     path("domains/<str:name>/health/dkim/generate/", views.generate, name="generate"),
     path("domains/<str:name>/health/dkim/check/", views.check, name="check"),
     path("domains/<str:name>/health/dkim/remove/", views.remove, name="remove"),
+    path("domains/<str:name>/health/dkim/rotate/", views.rotate, name="rotate"),
+    path("domains/<str:name>/health/dkim/rotation/", views.rotation, name="rotation"),
 ]

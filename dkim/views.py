@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -11,8 +12,8 @@ from django.views.decorators.http import require_http_methods
 
 from core.http import actor, confirm_delete, show_errors
 from dkim import records, selectors, services
-from dkim.forms import DkimKeyForm, GenerateForm
-from dkim.models import DkimKey
+from dkim.forms import DkimKeyForm, GenerateForm, RotationForm
+from dkim.models import DkimKey, DkimRotation
 from domains.access import admin_required, domain_or_404
 from domains.models import Domain
 from mailhost import privileged
@@ -43,11 +44,16 @@ def key_view(key: DkimKey) -> dict[str, object]:
     return row
 
 
-def _context(domain: Domain, form: DkimKeyForm, generate_form: GenerateForm | None = None
-             ) -> dict[str, object]:
+def _context(domain: Domain, form: DkimKeyForm, generate_form: GenerateForm | None = None,
+             rotation_form: RotationForm | None = None) -> dict[str, object]:
     keys = selectors.domain_keys(domain)
     current = selectors.active_key(domain)
+    days = services.rotation_days(domain)
+    own = DkimRotation.objects.filter(domain=domain).first()
     return {"domain": domain, "form": form, "generate_form": generate_form or GenerateForm(),
+            "rotation_form": rotation_form or RotationForm(
+                initial={"days": "" if own is None else (own.days or "off")}),
+            "rotation_days": days, "stall_days": settings.MAILADMIN_DKIM_STALL_DAYS,
             "key": current, "keys": [key_view(k) for k in keys],
             "external_key": current if current and current.external else None,
             "has_helper": privileged.has_helper()}
@@ -129,3 +135,41 @@ def remove(request: HttpRequest, name: str) -> HttpResponse:
 
     return confirm_delete(request, PAGE, _context(domain, DkimKeyForm()), forget,
                           _health(domain))
+
+
+@admin_required
+def rotate(request: HttpRequest, name: str) -> HttpResponse:
+    """POST only: a new key for each algorithm the domain signs with; the tick does the rest."""
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        made = services.rotate(actor=actor(request), domain=domain)
+    except ValidationError as error:
+        messages.error(request, "; ".join(error.messages))
+    else:
+        messages.success(request, "Rotation started: " + ", ".join(k.owner for k in made)
+                         + ". Publish the new record; the key signs once DNS shows it.")
+    return redirect("dkim:key", domain.name)
+
+
+@admin_required
+def rotation(request: HttpRequest, name: str) -> HttpResponse:
+    """POST only: the domain's rotation interval."""
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = RotationForm(request.POST)
+    if form.is_valid():
+        try:
+            services.set_rotation(actor=actor(request), domain=domain,
+                                  days=form.cleaned_data["days"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            days = services.rotation_days(domain)
+            messages.success(request, f"{domain.name}: " + (
+                f"a new key every {days} days." if days else "unattended rotation is off."))
+            return redirect("dkim:key", domain.name)
+    return render(request, PAGE, _context(domain, DkimKeyForm(), rotation_form=form),
+                  status=400)

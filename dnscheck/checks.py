@@ -349,6 +349,11 @@ def _in_lifecycle(key: DkimExpected, finding: Finding) -> Finding:
     """
     if finding.verdict != ERROR:
         return finding
+    if key.state == "pending" and key.stalled_days:
+        return replace(finding, reason=(
+            f"The key rotation is stalled: this new key has waited {key.stalled_days} days "
+            f"for its record; it signs only once that is published: publish this record. "
+            f"{finding.reason}"))
     if key.state == "pending":
         return replace(finding, verdict=WARNING,
                        reason=f"A new key, not published yet: publish this record. "

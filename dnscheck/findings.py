@@ -105,6 +105,9 @@ class DkimExpected:
     algorithm: str = "rsa"
     # Its lifecycle state (dkim.models.DkimKey.State): what a missing record means.
     state: str = "active"
+    # A pending key made more than MAILADMIN_DKIM_STALL_DAYS ago: its rotation
+    # waits for a record nobody published (0: not stalled).
+    stalled_days: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from core import audit, jobs
 from core.actor import BEAT, COMMAND, Actor
 from dkim import selectors as dkim_keys
+from dkim.models import DkimKey
 from dnscheck import checks
 from dnscheck.findings import DkimExpected, Finding, Identity, Target
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
@@ -148,10 +149,19 @@ def _fail(run_id: int, reason: str) -> None:
     jobs.fail(CheckRun, run_id, reason)
 
 
+def _stalled_days(key: DkimKey, stalled: datetime, now: datetime) -> int:
+    """Days a pending key has waited for its record, once that is past the stall limit."""
+    if key.state != DkimKey.State.PENDING or key.created >= stalled:
+        return 0
+    return max(1, (now - key.created).days)
+
+
 def targets_for(domains: Sequence[Domain]) -> list[Target]:
     """What the database knows that the checks need, in a fixed number of queries."""
     names = [d.name for d in domains]
     keys = dkim_keys.expected_keys(d.pk for d in domains)
+    now = timezone.now()
+    stalled = dkim_keys.stalled_since(now)
     wanted = [f"{local}@{name}" for name in names for local in REQUIRED_LOCAL_PARTS]
     mailboxes = set(Mailbox.objects.filter(email__in=wanted, active=True)
                     .values_list("email", flat=True))
@@ -165,7 +175,8 @@ def targets_for(domains: Sequence[Domain]) -> list[Target]:
             required[local] = ("mailbox" if address in mailboxes else
                                "alias" if address in aliases else
                                "catch-all" if f"@{domain.name}" in aliases else "")
-        dkim = tuple(DkimExpected(k.selector, k.public_key, k.algorithm, k.state)
+        dkim = tuple(DkimExpected(k.selector, k.public_key, k.algorithm, k.state,
+                                  stalled_days=_stalled_days(k, stalled, now))
                      for k in keys.get(domain.pk, []))
         targets.append(Target(name=domain.name, dkim_keys=dkim, required=required))
     return targets

@@ -442,6 +442,22 @@ if MAILADMIN_DKIM_RETIRE_GRACE_DAYS < 6:
 # How often pending and revoked keys' records are looked for on the domains'
 # authoritative servers.
 MAILADMIN_DKIM_CHECK_MINUTES = env_float("MAILADMIN_DKIM_CHECK_MINUTES", 15)
+# Where the mail host keeps DKIM private keys: the root helper's dkim_key_dir
+# (helper.conf), which the rendered dkim_signing.conf names for Rspamd.
+MAILADMIN_DKIM_KEY_DIR = env_str("MAILADMIN_DKIM_KEY_DIR", "/var/lib/rspamd/dkim")
+if not MAILADMIN_DKIM_KEY_DIR.startswith("/") or any(
+        c.isspace() or c in '"\\;{}' for c in MAILADMIN_DKIM_KEY_DIR):
+    raise ImproperlyConfigured(
+        "MAILADMIN_DKIM_KEY_DIR must be an absolute path without spaces, quotes, ; or braces")
+# Rotation: a new key every this many days (a domain may set its own, or off),
+# and a step that has waited this many days (a record not published) is
+# reported in the DNS health as stalled.
+MAILADMIN_DKIM_ROTATE_DAYS = env_int("MAILADMIN_DKIM_ROTATE_DAYS", 182)
+MAILADMIN_DKIM_STALL_DAYS = env_int("MAILADMIN_DKIM_STALL_DAYS", 3)
+if MAILADMIN_DKIM_ROTATE_DAYS < 14 or MAILADMIN_DKIM_STALL_DAYS < 1:
+    raise ImproperlyConfigured(
+        "MAILADMIN_DKIM_ROTATE_DAYS must be at least 14 (a rotation keeps the old key "
+        "MAILADMIN_DKIM_RETIRE_GRACE_DAYS), MAILADMIN_DKIM_STALL_DAYS at least 1")
 # The port authoritative servers answer on: 53, except for test servers on loopback.
 MAILADMIN_DNS_AUTHORITATIVE_PORT = env_int("MAILADMIN_DNS_AUTHORITATIVE_PORT", 53)
 if MAILADMIN_DKIM_CHECK_MINUTES <= 0 or not 1 <= MAILADMIN_DNS_AUTHORITATIVE_PORT <= 65535:
@@ -483,6 +499,12 @@ CELERY_BEAT_SCHEDULE = {
     # revoked keys: removed from disk once DNS shows p= empty.
     "dkim-check-published": {
         "task": "dkim.check_published",
+        "schedule": timedelta(minutes=MAILADMIN_DKIM_CHECK_MINUTES),
+    },
+    # Each domain's rotation one safe step further (generate, activate and
+    # apply, revoke, remove); the publish check above moves pending keys.
+    "dkim-rotate": {
+        "task": "dkim.rotate_all",
         "schedule": timedelta(minutes=MAILADMIN_DKIM_CHECK_MINUTES),
     },
     # Import jobs past MAILADMIN_IMPORT_PENDING_HOURS lose their password hashes.

@@ -27,6 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine
 
 from core.env import database_from_url
+from dkim import selectors as dkim_keys
 from mailhost.addresses import MAILBOX_SPECIALS
 from mailhost.models import MailHost
 
@@ -427,6 +428,9 @@ def render(options: RenderOptions) -> dict[str, str]:
         # The group the daemons read a SQLite database through (settings).
         "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",
         "milter": _milter(),
+        # Only rendered into dkim_signing.conf (with_rspamd): read only then.
+        "dkim_domains": (dkim_keys.signing_keys(settings.MAILADMIN_DKIM_KEY_DIR)
+                         if options.with_rspamd else {}),
     }
     files: dict[str, str] = {}
     map_template = engine.get_template(f"postfix/map-{db.dialect}.cf")

@@ -13,4 +13,11 @@ EXPECTED = {
     ("dkim:check", ("a.example",)): ("login", 405, 405, 404, 404),
     ("dkim:check", ("b.example",)): ("login", 405, 404, 405, 404),
     ("dkim:check", ("none.example",)): ("login", 404, 404, 404, 404),
+    # Rotating now and the rotation interval: POST only, the domain's admins only.
+    ("dkim:rotate", ("a.example",)): ("login", 405, 405, 404, 404),
+    ("dkim:rotate", ("b.example",)): ("login", 405, 404, 405, 404),
+    ("dkim:rotate", ("none.example",)): ("login", 404, 404, 404, 404),
+    ("dkim:rotation", ("a.example",)): ("login", 405, 405, 404, 404),
+    ("dkim:rotation", ("b.example",)): ("login", 405, 404, 405, 404),
+    ("dkim:rotation", ("none.example",)): ("login", 404, 404, 404, 404),
 }

@@ -138,7 +138,9 @@ def test_the_dnscheck_defaults(load_settings):
     assert {entry["task"] for entry in schedule.values()} == {
         "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history",
         "domains.sweep_import_jobs", "domains.purge_expired_kept_maildirs",
-        "dkim.check_published"}
+        "dkim.check_published", "dkim.rotate_all"}
+    assert (loaded["MAILADMIN_DKIM_KEY_DIR"], loaded["MAILADMIN_DKIM_ROTATE_DAYS"],
+            loaded["MAILADMIN_DKIM_STALL_DAYS"]) == ("/var/lib/rspamd/dkim", 182, 3)
     assert schedule["dnscheck-all-domains"]["schedule"] == timedelta(hours=6)
     assert schedule["dnscheck-daily-report"]["schedule"] == crontab(hour=7, minute=0)
     assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"

@@ -90,7 +90,7 @@ def test_the_rspamd_files_the_panel_owns(out):
     dkim = files["rspamd/local.d/dkim_signing.conf"]
     assert setting(dkim, "enabled") == "true;"
     assert setting(dkim, "use_domain") == '"header";'
-    # Signs nothing yet: no domain block, and no fallback to keys found on disk.
+    # No key is active: no domain block, and no fallback to keys found on disk.
     assert setting(dkim, "try_fallback") == "false;"
     assert not re.search(r"^\s*(domain|path|selector|selector_map|path_map)\b", dkim,
                          re.MULTILINE)
@@ -105,3 +105,43 @@ def test_render_leaves_rspamd_out_unless_asked(settings):
     assert setting(files["postfix/main.cf"], "smtpd_milters") == "inet:127.0.0.1:11332"
     files = render.render(render.RenderOptions(host=host, database=database, with_rspamd=True))
     assert sorted(n for n in files if n.startswith("rspamd/")) == sorted(RSPAMD_FILES)
+
+
+def test_dkim_signing_lists_each_domains_active_keys_made_on_this_host(settings):
+    """RSA first, ed25519 beside it; keys made elsewhere and keys in any other state never."""
+    from dkim.models import DkimKey
+    from domains import services as domain_services
+
+    settings.MAILADMIN_DKIM_KEY_DIR = "/srv/keys/"
+    a = domain_services.create_domain(actor="t", name="a.example")
+    b = domain_services.create_domain(actor="t", name="b.example")
+    c = domain_services.create_domain(actor="t", name="c.example")
+    for domain, selector, algorithm, state, external in [
+            (a, "s1", "rsa", "active", False), (a, "s2", "ed25519", "active", False),
+            (a, "s0", "rsa", "retiring", False), (a, "s3", "rsa", "published", False),
+            (a, "s4", "rsa", "pending", False), (b, "ext", "rsa", "active", True),
+            (c, "s9", "rsa", "active", False)]:
+        DkimKey.objects.create(domain=domain, selector=selector, algorithm=algorithm,
+                               state=state, external=external, public_key="AAAA")
+    host = MailHost.current()
+    files = render.render(render.RenderOptions(
+        host=host, database=render.daemon_database(host), with_rspamd=True))
+    dkim = files["rspamd/local.d/dkim_signing.conf"]
+    assert setting(dkim, "check_pubkey") == "true;"
+    assert setting(dkim, "allow_pubkey_mismatch") == "false;"
+    assert setting(dkim, "try_fallback") == "false;"
+    block = dkim[dkim.index("domain {"):]
+    assert block == (
+        'domain {\n'
+        '  "a.example" {\n'
+        '    selectors [\n'
+        '      { path = "/srv/keys/a.example.s1.key"; selector = "s1"; },\n'
+        '      { path = "/srv/keys/a.example.s2.key"; selector = "s2"; }\n'
+        '    ]\n'
+        '  }\n'
+        '  "c.example" {\n'
+        '    selectors [\n'
+        '      { path = "/srv/keys/c.example.s9.key"; selector = "s9"; }\n'
+        '    ]\n'
+        '  }\n'
+        '}\n')

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import SubcommandCommand, actor
-from dkim import publish, records, services
+from dkim import publish, records, rotation, services
 from dkim import selectors as keys
 from dkim.models import DkimKey
 from domains import selectors
@@ -29,15 +29,23 @@ class Command(SubcommandCommand):
         "set": "set DOMAIN SELECTOR, a key made elsewhere, from --key-file or stdin "
                "(base64, PEM or TXT record)",
         "remove": "forget the domain's active key made elsewhere",
+        "rotate": "start a rotation: a new key for each algorithm the domain signs with "
+                  "(the rotation tick publishes, activates, applies and retires)",
+        "advance": "run the rotation tick now (every domain, or DOMAIN): each key one "
+                   "safe step further",
+        "rotation": "rotation DOMAIN DAYS|off|default: the domain's unattended rotation",
     }
 
     def add_action(self, parser: CommandParser, action: str) -> None:
-        if action == "check-published":
+        if action in ("check-published", "advance"):
             parser.add_argument("domain", nargs="?")
             return
         parser.add_argument("domain")
         if action in ("set", "activate", "retire", "revoke"):
             parser.add_argument("selector")
+        if action == "rotation":
+            parser.add_argument("days", help="days between rotations (at least 14), off, "
+                                             "or default")
         if action == "set":
             parser.add_argument("--key-file", help="file with the public key (default: stdin)")
         if action == "generate":
@@ -135,3 +143,28 @@ class Command(SubcommandCommand):
         domain = selectors.domain_by_name(o["domain"])
         services.remove_key(actor=actor(), domain=domain)
         self.stdout.write(f"removed the DKIM key of {domain.name}")
+
+    def do_rotate(self, **o: Any) -> None:
+        domain = selectors.domain_by_name(o["domain"])
+        for key in services.rotate(actor=actor(), domain=domain):
+            key.refresh_from_db()
+            self._show(key)
+
+    def do_advance(self, **o: Any) -> None:
+        ids = [selectors.domain_by_name(o["domain"]).pk] if o["domain"] else None
+        steps = rotation.advance(ids, actor=actor())
+        self.stdout.write("\n".join(steps) if steps else "nothing to do")
+
+    def do_rotation(self, **o: Any) -> None:
+        domain = selectors.domain_by_name(o["domain"])
+        text = o["days"].strip().lower()
+        if text in ("default", "off"):
+            days = None if text == "default" else 0
+        elif text.isdigit():
+            days = int(text)
+        else:
+            raise CommandError(f"{o['days']!r}: give a number of days, off or default")
+        services.set_rotation(actor=actor(), domain=domain, days=days)
+        current = services.rotation_days(domain)
+        self.stdout.write(f"{domain.name}: " + (f"rotated every {current} days" if current
+                                                 else "not rotated unattended"))
