@@ -364,7 +364,7 @@ def rspamd_vars(stack: MailStack) -> list[str]:
             f"--var=LOGDIR={state / 'log'}"]
 
 
-def _rspamd_instance(stack: MailStack) -> None:
+def _rspamd_instance(stack: MailStack, nameserver: str = "") -> None:
     """Debian's Rspamd configuration with the rendered local.d files laid over it,
     started on free loopback ports (mail-stack.md, "Private Rspamd").
 
@@ -386,8 +386,11 @@ def _rspamd_instance(stack: MailStack) -> None:
         main = main.replace(f'bind_socket = "{stock}";',
                             f'bind_socket = "127.0.0.1:{stack.ports[name]}";')
     (conf / "rspamd.conf").write_text(main)
+    # `nameserver`: a test's own resolver (tests/integration/dnsserver.py), e.g.
+    # for dkim_signing's check_pubkey.
     (conf / "local.d" / "options.inc").write_text(
-        f'dns {{ nameserver = ["127.0.0.1:{free_port()}"]; timeout = 0.2s; retransmits = 1; }}\n'
+        f'dns {{ nameserver = ["{nameserver or f"127.0.0.1:{free_port()}"}"]; '
+        'timeout = 0.2s; retransmits = 1; }\n'
         # Compiling Hyperscan's databases costs seconds of CPU and 50 MB per
         # start; a handful of test messages scan fast enough with PCRE.
         "disable_hyperscan = true;\n")
@@ -434,8 +437,9 @@ def _wait_for_sockets(stack: MailStack) -> None:
 
 
 @contextlib.contextmanager
-def mail_stack(*, rspamd: bool = False) -> Iterator[MailStack]:
-    """The daemons; with `rspamd`, Postfix passes mail through a private Rspamd's milter."""
+def mail_stack(*, rspamd: bool = False, rspamd_nameserver: str = "") -> Iterator[MailStack]:
+    """The daemons; with `rspamd`, Postfix passes mail through a private Rspamd's milter
+    (which asks `rspamd_nameserver`, HOST:PORT, for DNS, else nothing)."""
     require_binaries(("rspamd", "rspamadm") if rspamd else ())
     ROOT.mkdir(parents=True, exist_ok=True)
     ROOT.chmod(0o755)
@@ -482,7 +486,7 @@ def mail_stack(*, rspamd: bool = False) -> Iterator[MailStack]:
             call_command("render_config", out=str(root / "etc"), database_url=url,
                          stdout=io.StringIO())
         if rspamd:
-            _rspamd_instance(stack)
+            _rspamd_instance(stack, rspamd_nameserver)
         _postfix_instance(stack)
         _dovecot_instance(stack)
         _wait_for_sockets(stack)

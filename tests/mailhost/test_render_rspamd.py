@@ -41,10 +41,12 @@ def test_postfix_passes_every_message_through_the_rspamd_milter(out):
     section = main[main.index("# ---- mailadmin"):main.index("# ---- end mailadmin ----")]
     for name in MILTER_SETTINGS:
         assert re.search(rf"^{name} = ", section, re.MULTILINE)
-    # Submission inherits smtpd_milters; master.cf overrides none of it.
+    # Submission inherits smtpd_milters; master.cf overrides only the default action.
     master = written(out)["postfix/master.cf"]
     assert "milters" not in master
     assert "-o milter_macro_daemon_name=ORIGINATING" in master
+    # Submitted mail waits (4xx, the client retries) rather than leave unsigned.
+    assert "-o milter_default_action=tempfail" in master
 
 
 def test_rspamd_listens_where_postfix_expects_its_milter(out, mail_settings):
