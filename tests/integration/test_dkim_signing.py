@@ -14,6 +14,7 @@ harness's own edits.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import smtplib
 import ssl
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
+from django.utils import timezone
 
 from core.actor import Actor
 from dkim import rotation, selectors, services
@@ -36,7 +38,7 @@ from domains import services as domain_services
 from domains.models import Domain
 from mailhost import apply, render
 from mailhost.apply import probes
-from mailhost.models import ConfigApply
+from mailhost.models import ConfigApply, MailHost
 from tests.integration.dnsserver import DnsServers, dns_servers, txt, zone_file
 from tests.integration.mailstack import HELPER, MailStack, mail_stack, run
 
@@ -244,10 +246,16 @@ def send_one(stack: MailStack, zone: Zone) -> dict:
 def send_until_signed(stack: MailStack, zone: Zone, timeout: float = 20) -> dict:
     """The first message signed after a switch: the apply's SIGHUP makes Rspamd start
     new workers, and a message the old ones still scan has the old configuration."""
+    return send_until_signed_by(stack, zone, None, timeout)
+
+
+def send_until_signed_by(stack: MailStack, zone: Zone, selector: str | None,
+                         timeout: float = 20) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         result = send_one(stack, zone)
-        if result["signatures"] or time.monotonic() > deadline:
+        found = [s for s, _ok in signatures(result)]
+        if (found and (selector is None or selector in found)) or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
 
@@ -460,3 +468,93 @@ def test_a_rotation_while_mail_flows_leaves_no_message_unverifiable(signing):
     assert zone.shows(old.selector) == f"v=DKIM1; k=rsa; p={old.public_key}"
     print(f"rotation: {len(tags)} messages, {by_selector}, {len(held_old)} held across "
           f"the switch, {len(flow.submitter.deferred)} deferred and sent again, 0 unverifiable")
+
+
+def test_a_wrong_or_missing_record_never_switches(signing):
+    """The new key's record never published, then published with another key's p=:
+    the new key stays pending, the old one keeps signing, the key says why."""
+    stack, zone = signing
+    domain = Domain.objects.get(name=DOMAIN)
+    old = bring_into_signing(stack, zone, domain)
+    [new] = services.rotate(actor=ADMIN, domain=domain)
+    for _ in range(2):
+        tick()
+        time.sleep(TTL + 0.2)
+    new.refresh_from_db()
+    assert (new.state, new.published_seen_at) == ("pending", None)
+    assert new.problem.startswith(f"Not published yet at {new.owner}: ")
+    assert signatures(send_one(stack, zone)) == [(old.selector, True)]
+
+    stranger = DkimKey(domain=domain, selector="x", public_key=old.public_key)
+    zone.publish(new.selector, stranger.public_key)  # the old key's p= at the new name
+    for _ in range(2):
+        tick()
+        time.sleep(TTL + 0.2)
+    new.refresh_from_db()
+    old.refresh_from_db()
+    assert (new.state, old.state) == ("pending", "active")
+    assert new.problem.startswith(f"Wrong record at {new.owner}: ")
+    assert signatures(send_one(stack, zone)) == [(old.selector, True)]
+
+
+def test_a_config_rspamd_refuses_changes_nothing_and_the_old_key_keeps_signing(
+        signing, monkeypatch):
+    """rspamadm configtest fails on the rendered file: the apply stops at the check,
+    Rspamd's files stay as they were, the old key signs, and the old key is not
+    revoked while the config without it is not applied."""
+    stack, zone = signing
+    domain = Domain.objects.get(name=DOMAIN)
+    old = bring_into_signing(stack, zone, domain)
+    live = (stack.rspamd_conf / "local.d" / "dkim_signing.conf").read_bytes()
+    [new] = services.rotate(actor=ADMIN, domain=domain)
+    new.refresh_from_db()
+    narrowed = render.render
+
+    def broken(options: render.RenderOptions) -> dict[str, str]:
+        files = narrowed(options)
+        files["rspamd/local.d/dkim_signing.conf"] += "domain {\n"
+        return files
+
+    monkeypatch.setattr(render, "render", broken)
+    zone.publish(new.selector, new.public_key)
+    tick()
+    time.sleep(TTL + 0.2)
+    tick()
+    new.refresh_from_db()
+    assert new.state == "active"  # the lifecycle moved; the host did not
+    last = ConfigApply.objects.order_by("-pk").first()
+    assert last is not None and last.outcome == "check_failed", last and last.outcome
+    assert "rspamd" in last.error, last.error
+    assert (stack.rspamd_conf / "local.d" / "dkim_signing.conf").read_bytes() == live
+    assert signatures(send_one(stack, zone)) == [(old.selector, True)]
+    assert selectors.signing_config_outdated(MailHost.current())
+    # Past its grace period, the old key is still not revoked: Rspamd signs with it.
+    later = timezone.now() + datetime.timedelta(days=8)
+    rotation.advance(actor=ADMIN, now=later)
+    old.refresh_from_db()
+    assert old.state == "retiring"
+    assert old.problem.startswith("Waiting for the signing configuration")
+    # Fixed: the next tick applies again, and the new key signs.
+    monkeypatch.setattr(render, "render", narrowed)
+    tick()
+    assert ConfigApply.objects.order_by("-pk").first().outcome == "applied"
+    assert signatures(send_until_signed_by(stack, zone, new.selector)) == [
+        (new.selector, True)]
+
+
+def test_rspamd_does_not_sign_with_a_key_dns_does_not_show(signing):
+    """check_pubkey, the second gate: a key forced active (no publish check) whose
+    record in DNS shows another key signs nothing."""
+    stack, zone = signing
+    domain = Domain.objects.get(name=DOMAIN)
+    old = bring_into_signing(stack, zone, domain)
+    [new] = services.rotate(actor=ADMIN, domain=domain)
+    new.refresh_from_db()
+    zone.publish(new.selector, old.public_key)
+    DkimKey.objects.filter(pk=old.pk).update(state="retiring", retiring_since=timezone.now())
+    DkimKey.objects.filter(pk=new.pk).update(state="active", activated=timezone.now())
+    assert _apply_now().outcome == "applied"
+    time.sleep(2)  # the old workers finish
+    results = [send_one(stack, zone) for _ in range(3)]
+    assert [signatures(r) for r in results] == [[], [], []]
+    assert "pubkey" in rspamd_log_tail(stack).lower()
