@@ -374,8 +374,9 @@ def test_check_postfix_takes_a_setting_naming_the_error_transport(scratch, rende
 def test_check_postfix_refuses_a_broken_master_cf(scratch, rendered):
     with (rendered / "postfix" / "master.cf").open("a") as handle:
         handle.write("bogus unix - n\n")
+    last = len((rendered / "postfix" / "master.cf").read_text().splitlines())
     refused(scratch.helper("check", "postfix", str(rendered)),
-            "master.cf line 45: a service needs 8 fields")
+            f"master.cf line {last}: a service needs 8 fields")
     text = (rendered / "postfix" / "master.cf").read_text().replace(
         "bogus unix - n\n", "bogus unix - n n - nine smtpd\n")
     (rendered / "postfix" / "master.cf").write_text(text)

@@ -215,3 +215,34 @@ def test_the_shipped_helper_conf_loads_and_its_examples_too(tmp_path):
     loaded = helper.load_conf(str(examples), trusted_path=False)
     assert "smtp_host_lookup" in helper.allowed_extra(loaded, "postfix")
     assert helper.allowed_extra(loaded, "dovecot") == {"imap_client_workarounds"}
+
+
+def test_dkim_signing_for_a_domain_named_like_lua_passes_and_nothing_else_does(
+        settings, db, tmp_path):
+    """The deny-list's word `lua` in a domain name (lua.org, lua-users.org) is allowed
+    only in the exact lines the panel renders for a domain's keys."""
+    from dkim.models import DkimKey
+    from domains import services as domain_services
+
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("checked only for existing\n")
+    settings.MAILADMIN_TLS_CERT = str(tmp_path / "cert.pem")
+    settings.MAILADMIN_TLS_KEY = str(tmp_path / "key.pem")
+    settings.MAILADMIN_RSPAMD_MILTER = "inet:127.0.0.1:11332"
+    for name in ("lua.org", "lua-users.org", "example.org"):
+        domain = domain_services.create_domain(actor="t", name=name)
+        DkimKey.objects.create(domain=domain, selector="s20261202a.lua", state="active",
+                               public_key="AAAA")
+    host = MailHost.current()
+    files = render.render(render.RenderOptions(
+        host=host, database=render.daemon_database(host), with_rspamd=True))
+    conf = files["rspamd/local.d/dkim_signing.conf"]
+    assert '"lua-users.org" {' in conf
+    assert problem("rspamd", "dkim_signing.conf", conf) == ""
+    for line in ['lua = "/tmp/x.lua";', '"lua" {',
+                 '{ path = "/k/lua.org.s1.key"; selector = "s1"; lua = "x"; }',
+                 '{ path = "/k/x.lua"; selector = "s1"; }',
+                 '{ path = "/k/lua.org.s1.key"; selector = "s2"; }',
+                 '{ path = "/../lua.org.s1.key"; selector = "s1"; }',
+                 'sign_condition = "return lua.org"; ']:
+        assert "Lua are not" in problem("rspamd", "dkim_signing.conf", line + "\n"), line
