@@ -106,15 +106,12 @@ def prepared(stack: Any, scratch: Path) -> Iterator[Steps]:
     from tests.integration.applying import (
         HELPER,
         _dovecot_conf_for_the_helper,
+        harness_settings,
         stack_edits,
         stack_render,
     )
 
     conf = scratch / "helper.conf"
-    conf.write_text(f"staging_root = {scratch / 'staging'}\nbackup_root = {scratch / 'bk'}\n"
-                    f"postfix_dir = {stack.postfix_dir}\n"
-                    f"dovecot_dir = {stack.etc / 'dovecot'}\n"
-                    f"rspamd_dir = {scratch / 'rspamd' / 'local.d'}\nkeep_backups = 3\n")
     with override_settings(
             MAILADMIN_DAEMON_DATABASE_URL=stack.daemon_url,
             MAILADMIN_STAGING_DIR=str(scratch / "staging"),
@@ -128,6 +125,13 @@ def prepared(stack: Any, scratch: Path) -> Iterator[Steps]:
         rendered_main = real(render.RenderOptions(
             host=host, database=render.daemon_database(host)))["postfix/main.cf"]
         in_place, appended = stack_edits(stack, rendered_main)
+        conf.write_text(
+            f"staging_root = {scratch / 'staging'}\nbackup_root = {scratch / 'bk'}\n"
+            f"postfix_dir = {stack.postfix_dir}\ndovecot_dir = {stack.etc / 'dovecot'}\n"
+            f"rspamd_dir = {scratch / 'rspamd' / 'local.d'}\nkeep_backups = 3\n"
+            # The harness's own main.cf settings, which the helper's allow-list
+            # refuses otherwise: root allows them, as the `applying` fixture does.
+            f"allow_postfix = {' '.join(harness_settings(in_place, appended))}\n")
         dovecot_conf = _dovecot_conf_for_the_helper(stack)
         steps = Steps()
         # The harness's edits (a `postconf -e` in a scratch directory) cost what
