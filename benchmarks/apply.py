@@ -50,24 +50,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness import load_average, setup_django
+
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT / "benchmarks" / "results"
 NETWORKS = ("127.0.0.254/32", "127.0.0.254/32 10.11.12.0/24")
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def setup_django(data_dir: Path) -> None:
-    os.environ["MAILADMIN_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("MAILADMIN_DATA_GROUP", "postfix")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailadmin.settings")
-    if str(PROJECT) not in sys.path:
-        sys.path.insert(0, str(PROJECT))
-    import django
-
-    django.setup()
 
 
 class Steps:
