@@ -18,11 +18,11 @@ from django.utils import timezone
 
 from core import audit, jobs
 from core.actor import BEAT, COMMAND, Actor
+from core.resolver import Resolver
 from dkim import selectors as dkim_keys
 from dnscheck import checks
 from dnscheck.findings import DkimExpected, Finding, Identity, Target
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
-from dnscheck.resolver import Resolver
 from domains.models import Alias, Domain, Mailbox
 from mailhost.models import MailHost
 
