@@ -190,6 +190,7 @@ def test_a_setting_outside_the_allow_lists_is_refused(daemon, relative, content,
     ("rspamd", "milter_headers.conf", 'x = 1;\n.load(target="y") "/etc/shadow"\n',
      "macros and Lua are not"),
     ("rspamd", "worker-proxy.inc", 'bind_socket = "/etc/shadow";\n', "not a unix path"),
+    ("rspamd", "worker-proxy.inc", 'milter = yes; bind_socket = "/etc/x";\n', "not a unix path"),
 ])
 def test_what_the_daemons_read_past_the_line_checks_is_refused(daemon, relative, content,
                                                                words):
