@@ -50,24 +50,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness import load_average, setup_django
+
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT / "benchmarks" / "results"
 NETWORKS = ("127.0.0.254/32", "127.0.0.254/32 10.11.12.0/24")
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def setup_django(data_dir: Path) -> None:
-    os.environ["MAILADMIN_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("MAILADMIN_DATA_GROUP", "postfix")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailadmin.settings")
-    if str(PROJECT) not in sys.path:
-        sys.path.insert(0, str(PROJECT))
-    import django
-
-    django.setup()
 
 
 class Steps:
@@ -106,15 +93,12 @@ def prepared(stack: Any, scratch: Path) -> Iterator[Steps]:
     from tests.integration.applying import (
         HELPER,
         _dovecot_conf_for_the_helper,
+        harness_settings,
         stack_edits,
         stack_render,
     )
 
     conf = scratch / "helper.conf"
-    conf.write_text(f"staging_root = {scratch / 'staging'}\nbackup_root = {scratch / 'bk'}\n"
-                    f"postfix_dir = {stack.postfix_dir}\n"
-                    f"dovecot_dir = {stack.etc / 'dovecot'}\n"
-                    f"rspamd_dir = {scratch / 'rspamd' / 'local.d'}\nkeep_backups = 3\n")
     with override_settings(
             MAILADMIN_DAEMON_DATABASE_URL=stack.daemon_url,
             MAILADMIN_STAGING_DIR=str(scratch / "staging"),
@@ -128,6 +112,13 @@ def prepared(stack: Any, scratch: Path) -> Iterator[Steps]:
         rendered_main = real(render.RenderOptions(
             host=host, database=render.daemon_database(host)))["postfix/main.cf"]
         in_place, appended = stack_edits(stack, rendered_main)
+        conf.write_text(
+            f"staging_root = {scratch / 'staging'}\nbackup_root = {scratch / 'bk'}\n"
+            f"postfix_dir = {stack.postfix_dir}\ndovecot_dir = {stack.etc / 'dovecot'}\n"
+            f"rspamd_dir = {scratch / 'rspamd' / 'local.d'}\nkeep_backups = 3\n"
+            # The harness's own main.cf settings, which the helper's allow-list
+            # refuses otherwise: root allows them, as the `applying` fixture does.
+            f"allow_postfix = {' '.join(harness_settings(in_place, appended))}\n")
         dovecot_conf = _dovecot_conf_for_the_helper(stack)
         steps = Steps()
         # The harness's edits (a `postconf -e` in a scratch directory) cost what

@@ -489,8 +489,8 @@ def identity() -> Any:
 
 def run_ours(knot: Knot, server: tuple[str, int], targets: list[Any], run: int,
              concurrency: int | None) -> tuple[Run, dict[str, list[Any]]]:
+    from core.resolver import Resolver
     from dnscheck.checks import check_many
-    from dnscheck.resolver import Resolver
 
     resolver = Resolver(nameservers=[f"{server[0]}@{server[1]}"], timeout=DNS_TIMEOUT,
                         tries=DNS_TRIES)

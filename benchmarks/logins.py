@@ -46,28 +46,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import load_average, setup_django
+
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT / "benchmarks" / "results"
 GOAL_PER_SECOND = 200.0
 PASSWORD = "benchmark horse battery"
 DOMAIN = "bench.example"
 BCRYPT_COST = 12
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def setup_django(data_dir: Path, cost: int) -> None:
-    os.environ["MAILADMIN_DATA_DIR"] = str(data_dir)
-    os.environ["MAILADMIN_BCRYPT_ROUNDS"] = str(cost)
-    os.environ.setdefault("MAILADMIN_DATA_GROUP", "postfix")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailadmin.settings")
-    if str(PROJECT) not in sys.path:
-        sys.path.insert(0, str(PROJECT))
-    import django
-
-    django.setup()
 
 
 def make_mailboxes(count: int) -> list[str]:
@@ -207,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="mailadmin-logins-"))
     data_dir.chmod(0o755)
     try:
-        setup_django(data_dir, args.bcrypt_cost)
+        setup_django(data_dir, MAILADMIN_BCRYPT_ROUNDS=str(args.bcrypt_cost))
         load_before = load_average()
         print(f"making {args.mailboxes} mailboxes (bcrypt cost {args.bcrypt_cost}) ...",
               file=sys.stderr, flush=True)

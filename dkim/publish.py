@@ -27,11 +27,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.actor import Actor
+from core.resolver import Resolver
 from core.tags import BadTagList, parse_tags
 from dkim import services
 from dkim.models import DkimKey
 from dkim.services import Observation
-from dnscheck.resolver import Resolver
 
 log = logging.getLogger(__name__)
 State = DkimKey.State

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from core.resolver import Answer, Resolver, Session
 from core.tags import BadTagList, parse_tags
 from dkim import records as dkim_records
 from dnscheck import spf
 from dnscheck.findings import DkimExpected, Finding, Identity, Target
 from dnscheck.models import Verdict
-from dnscheck.resolver import Answer, Resolver, Session
 
 log = logging.getLogger(__name__)
 

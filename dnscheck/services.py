@@ -18,12 +18,12 @@ from django.utils import timezone
 
 from core import audit, jobs
 from core.actor import BEAT, COMMAND, Actor
+from core.resolver import Resolver
 from dkim import selectors as dkim_keys
 from dkim.models import DkimKey
 from dnscheck import checks
 from dnscheck.findings import DkimExpected, Finding, Identity, Target
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
-from dnscheck.resolver import Resolver
 from domains.models import Alias, Domain, Mailbox
 from mailhost.models import MailHost
 

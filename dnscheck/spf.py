@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dnscheck.resolver import Answer
+from core.resolver import Answer
 
 MAX_LOOKUPS = 10
 MAX_VOID_LOOKUPS = 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import string
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -454,6 +455,13 @@ def render(options: RenderOptions) -> dict[str, str]:
 # Files holding the daemon database password are readable by their daemon only.
 SECRET_FILES = ("postfix/mailadmin/", "dovecot/dovecot-sql.conf.ext")
 
+# Postfix rereads main.cf in 300 ms pauses while its mtime is within the last
+# second or so (util/dict.c, dict_load_file_xt: a file that may still be being
+# edited), 1.5-2 s for one just written. Files here are written whole and
+# renamed into place, so they are dated this far back and read at once; the
+# helper gives the files it installs the same age (`settled_mtime_ns`).
+SETTLED_AGE_SECONDS = 5
+
 
 def write_tree(files: dict[str, str], out: Path) -> list[Path]:
     """Write every file atomically (temp file + rename); returns the files that changed."""
@@ -467,6 +475,9 @@ def write_tree(files: dict[str, str], out: Path) -> list[Path]:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as handle:
             handle.write(content)
+            handle.flush()
+            settled = time.time_ns() - SETTLED_AGE_SECONDS * 1_000_000_000
+            os.utime(handle.fileno(), ns=(settled, settled))
         if path.exists():
             # An installed file keeps the owner, group and mode the admin gave it
             # (e.g. root:dovecot 0640), so the daemon can still read it.

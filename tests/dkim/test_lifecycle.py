@@ -22,13 +22,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.models import AuditEntry
+from core.resolver import Answer
 from dkim import records, selectors, services
 from dkim.models import DkimKey
 from dkim.services import Observation
 from dnscheck import checks
 from dnscheck.findings import DkimExpected, Identity, Target
 from dnscheck.models import Verdict
-from dnscheck.resolver import Answer
 from domains import services as domain_services
 from domains.models import Domain
 

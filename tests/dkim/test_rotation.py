@@ -19,13 +19,13 @@ from django.utils import timezone
 
 from core.actor import BEAT
 from core.models import AuditEntry
+from core.resolver import Answer
 from dkim import records, rotation, services
 from dkim.models import DkimKey, DkimRotation
 from dnscheck import checks
 from dnscheck import services as dns_services
 from dnscheck.findings import DkimExpected
 from dnscheck.models import Verdict
-from dnscheck.resolver import Answer
 from domains import services as domain_services
 from mailhost.models import ConfigApply, MailHost
 from tests.dkim.test_lifecycle import rsa_public

@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.exceptions import ValidationError
 
+from core.resolver import Answer
 from dkim import selectors, services
 from dkim.models import DkimKey
 from dnscheck import checks
 from dnscheck import services as dnscheck_services
 from dnscheck.findings import DkimExpected, Identity, Target
 from dnscheck.models import Verdict
-from dnscheck.resolver import Answer
 from domains import services as domain_services
 from domains.models import Domain
 

@@ -372,7 +372,7 @@ def make_row(verdict):
 @pytest.fixture
 def empty_dns(monkeypatch, settings):
     """Every name exists and has no records: each check that can suggest a record does."""
-    from dnscheck.resolver import Answer, Resolver
+    from core.resolver import Answer, Resolver
 
     monkeypatch.setattr(Resolver, "_ask",
                         lambda self, name, rdtype, deadline: Answer(name, rdtype, "nodata"))

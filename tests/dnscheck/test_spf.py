@@ -11,8 +11,8 @@ import ipaddress
 
 import pytest
 
+from core.resolver import Answer
 from dnscheck import spf
-from dnscheck.resolver import Answer
 from dnscheck.spf import SpfSyntaxError
 
 IP4 = "192.0.2.3"

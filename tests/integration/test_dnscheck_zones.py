@@ -18,10 +18,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from core.resolver import Resolver
 from dnscheck import checks
 from dnscheck.findings import Finding, Identity
 from dnscheck.models import CheckResult, CheckRun, Verdict
-from dnscheck.resolver import Resolver
 from tests.integration.dnsserver import (
     DKIM_SELECTOR,
     DOMAIN_BLOCK_LIST,

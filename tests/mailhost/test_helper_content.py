@@ -171,6 +171,55 @@ def test_a_setting_outside_the_allow_lists_is_refused(daemon, relative, content,
     assert found.startswith(f"{daemon}: {relative} line ")
 
 
+# Review of issue 10: ways past the value checks as the daemons read their files,
+# and socket paths whose file the daemon's root master would delete.
+@pytest.mark.parametrize(("daemon", "relative", "content", "words"), [
+    # Dovecot strips a comment anywhere on a line and joins a trailing backslash.
+    ("dovecot", "conf.d/90-mailadmin.conf", "service imap-login {\n  user = root # x\n}\n",
+     "user may not be root"),
+    ("dovecot", "conf.d/90-mailadmin.conf", "mail_uid = \\\n  0\n", "may not be root"),
+    ("dovecot", "conf.d/90-mailadmin.conf", "first_valid_uid = 00\n", "may not be root"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "userdb {\n  driver = static\n  args = uid=000 gid=vmail\n}\n", "may not be root"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "service auth {\n  unix_listener /etc/shadow {\n  }\n}\n", "is not a socket"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "service auth {\n  unix_listener ../../etc/x {\n  }\n}\n", "'..' is not allowed"),
+    ("postfix", "master.cf", "../../../etc/shadow unix - n n - - smtpd\n",
+     "service name '../../../etc/shadow'"),
+    ("rspamd", "milter_headers.conf", 'x = 1;\n.load(target="y") "/etc/shadow"\n',
+     "macros and Lua are not"),
+    ("rspamd", "worker-proxy.inc", 'bind_socket = "/etc/shadow";\n', "not a unix path"),
+    ("rspamd", "worker-proxy.inc", 'milter = yes; bind_socket = "/etc/x";\n', "not a unix path"),
+])
+def test_what_the_daemons_read_past_the_line_checks_is_refused(daemon, relative, content,
+                                                               words):
+    found = problem(daemon, relative, content)
+    assert words in found, found
+
+
+def test_a_listener_under_a_directory_the_caller_owns_is_refused(tmp_path, monkeypatch):
+    conf = ("service auth {\n  unix_listener %s {\n    mode = 0660\n  }\n}\n")
+    owned = tmp_path / "spool"
+    owned.mkdir()
+    monkeypatch.setenv("SUDO_UID", str(owned.stat().st_uid))
+    assert "belongs to the user who asked" in problem(
+        "dovecot", "conf.d/90-mailadmin.conf", conf % (owned / "private" / "auth"))
+    monkeypatch.setenv("SUDO_UID", str(owned.stat().st_uid + 1))
+    assert problem("dovecot", "conf.d/90-mailadmin.conf", conf % (owned / "auth")) == ""
+    owned.chmod(0o777)
+    assert "writable by others" in problem(
+        "dovecot", "conf.d/90-mailadmin.conf", conf % (owned / "auth"))
+
+
+def test_rspamd_files_are_the_ones_the_panel_renders():
+    allowed = helper.DAEMONS["rspamd"].allowed
+    assert sorted(n for n in render.RSPAMD_FILES if any(p.match(n) for p in allowed)) \
+        == sorted(render.RSPAMD_FILES)
+    for name in ("logging.inc", "options.inc", "worker-controller.inc", "redis.conf"):
+        assert not any(p.match(name) for p in allowed), name
+
+
 @pytest.mark.parametrize(("daemon", "relative", "content"), [
     ("postfix", "main.cf", "smtpd_tls_chain_files = /a /b\nrelayhost = [smarthost]:587\n"),
     ("postfix", "master.cf", "submission inet n - n - - smtpd -v\n"

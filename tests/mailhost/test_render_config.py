@@ -17,6 +17,7 @@ import io
 import os
 import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,15 @@ def test_it_rewrites_only_what_a_settings_change_touches(out, mail_settings):
         f"wrote {out / 'postfix/main.cf'}",
     ]
     assert setting((out / "postfix/main.cf").read_text(), "myhostname") == "mx.example.net"
+
+
+def test_it_dates_what_it_writes_a_few_seconds_back(out):
+    # Postfix rereads a main.cf whose mtime is within the last second in 300 ms
+    # pauses (1.5-2 s for `postconf -n` on a file just written).
+    render_config(out)
+    now = time.time()
+    for name in EXPECTED_FILES:
+        assert now - 60 < (out / name).stat().st_mtime <= now - 4, name
 
 
 def test_it_keeps_the_mode_and_owner_of_an_installed_file(out, mail_settings):
