@@ -404,6 +404,13 @@ def _rspamd_instance(stack: MailStack, nameserver: str = "") -> None:
         path.mkdir(parents=True)
         shutil.chown(path, user=RSPAMD_USER, group=RSPAMD_USER)
     run(["rspamadm", *rspamd_vars(stack), "configtest", "-c", str(conf / "rspamd.conf")])
+    start_rspamd(stack)
+    stack.logs.append(stack.root / "rspamd-state" / "log" / "rspamd.log")
+
+
+def start_rspamd(stack: MailStack) -> None:
+    """The stack's Rspamd, with its configuration as it is now; back once it listens."""
+    conf = stack.rspamd_conf
     # The daemon keeps inherited pipes open, so its output goes to a file.
     with open(stack.root / "rspamd-start.log", "w") as out:
         started = subprocess.run(
@@ -411,7 +418,6 @@ def _rspamd_instance(stack: MailStack, nameserver: str = "") -> None:
              *rspamd_vars(stack)], stdout=out, stderr=subprocess.STDOUT, timeout=60)
     if started.returncode != 0:
         raise AssertionError(f"rspamd did not start:\n{stack.tail('rspamd-start.log')}")
-    stack.logs.append(stack.root / "rspamd-state" / "log" / "rspamd.log")
     for _ in range(300):
         try:
             for port in ("rspamd_milter", "rspamd_normal", "rspamd_controller"):

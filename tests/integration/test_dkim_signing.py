@@ -40,7 +40,14 @@ from mailhost import apply, render
 from mailhost.apply import probes
 from mailhost.models import ConfigApply, MailHost
 from tests.integration.dnsserver import DnsServers, dns_servers, txt, zone_file
-from tests.integration.mailstack import HELPER, MailStack, mail_stack, run
+from tests.integration.mailstack import (
+    HELPER,
+    MailStack,
+    mail_stack,
+    run,
+    start_rspamd,
+    stop_rspamd,
+)
 
 pytestmark = pytest.mark.daemons
 
@@ -558,3 +565,59 @@ def test_rspamd_does_not_sign_with_a_key_dns_does_not_show(signing):
     results = [send_one(stack, zone) for _ in range(3)]
     assert [signatures(r) for r in results] == [[], [], []]
     assert "pubkey" in rspamd_log_tail(stack).lower()
+
+
+def test_rspamd_down_during_the_switch_loses_no_mail(signing):
+    """Rspamd stops just before the switch: submitted mail is deferred (4xx) rather
+    than sent unsigned, the apply does not go through (its reload finds no Rspamd),
+    and once Rspamd is back the deferred message is signed by the old key and the
+    next tick applies the new one."""
+    stack, zone = signing
+    domain = Domain.objects.get(name=DOMAIN)
+    old = bring_into_signing(stack, zone, domain)
+    live = (stack.rspamd_conf / "local.d" / "dkim_signing.conf").read_bytes()
+    [new] = services.rotate(actor=ADMIN, domain=domain)
+    new.refresh_from_db()
+    zone.publish(new.selector, new.public_key)
+    tick()
+    stop_rspamd(stack)
+    try:
+        _wait_closed(stack.ports["rspamd_milter"])
+        tag = uuid.uuid4().hex[:12]
+        submitter = Submitter(stack)
+        with pytest.raises(smtplib.SMTPException) as deferred:
+            submitter._send(tag)
+        code = getattr(deferred.value, "smtp_code", None) or min(
+            c for c, _ in getattr(deferred.value, "recipients", {}).values())
+        assert 400 <= code < 500, deferred.value
+        submitter.close()
+        time.sleep(TTL + 0.2)
+        tick()
+        new.refresh_from_db()
+        assert new.state == "active"
+        last = ConfigApply.objects.order_by("-pk").first()
+        assert last is not None and last.outcome in ("rolled_back", "error"), last.outcome
+        assert (stack.rspamd_conf / "local.d" / "dkim_signing.conf").read_bytes() == live
+    finally:
+        start_rspamd(stack)
+    # The client sends the deferred message again: Rspamd runs the config it had.
+    submitter.send(tag)
+    submitter.close()
+    [result] = verify(zone, [wait_delivered(stack, {tag})[tag]])
+    assert signatures(result) == [(old.selector, True)]
+    steps = tick()
+    assert any(s.startswith("signing configuration: applying") for s in steps), steps
+    assert ConfigApply.objects.order_by("-pk").first().outcome == "applied"
+    assert signatures(send_until_signed_by(stack, zone, new.selector)) == [
+        (new.selector, True)]
+
+
+def _wait_closed(port: int) -> None:
+    import socket
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"port {port} still listens")
