@@ -139,3 +139,14 @@ def rotating_domains(domain_ids: Iterable[int] | None = None) -> QuerySet[Domain
 def stalled_since(now: datetime.datetime | None = None) -> datetime.datetime:
     """A pending key made before this is a stalled rotation step (its record not published)."""
     return (now or timezone.now()) - datetime.timedelta(days=settings.MAILADMIN_DKIM_STALL_DAYS)
+
+
+def stalled_revoked_keys(domain_ids: Iterable[int], before: datetime.datetime
+                         ) -> dict[int, list[DkimKey]]:
+    """Keys revoked before `before` whose revoked form DNS has not shown yet, by domain id."""
+    keys: dict[int, list[DkimKey]] = {}
+    rows = (DkimKey.objects.filter(domain_id__in=list(domain_ids), state=State.REVOKED,
+                                   revoked__lt=before).order_by("domain_id", "selector", "pk"))
+    for key in rows:
+        keys.setdefault(key.domain_id, []).append(key)
+    return keys

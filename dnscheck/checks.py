@@ -336,7 +336,40 @@ def check_dkim(target: Target, identity: Identity, lookup: Session) -> list[Find
                         "set it on the domain's page under DNS health, \"Set the DKIM key\" "
                         "(generate one there, or with manage.py dkim generate), "
                         "or with manage.py dkim set.")]
-    return [_in_lifecycle(key, _check_dkim_key(target.name, key, lookup)) for key in expected]
+    return [_check_revoked_key(target.name, key, lookup) if key.state == "revoked"
+            else _in_lifecycle(key, _check_dkim_key(target.name, key, lookup))
+            for key in expected]
+
+
+def _check_revoked_key(domain: str, key: DkimExpected, lookup: Session) -> Finding:
+    """A revoked key whose revoked form has waited too long (dkim's stall limit).
+
+    Only stalled ones are given: its private key stays on the mail host
+    until DNS shows `p=` empty, so the rotation waits for the admin.
+    """
+    selector = key.selector
+    owner = f"{selector}._domainkey.{domain}"
+    fix = dkim_records.revoked_record(selector, domain, key.algorithm)
+    answer = lookup(owner, "TXT")
+    if answer.failed:
+        return _unknown("dkim", answer, selector)
+    found = [r for r in answer.records if "p=" in r.replace(" ", "")]
+    shown = "\n".join(found) or "nothing"
+    if len(found) == 1 and not re.sub(r"\s+", "", _tags_or_unparsed(found[0]).get("p", "")):
+        return Finding("dkim", selector, OK,
+                       f"{owner} shows the revoked form; the key's file is removed at the "
+                       "next publish check.", shown)
+    return Finding("dkim", selector, WARNING,
+                   f"The key rotation is stalled: {owner} was revoked {key.stalled_days} days "
+                   "ago and its private key stays on the mail host until DNS shows the "
+                   "revoked form (p= empty): publish this record.", shown, "p= (empty)", fix)
+
+
+def _tags_or_unparsed(text: str) -> dict[str, str]:
+    try:
+        return parse_tags(text)
+    except BadTagList:
+        return {"p": "unparsed"}
 
 
 def _in_lifecycle(key: DkimExpected, finding: Finding) -> Finding:

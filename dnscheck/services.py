@@ -150,10 +150,13 @@ def _fail(run_id: int, reason: str) -> None:
 
 
 def _stalled_days(key: DkimKey, stalled: datetime, now: datetime) -> int:
-    """Days a pending key has waited for its record, once that is past the stall limit."""
-    if key.state != DkimKey.State.PENDING or key.created >= stalled:
+    """Days a pending key has waited for its record (a revoked one for its revoked
+    form), once that is past the stall limit."""
+    since = key.revoked if key.state == DkimKey.State.REVOKED else key.created
+    if key.state not in (DkimKey.State.PENDING, DkimKey.State.REVOKED) or since is None \
+            or since >= stalled:
         return 0
-    return max(1, (now - key.created).days)
+    return max(1, (now - since).days)
 
 
 def targets_for(domains: Sequence[Domain]) -> list[Target]:
@@ -162,6 +165,7 @@ def targets_for(domains: Sequence[Domain]) -> list[Target]:
     keys = dkim_keys.expected_keys(d.pk for d in domains)
     now = timezone.now()
     stalled = dkim_keys.stalled_since(now)
+    revoked = dkim_keys.stalled_revoked_keys((d.pk for d in domains), stalled)
     wanted = [f"{local}@{name}" for name in names for local in REQUIRED_LOCAL_PARTS]
     mailboxes = set(Mailbox.objects.filter(email__in=wanted, active=True)
                     .values_list("email", flat=True))
@@ -177,7 +181,7 @@ def targets_for(domains: Sequence[Domain]) -> list[Target]:
                                "catch-all" if f"@{domain.name}" in aliases else "")
         dkim = tuple(DkimExpected(k.selector, k.public_key, k.algorithm, k.state,
                                   stalled_days=_stalled_days(k, stalled, now))
-                     for k in keys.get(domain.pk, []))
+                     for k in keys.get(domain.pk, []) + revoked.get(domain.pk, []))
         targets.append(Target(name=domain.name, dkim_keys=dkim, required=required))
     return targets
 

@@ -246,3 +246,25 @@ def test_the_command_rotates_and_sets_the_interval(helper, cli, domain, no_gener
     assert cli("dkim", "rotation", "a.example", "off") == "a.example: not rotated unattended\n"
     assert cli("dkim", "rotation", "a.example", "default") == (
         "a.example: rotated every 182 days\n")
+
+
+def test_a_revoked_key_whose_revoked_form_is_not_published_stalls_in_the_health(domain):
+    stalled = key(domain, "revoked", days_ago=20, revoked=timezone.now() - 4 * DAY)
+    key(domain, "revoked", days_ago=20, revoked=timezone.now() - DAY)  # not yet stalled
+    [target] = dns_services.targets_for([domain])
+    assert [(k.selector, k.state, k.stalled_days) for k in target.dkim_keys] == [
+        (stalled.selector, "revoked", 4)]
+    owner = stalled.owner
+
+    def shows(text: str):
+        return lambda name, rdtype: Answer(name, rdtype, "ok", (text,))
+
+    [finding] = checks.check_dkim(target, None, shows(f"v=DKIM1; k=rsa; p={stalled.public_key}"))
+    assert finding.verdict == Verdict.WARNING
+    assert finding.reason.startswith(f"The key rotation is stalled: {owner} was revoked 4 days")
+    assert finding.record == records.revoked_record(stalled.selector, domain.name, "rsa")
+    [finding] = checks.check_dkim(target, None,
+                                  lambda name, rdtype: Answer(name, rdtype, "nxdomain"))
+    assert finding.verdict == Verdict.WARNING
+    [finding] = checks.check_dkim(target, None, shows("v=DKIM1; k=rsa; p="))
+    assert finding.verdict == Verdict.OK
