@@ -29,6 +29,8 @@ GENERATE_TASK = "dkim.generate_key"
 REMOVE_FILE_TASK = "dkim.remove_key_file"
 CHECK_DOMAIN_TASK = "dkim.check_domain"
 RSA_BITS = (2048, 3072, 4096)
+# A domain's own rotation interval, in days (0: off).
+MIN_ROTATE_DAYS, MAX_ROTATE_DAYS = 14, 3650
 ED25519_BITS = 256
 # States in which a key holds its selector: a new key never reuses a selector the
 # domain has ever used (a receiver may still cache the old record).
@@ -438,6 +440,9 @@ def rotation_days(domain: Domain) -> int:
 
 def set_rotation(*, actor: Actor, domain: Domain, days: int | None) -> None:
     """A domain's own rotation interval (days, at least 14), 0 for off, None for the default."""
+    if days is not None and days > MAX_ROTATE_DAYS:
+        raise ValidationError(f"A key is rotated at least every {MAX_ROTATE_DAYS} days "
+                              "(ten years); 0 or off turns unattended rotation off.")
     if days is not None and days != 0 and days < MIN_ROTATE_DAYS:
         raise ValidationError(
             f"A key is rotated every {MIN_ROTATE_DAYS} days at the most often (the old one "
@@ -459,9 +464,6 @@ def set_rotation(*, actor: Actor, domain: Domain, days: int | None) -> None:
             row.save()
         audit.record(actor=actor, action="dkim.rotation", obj=locked, domain=locked,
                      before=before, after={"days": days})
-
-
-MIN_ROTATE_DAYS = 14
 
 
 def rotate(*, actor: Actor, domain: Domain, algorithms: tuple[str, ...] | None = None

@@ -234,6 +234,7 @@ def test_the_rotation_interval_form(helper, world):
     bad = client.post(url, {"days": "3"})
     assert bad.status_code == 400 and "14 days" in bad.content.decode()
     assert client.post(url, {"days": "soon"}).status_code == 400
+    assert "ten years" in client.post(url, {"days": "9999999999"}).content.decode()
     assert client.post(url, {"days": ""}).status_code == 302
     assert services.rotation_days(world.a) == 182
     assert list(AuditEntry.objects.filter(action="dkim.rotation").order_by("pk")
