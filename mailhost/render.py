@@ -19,6 +19,7 @@ import os
 import string
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine
 
 from core.env import database_from_url
-from dkim import selectors as dkim_keys
 from mailhost.addresses import MAILBOX_SPECIALS
 from mailhost.models import MailHost
 
@@ -346,6 +346,22 @@ def _milter() -> dict[str, str] | None:
 
 RSPAMD_FILES = ["worker-proxy.inc", "milter_headers.conf", "dkim_signing.conf"]
 
+# Domain name -> the keys it signs with, each with `selector`, `algorithm` and
+# `path` (read from the key directory's setting). The keys are the dkim app's,
+# which sits above this one (it sends its work to the mail host), so it hands
+# its reader over when Django starts (dkim/apps.py) instead of being imported.
+SigningKeys = Callable[[str], Mapping[str, Sequence[Any]]]
+_signing_keys: list[SigningKeys] = []
+
+
+def read_signing_keys_with(reader: SigningKeys) -> None:
+    """Where dkim_signing.conf's keys come from (called once, by the dkim app)."""
+    _signing_keys[:] = [reader]
+
+
+def _dkim_domains(key_dir: str) -> Mapping[str, Sequence[Any]]:
+    return _signing_keys[0](key_dir) if _signing_keys else {}
+
 
 def _tls_file(setting: str) -> str:
     """The path in `setting`, refused when it is plainly not there.
@@ -430,7 +446,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",
         "milter": _milter(),
         # Only rendered into dkim_signing.conf (with_rspamd): read only then.
-        "dkim_domains": (dkim_keys.signing_keys(settings.MAILADMIN_DKIM_KEY_DIR)
+        "dkim_domains": (_dkim_domains(settings.MAILADMIN_DKIM_KEY_DIR)
                          if options.with_rspamd else {}),
     }
     files: dict[str, str] = {}
