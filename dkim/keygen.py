@@ -31,7 +31,7 @@ def make_key(key_id: int) -> DkimKey | None:
     key = DkimKey.objects.select_related("domain").filter(pk=key_id).first()
     if key is None or key.external or key.state != DkimKey.State.PENDING or key.public_key:
         return key
-    domain, selector = key.domain.name, key.selector
+    domain, selector = key.domain_name, key.selector
     try:
         printed = privileged.run_helper("dkim-pubkey", domain, selector).strip()
         if printed == NO_KEY_FILE:
@@ -50,9 +50,16 @@ def remove_key_file(key_id: int) -> DkimKey | None:
     key = DkimKey.objects.select_related("domain").filter(pk=key_id).first()
     if key is None or key.state != DkimKey.State.REVOKED:
         return key
+    if key.domain_id is None and not services.signing_config_applied():
+        # A deleted domain's key may still be listed in the applied
+        # dkim_signing.conf: Rspamd would fail to sign with it. The rotation
+        # tick asks again once the configuration without it is applied.
+        services.note_problem(key=key, problem="Waiting for the signing configuration "
+                              "without this key to be applied before removing its file.")
+        return key
     if not key.external:
         try:
-            privileged.run_helper("dkim-remove", key.domain.name, key.selector)
+            privileged.run_helper("dkim-remove", key.domain_name, key.selector)
         except privileged.HelperError as error:
             log.warning("DKIM key file of %s not removed: %s", key.owner, error)
             services.note_problem(key=key, problem=f"The key file was not removed: {error}")

@@ -37,7 +37,13 @@ class DkimKey(models.Model):
         RSA = "rsa"
         ED25519 = "ed25519"
 
-    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="dkim_keys")
+    # Empty once the domain is deleted: the row stays as history (a deleted
+    # domain's audit rows name its keys, and its key files are removed from
+    # the mail host through this row; services.keep_keys_of_deleted_domain).
+    domain = models.ForeignKey(Domain, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="dkim_keys")
+    # The deleted domain's name (empty while the domain exists).
+    deleted_domain = models.CharField(max_length=253, blank=True, default="")
     selector = models.CharField(max_length=63)
     algorithm = models.CharField(max_length=10, default=Algorithm.RSA,
                                  choices=Algorithm.choices)
@@ -73,12 +79,17 @@ class DkimKey(models.Model):
         indexes = [models.Index(fields=["domain", "state"], name="dkim_key_domain_state")]
 
     def __str__(self) -> str:
-        return f"{self.selector}._domainkey.{self.domain.name}"
+        return self.owner
+
+    @property
+    def domain_name(self) -> str:
+        """The domain's name, or the deleted domain's."""
+        return self.domain.name if self.domain is not None else self.deleted_domain
 
     @property
     def owner(self) -> str:
         """The DNS name of the key's record, without the final dot."""
-        return f"{self.selector}._domainkey.{self.domain.name}"
+        return f"{self.selector}._domainkey.{self.domain_name}"
 
 
 # The states dnscheck expects in DNS (a pending key only once it has a public key).

@@ -182,7 +182,7 @@ def check_keys(keys: Iterable[DkimKey], *, actor: Actor,
         if key.state not in CHECKED_STATES or (key.state == State.PENDING
                                                and not key.public_key):
             continue
-        name = key.domain.name
+        name = key.domain_name
         if name not in zones:
             zones[name] = authoritative_servers(resolver, name)
         servers, problem = zones[name]

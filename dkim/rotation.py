@@ -5,6 +5,7 @@
     published         -> active; the old key retiring; the signing config applied
     retiring + grace  -> revoked, once the applied config no longer signs with it
     revoked + p= seen -> gone (the host removes the file)
+    domain deleted    -> revoked; gone once the config without it is applied
 
 Each step is one lifecycle move under the domain's lock that refuses what its
 state does not allow, so a tick rerun after an agent died part-way finds each
@@ -19,7 +20,6 @@ import datetime
 import logging
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -27,7 +27,6 @@ from core.actor import Actor
 from dkim import publish, selectors, services
 from dkim.models import DkimKey
 from domains.models import Domain
-from mailhost import privileged
 from mailhost.models import MailHost
 
 log = logging.getLogger(__name__)
@@ -54,10 +53,13 @@ def advance(domain_ids: Iterable[int] | None = None, *, actor: Actor,
         except Exception:
             # One domain's trouble must not stop the others' rotation.
             log.exception("DKIM rotation of %s failed", domain.name)
-    if (settings.MAILADMIN_RSPAMD_MILTER and privileged.has_helper()
-            and selectors.signing_config_outdated(MailHost.current())):
+    if not services.signing_config_applied():
         services.request_signing_apply(actor=actor)
         steps.append("signing configuration: applying (a key started or stopped signing)")
+    elif ids is None:
+        for key in selectors.deleted_domain_key_files():
+            services.request_file_removal(key)
+            steps.append(f"{key.owner}: removing the key file (its domain was deleted)")
     return steps
 
 

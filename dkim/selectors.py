@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from dkim.models import EXPECTED_STATES, DkimKey
@@ -48,13 +49,16 @@ def expected_keys(domain_ids: Iterable[int]) -> dict[int, list[DkimKey]]:
     rows = (DkimKey.objects.filter(domain_id__in=list(domain_ids), state__in=EXPECTED_STATES)
             .exclude(public_key="").order_by("domain_id", "state", "selector", "pk"))
     for key in rows:
-        keys.setdefault(key.domain_id, []).append(key)
+        keys.setdefault(cast(int, key.domain_id), []).append(key)
     return keys
 
 
 def keys_to_check(domain_ids: Iterable[int] | None = None) -> QuerySet[DkimKey]:
     """Keys the publish check looks for: pending ones with a public key, and revoked ones."""
-    rows = (DkimKey.objects.filter(state__in=(State.PENDING, State.REVOKED))
+    # A deleted domain's keys are not looked for: its DNS is no longer this
+    # panel's to ask about (their files go once the config without them is applied).
+    rows = (DkimKey.objects.filter(state__in=(State.PENDING, State.REVOKED),
+                                   domain__isnull=False)
             .exclude(state=State.PENDING, public_key="")
             .select_related("domain").order_by("domain__name", "pk"))
     if domain_ids is not None:
@@ -66,7 +70,7 @@ def keys_awaiting_generation(now: datetime.datetime | None = None) -> QuerySet[D
     """Pending keys the mail host was asked to make a while ago and has not."""
     cutoff = (now or timezone.now()) - GENERATION_RETRY_AFTER
     return DkimKey.objects.filter(state=State.PENDING, public_key="", external=False,
-                                  created__lt=cutoff)
+                                  created__lt=cutoff, domain__isnull=False)
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,12 @@ def signing_keys(key_dir: str) -> dict[str, list[SigningKey]]:
     A key made elsewhere has no private key here and never signs; a key in
     any other state never signs either (only a published key is activated).
     """
-    rows = (DkimKey.objects.filter(state=State.ACTIVE, external=False)
+    rows = (DkimKey.objects.filter(state=State.ACTIVE, external=False, domain__isnull=False)
             .exclude(public_key="").select_related("domain")
             .order_by("domain__name", "-algorithm", "selector"))
     signing: dict[str, list[SigningKey]] = {}
     for key in rows:
-        name = key.domain.name
+        name = key.domain_name
         signing.setdefault(name, []).append(
             SigningKey(key.selector, key.algorithm, key_file(key_dir, name, key.selector)))
     return signing
@@ -126,6 +130,24 @@ def signing_config_outdated(host: MailHost) -> bool:
     ).exists()
 
 
+def deleted_domain_key_files() -> QuerySet[DkimKey]:
+    """Keys of deleted domains whose private key file is still on the mail host."""
+    return DkimKey.objects.filter(domain__isnull=True, state=State.REVOKED,
+                                  external=False).order_by("deleted_domain", "pk")
+
+
+def used_selectors(domain: Domain) -> set[str]:
+    """Every selector the domain has used, and a deleted domain of its name.
+
+    The key file is DOMAIN.SELECTOR.key: a deleted namesake's file not yet
+    removed would otherwise be read back as the new key (dkim-pubkey first),
+    and a receiver may still cache its record.
+    """
+    return set(DkimKey.objects.filter(Q(domain=domain)
+                                      | Q(domain__isnull=True, deleted_domain=domain.name))
+               .values_list("selector", flat=True))
+
+
 def rotating_domains(domain_ids: Iterable[int] | None = None) -> QuerySet[Domain]:
     """Domains with a key made on this host in any state but gone: the rotation tick's."""
     rows = Domain.objects.filter(
@@ -148,5 +170,5 @@ def stalled_revoked_keys(domain_ids: Iterable[int], before: datetime.datetime
     rows = (DkimKey.objects.filter(domain_id__in=list(domain_ids), state=State.REVOKED,
                                    revoked__lt=before).order_by("domain_id", "selector", "pk"))
     for key in rows:
-        keys.setdefault(key.domain_id, []).append(key)
+        keys.setdefault(cast(int, key.domain_id), []).append(key)
     return keys

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core import audit, jobs
 from core.actor import Actor
-from dkim import records
+from dkim import records, selectors
 from dkim.models import LIVE_STATES, DkimKey, DkimRotation
 from domains.models import Domain
 from mailhost import apply, privileged
@@ -42,11 +42,14 @@ def _locked(domain: Domain) -> Domain:
 
 
 def _locked_key(key: DkimKey) -> tuple[Domain, DkimKey]:
+    if key.domain is None:
+        raise ValidationError(f"{key.owner}: its domain was deleted; the key is history.")
     locked = _locked(key.domain)
     return locked, DkimKey.objects.select_for_update().select_related("domain").get(pk=key.pk)
 
 
-def _move(*, actor: Actor, key: DkimKey, domain: Domain, action: str, **changes: object) -> None:
+def _move(*, actor: Actor, key: DkimKey, domain: Domain | str, action: str,
+          **changes: object) -> None:
     before = audit.snapshot(key)
     for name, value in changes.items():
         setattr(key, name, value)
@@ -147,7 +150,7 @@ def check_size(*, algorithm: str, bits: int | None) -> int:
 
 def next_selector(domain: Domain, today: datetime.date) -> str:
     """`sYYYYMMDDa`, then b, c...: dated, and never a selector the domain has used."""
-    used = set(DkimKey.objects.filter(domain=domain).values_list("selector", flat=True))
+    used = selectors.used_selectors(domain)
     stem = f"s{today:%Y%m%d}"
     for letter in SELECTOR_LETTERS:
         if stem + letter not in used:
@@ -389,20 +392,76 @@ def request_removal(*, actor: Actor, key: DkimKey, seen: Observation) -> bool:
     if key.external:
         mark_gone(actor=actor, key=key)
     else:
-        jobs.enqueue_on_commit(REMOVE_FILE_TASK, key.pk, queue=MailHost.current().queue)
+        request_file_removal(key)
     return True
 
 
 def mark_gone(*, actor: Actor, key: DkimKey) -> DkimKey:
     """revoked -> gone: the private key file is removed (or there never was one here)."""
     with transaction.atomic():
-        locked, row = _locked_key(key)
+        if key.domain_id is None:
+            # A deleted domain's key: no domain row to lock, and its audit row
+            # goes by the name alone (superadmins only: a later namesake must not read it).
+            row = DkimKey.objects.select_for_update().get(pk=key.pk)
+            where: Domain | str = row.deleted_domain
+        else:
+            where, row = _locked_key(key)
         if row.state == State.GONE:
             return row
         _refuse(row, "marked gone", (State.REVOKED,))
-        _move(actor=actor, key=row, domain=locked, action="dkim.gone",
+        _move(actor=actor, key=row, domain=where, action="dkim.gone",
               state=State.GONE, removed=timezone.now(), problem="")
     return row
+
+
+# ---------------------------------------------------------------- a deleted domain
+
+
+def keep_keys_of_deleted_domain(*, actor: Actor, domain: Domain) -> None:
+    """The domain is being deleted (domains' delete_domain calls this inside its
+    transaction, registered by dkim/apps.py): its keys stay as history.
+
+    Each key loses its domain and keeps its name; one made here that is not
+    gone yet becomes revoked and its file is removed by the host's agent
+    (helper dkim-remove) once the signing configuration without it is
+    applied; one made elsewhere has no file and is gone. If one of them
+    signed, the configuration is applied once this commits; an active key
+    counts as having stopped signing now, so the rotation tick applies again
+    if that apply is lost, and removes the files only after one went through.
+    """
+    now = timezone.now()
+    keys = list(DkimKey.objects.select_for_update().filter(domain=domain).order_by("pk"))
+    signed = False
+    for key in keys:
+        changes: dict[str, object] = {"domain_id": None, "deleted_domain": domain.name}
+        if key.state == State.ACTIVE and not key.external:
+            signed = True
+            changes["retiring_since"] = now
+        if key.state != State.GONE and key.external:
+            changes.update(state=State.GONE, removed=now, problem="")
+        elif key.state != State.GONE:
+            changes.update(state=State.REVOKED, revoked=key.revoked or now,
+                           problem="The domain was deleted: the key file is removed once "
+                           "the signing configuration without it is applied.")
+        _move(actor=actor, key=key, domain=domain, action="dkim.domain_deleted", **changes)
+    if signed:
+        request_signing_apply(actor=actor)
+    for key in keys:
+        if key.state == State.REVOKED:
+            request_file_removal(key)
+
+
+def request_file_removal(key: DkimKey) -> None:
+    """Ask the host's agent to remove a revoked key's file, once this commits."""
+    jobs.enqueue_on_commit(REMOVE_FILE_TASK, key.pk, queue=MailHost.current().queue)
+
+
+def signing_config_applied() -> bool:
+    """Whether the host's applied signing configuration lists exactly the keys that sign now
+    (always, when the panel renders none: no milter or no root helper)."""
+    if not settings.MAILADMIN_RSPAMD_MILTER or not privileged.has_helper():
+        return True
+    return not selectors.signing_config_outdated(MailHost.current())
 
 
 # ---------------------------------------------------------------- into Rspamd

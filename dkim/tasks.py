@@ -30,15 +30,6 @@ def remove_key_file(key_id: int) -> None:
     keygen.remove_key_file(int(key_id))
 
 
-@shared_task(name="dkim.check_published", acks_late=True, ignore_result=True,
-             soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT)
-def check_published() -> int:
-    """Beat: resume keys the host has not made yet, then look for every pending and revoked one."""
-    for key in selectors.keys_awaiting_generation():
-        services.request_generation(key)
-    return len(publish.check_keys(selectors.keys_to_check(), actor=BEAT))
-
-
 @shared_task(name=services.CHECK_DOMAIN_TASK, acks_late=True, ignore_result=True,
              soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT)
 def check_domain(domain_id: int) -> int:
@@ -49,5 +40,12 @@ def check_domain(domain_id: int) -> int:
 @shared_task(name="dkim.rotate_all", acks_late=True, ignore_result=True,
              soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT)
 def rotate_all() -> int:
-    """Beat: every domain's rotation one safe step further (dkim/rotation.py)."""
+    """Beat: keys the host has not made yet asked for again, then every domain one
+    safe step further (dkim/rotation.py), the publish check included.
+
+    The tick is the only scheduled publish check: a separate one on the same
+    schedule asked every authoritative server the same questions twice.
+    """
+    for key in selectors.keys_awaiting_generation():
+        services.request_generation(key)
     return len(rotation.advance(actor=BEAT))

@@ -29,9 +29,9 @@ def key_view(key: DkimKey) -> dict[str, object]:
     """One key as the page shows it: its record as a zone line and as host/type/value."""
     row: dict[str, object] = {"key": key, "grace_ends": services.grace_ends(key)}
     if key.public_key:
-        row["record"] = records.txt_record(key.selector, key.domain.name, key.algorithm,
+        row["record"] = records.txt_record(key.selector, key.domain_name, key.algorithm,
                                            key.public_key)
-        row["parts"] = records.record_parts(key.selector, key.domain.name, key.algorithm,
+        row["parts"] = records.record_parts(key.selector, key.domain_name, key.algorithm,
                                             key.public_key)
         try:
             row["bits"] = records.key_bits(key.public_key, key.algorithm)
@@ -39,7 +39,7 @@ def key_view(key: DkimKey) -> dict[str, object]:
             # Stored keys were checked when set; say so rather than fail if one is not.
             row["key_problem"] = str(error)
     if key.state == DkimKey.State.REVOKED:
-        row["revoked_record"] = records.revoked_record(key.selector, key.domain.name,
+        row["revoked_record"] = records.revoked_record(key.selector, key.domain_name,
                                                        key.algorithm)
     return row
 

@@ -495,14 +495,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dnscheck.prune_history",
         "schedule": crontab(hour=3, minute=17),
     },
-    # Pending keys: made on the mail host if not yet, and looked for in DNS;
-    # revoked keys: removed from disk once DNS shows p= empty.
-    "dkim-check-published": {
-        "task": "dkim.check_published",
-        "schedule": timedelta(minutes=MAILADMIN_DKIM_CHECK_MINUTES),
-    },
-    # Each domain's rotation one safe step further (generate, activate and
-    # apply, revoke, remove); the publish check above moves pending keys.
+    # Each domain's DKIM keys one safe step further: keys not made on the mail
+    # host yet asked for again, pending and revoked keys looked for in DNS (the
+    # only scheduled publish check), activate and apply, revoke, remove.
     "dkim-rotate": {
         "task": "dkim.rotate_all",
         "schedule": timedelta(minutes=MAILADMIN_DKIM_CHECK_MINUTES),

@@ -344,7 +344,7 @@ def _milter() -> dict[str, str] | None:
     return _listener(value, "MAILADMIN_RSPAMD_MILTER")
 
 
-RSPAMD_FILES = ["worker-proxy.inc", "milter_headers.conf", "dkim_signing.conf"]
+RSPAMD_FILES = ["worker-proxy.inc", "milter_headers.conf", "dkim_signing.conf", "arc.conf"]
 
 # Domain name -> the keys it signs with, each with `selector`, `algorithm` and
 # `path` (read from the key directory's setting). The keys are the dkim app's,
@@ -445,7 +445,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         # The group the daemons read a SQLite database through (settings).
         "data_group": settings.MAILADMIN_DATA_GROUP if db.dialect == "sqlite" else "",
         "milter": _milter(),
-        # Only rendered into dkim_signing.conf (with_rspamd): read only then.
+        # Only rendered into dkim_signing.conf and arc.conf (with_rspamd): read only then.
         "dkim_domains": (_dkim_domains(settings.MAILADMIN_DKIM_KEY_DIR)
                          if options.with_rspamd else {}),
     }

@@ -25,6 +25,7 @@ from domains.services.destinations import DESTINATIONS_MAX, ELSEWHERE_ACTOR
 from domains.services.domains import (
     create_domain,
     delete_domain,
+    on_domain_deletion,
     record_export,
     set_domain_active,
     update_domain,
@@ -96,6 +97,7 @@ __all__ = [
     "import_mailboxes_with_state",
     "mailbox_import_problems",
     "maildir_path",
+    "on_domain_deletion",
     "password_policy_problems",
     "purge_expired_kept_maildirs",
     "purge_kept_maildir",

@@ -3,6 +3,8 @@ limits and description, enable and disable, delete (forced: with everything in i
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +30,23 @@ from domains.services.kept_maildirs import KEPT_MAILDIR_CHOICES, _settle_earlier
 from domains.services.limits import _check_new_total, _limits
 from domains.validators import normalize_domain
 from mailhost.models import MailHost
+
+
+class DeletionHook(Protocol):
+    def __call__(self, *, actor: Actor, domain: Domain) -> None: ...
+
+
+# What apps above this one do with their rows of a domain being deleted (dkim
+# keeps its keys as history and has their files removed): each registers its
+# hook when Django starts (its AppConfig.ready) instead of being imported
+# here, and it runs inside the deletion's transaction, before the domain row goes.
+_deletion_hooks: list[DeletionHook] = []
+
+
+def on_domain_deletion(hook: DeletionHook) -> None:
+    """Run `hook(actor=..., domain=...)` in every domain deletion (once however often called)."""
+    if hook not in _deletion_hooks:
+        _deletion_hooks.append(hook)
 
 
 def create_domain(
@@ -163,6 +182,8 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
         _end_sessions(locked.mailboxes.values_list("pk", flat=True))
         _flush_auth_cache(locked.mailboxes.values_list("email", flat=True))
         locked.mailboxes.all().delete()
+        for hook in _deletion_hooks:
+            hook(actor=actor, domain=locked)
         locked.delete()
     return kept
 

@@ -8,6 +8,7 @@ the real Rspamd key directory is never touched. rspamadm makes the keys.
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import os
 import pwd
@@ -18,10 +19,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from django.urls import reverse
+from django.utils import timezone
 
 from core.models import AuditEntry
 from dkim import keygen, records, services
@@ -252,4 +255,30 @@ def test_others_cannot_generate_for_a_nor_see_its_keys(world, with_helper, perso
     assert client.get(reverse("dkim:key", args=["a.example"])).status_code == 404
     assert DkimKey.objects.filter(domain=world.a).count() == 1
     assert AuditEntry.objects.count() == before
+    assert with_helper.files() == []
+
+
+def test_deleting_a_domain_removes_its_key_file_once_the_config_without_it_is_applied(
+        world, with_helper, settings, django_capture_on_commit_callbacks):
+    """The real helper's dkim-remove, through the task queued by the deletion."""
+    from domains import services as domain_services
+    from mailhost.models import ConfigApply, MailHost
+
+    with django_capture_on_commit_callbacks(execute=True):
+        key = services.generate(actor="t", domain=world.a)
+    key.refresh_from_db()
+    key.state, key.published, key.activated = "active", key.created, key.created
+    key.save()
+    assert with_helper.files() == [f"a.example.{key.selector}.key"]
+    settings.MAILADMIN_RSPAMD_MILTER = "inet:127.0.0.1:11332"
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        domain_services.delete_domain(actor="t", domain=world.a, force=True)
+    ConfigApply.objects.create(host=MailHost.current(), check_only=False, state="done",
+                               started=timezone.now() + datetime.timedelta(seconds=1),
+                               outcome=ConfigApply.Outcome.APPLIED)
+    with mock.patch("mailhost.apply.request_apply"):
+        for callback in queued:
+            callback()  # the apply (mocked) and the removal task, inline
+    key.refresh_from_db()
+    assert (key.state, key.domain_id, key.deleted_domain) == ("gone", None, "a.example")
     assert with_helper.files() == []

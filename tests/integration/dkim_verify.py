@@ -4,7 +4,8 @@ Run as its own process (`python -I dkim_verify.py`, outside the repository):
 dkimpy's module is called `dkim`, like the panel's app, so it cannot be
 imported beside Django's. Reads {"port": KNOT_PORT, "files": [...]} on stdin,
 prints one JSON object per file: its signatures' selectors and whether each
-verified, with dkimpy's reason when one did not.
+verified, with dkimpy's reason when one did not, and the ARC chain's
+validation (cv) with its seals' selectors when the message has an ARC-Seal.
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ def main() -> None:
                 ok, why = False, str(error)
             selector = (verifier.signature_fields or {}).get(b"s", b"").decode()
             signatures.append({"selector": selector, "ok": ok, "why": why})
-        print(json.dumps({"file": path, "signatures": signatures}), flush=True)
+        result: dict = {"file": path, "signatures": signatures}
+        if b"\r\narc-seal:" in b"\r\n" + head.lower():
+            cv, seals, why = dkim.arc_verify(message, dnsfunc=from_knot)
+            result["arc"] = {"cv": cv.decode() if cv else "none", "why": why,
+                             "selectors": [seal.get("as-selector", b"").decode()
+                                           for seal in seals]}
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -322,6 +322,24 @@ def test_a_new_key_signs_only_once_its_record_is_published(signing):
     assert f'path = "{key_file}"; selector = "{key.selector}";' in conf
 
 
+def test_mail_is_arc_sealed_with_the_signing_key(signing):
+    """arc.conf lists the same keys: the message sent on 587 gets an ARC set sealed
+    by the domain's active RSA key, which dkimpy validates against Knot."""
+    stack, zone = signing
+    domain = Domain.objects.get(name=DOMAIN)
+    key = services.generate(actor=ADMIN, domain=domain)
+    key.refresh_from_db()
+    publish_and_switch(zone, key)
+    result = send_until_signed(stack, zone)
+    assert signatures(result) == [(key.selector, True)], rspamd_dkim_log(stack)
+    assert result.get("arc") == {"cv": "pass", "why": "success",
+                                 "selectors": [key.selector]}, rspamd_dkim_log(stack)
+    head = Path(result["file"]).read_text(errors="replace").split("\n\n", 1)[0]
+    assert "\nARC-Seal: i=1;" in head
+    arc = (stack.rspamd_conf / "local.d" / "arc.conf").read_text()
+    assert f'selector = "{key.selector}";' in arc
+
+
 def rspamd_dkim_log(stack: MailStack) -> str:
     log = (stack.root / "rspamd-state" / "log" / "rspamd.log").read_text(errors="replace")
     return "\n".join(line for line in log.splitlines()[-400:]

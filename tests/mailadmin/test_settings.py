@@ -138,7 +138,7 @@ def test_the_dnscheck_defaults(load_settings):
     assert {entry["task"] for entry in schedule.values()} == {
         "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history",
         "domains.sweep_import_jobs", "domains.purge_expired_kept_maildirs",
-        "dkim.check_published", "dkim.rotate_all"}
+        "dkim.rotate_all"}
     assert (loaded["MAILADMIN_DKIM_KEY_DIR"], loaded["MAILADMIN_DKIM_ROTATE_DAYS"],
             loaded["MAILADMIN_DKIM_STALL_DAYS"]) == ("/var/lib/rspamd/dkim", 182, 3)
     assert schedule["dnscheck-all-domains"]["schedule"] == timedelta(hours=6)
@@ -275,7 +275,7 @@ def test_the_dkim_defaults_and_their_limits(load_settings):
     loaded = load_settings()
     assert loaded["MAILADMIN_DKIM_RETIRE_GRACE_DAYS"] == 7
     assert loaded["MAILADMIN_DNS_AUTHORITATIVE_PORT"] == 53
-    assert loaded["CELERY_BEAT_SCHEDULE"]["dkim-check-published"]["schedule"] == \
+    assert loaded["CELERY_BEAT_SCHEDULE"]["dkim-rotate"]["schedule"] == \
         timedelta(minutes=15)
     # Postfix keeps mail queued up to 5 days: a shorter grace would revoke keys too early.
     assert "at least 6" in refused(load_settings, MAILADMIN_DKIM_RETIRE_GRACE_DAYS="5")

@@ -288,6 +288,12 @@ def test_dkim_signing_for_a_domain_named_like_lua_passes_and_nothing_else_does(
     conf = files["rspamd/local.d/dkim_signing.conf"]
     assert '"lua-users.org" {' in conf
     assert problem("rspamd", "dkim_signing.conf", conf) == ""
+    # arc.conf carries the same lines: allowed there the same way, and nothing more.
+    arc = files["rspamd/local.d/arc.conf"]
+    assert conf[conf.index("domain {"):] == arc[arc.index("domain {"):]
+    assert problem("rspamd", "arc.conf", arc) == ""
+    assert "Lua are not" in problem("rspamd", "arc.conf", 'lua = "/tmp/x.lua";\n')
+    assert "not allowed" in problem("rspamd", "arc.conf", ".include \"/etc/x\"\n")
     for line in ['lua = "/tmp/x.lua";', '"lua" {',
                  '{ path = "/k/lua.org.s1.key"; selector = "s1"; lua = "x"; }',
                  '{ path = "/k/x.lua"; selector = "s1"; }',

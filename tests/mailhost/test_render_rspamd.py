@@ -96,6 +96,16 @@ def test_the_rspamd_files_the_panel_owns(out):
     assert setting(dkim, "try_fallback") == "false;"
     assert not re.search(r"^\s*(domain|path|selector|selector_map|path_map)\b", dkim,
                          re.MULTILINE)
+    # ARC seals with the same keys: outbound by the From: domain, inbound (what
+    # an alias forwards) by the recipient's; no fallback, the same DNS gate.
+    arc = files["rspamd/local.d/arc.conf"]
+    for name, value in [("enabled", "true;"), ("sign_authenticated", "true;"),
+                        ("use_domain", '"header";'), ("sign_inbound", "true;"),
+                        ("use_domain_sign_inbound", '"recipient";'),
+                        ("try_fallback", "false;"), ("check_pubkey", "true;"),
+                        ("allow_pubkey_mismatch", "false;")]:
+        assert setting(arc, name) == value, name
+    assert not re.search(r"^\s*(domain|path|selector)\b", arc, re.MULTILINE)
 
 
 def test_render_leaves_rspamd_out_unless_asked(settings):
@@ -147,3 +157,6 @@ def test_dkim_signing_lists_each_domains_active_keys_made_on_this_host(settings)
         '    ]\n'
         '  }\n'
         '}\n')
+    # ARC seals with the first selector of each domain (its RSA key: ARC is rsa-sha256).
+    arc = files["rspamd/local.d/arc.conf"]
+    assert arc[arc.index("domain {"):] == block

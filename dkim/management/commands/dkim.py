@@ -67,12 +67,12 @@ class Command(SubcommandCommand):
             self.stdout.write(f"  status: {key.problem}")
         if key.state == DkimKey.State.REVOKED:
             self.stdout.write("  publish the revoked form:\n  "
-                              + records.revoked_record(key.selector, key.domain.name,
+                              + records.revoked_record(key.selector, key.domain_name,
                                                        key.algorithm))
         elif key.public_key and key.state != DkimKey.State.GONE:
-            parts = records.record_parts(key.selector, key.domain.name, key.algorithm,
+            parts = records.record_parts(key.selector, key.domain_name, key.algorithm,
                                          key.public_key)
-            self.stdout.write("  " + records.txt_record(key.selector, key.domain.name,
+            self.stdout.write("  " + records.txt_record(key.selector, key.domain_name,
                                                         key.algorithm, key.public_key))
             self.stdout.write(f"  host: {parts['host']}\n  type: {parts['type']}\n"
                               f"  value: {parts['value']}")
@@ -118,7 +118,7 @@ class Command(SubcommandCommand):
     def do_revoke(self, **o: Any) -> None:
         key = services.revoke(actor=actor(), key=self._key(o))
         self.stdout.write(f"{key} is revoked; publish:\n"
-                          + records.revoked_record(key.selector, key.domain.name, key.algorithm))
+                          + records.revoked_record(key.selector, key.domain_name, key.algorithm))
 
     def do_set(self, **o: Any) -> None:
         domain = selectors.domain_by_name(o["domain"])
