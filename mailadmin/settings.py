@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "domains",
     "dnscheck",
     "dkim",
+    "clientsetup",
 ]
 
 MIDDLEWARE = [
@@ -319,6 +320,13 @@ MAILADMIN_POSTFIX_QUEUE_DIR = env_str("MAILADMIN_POSTFIX_QUEUE_DIR", "/var/spool
 MAILADMIN_LMTP = env_str("MAILADMIN_LMTP", "unix:private/dovecot-lmtp")
 # Where apply_config's probe expects Dovecot's IMAP greeting after a reload (HOST:PORT).
 MAILADMIN_IMAP_LISTEN = env_str("MAILADMIN_IMAP_LISTEN", "127.0.0.1:143")
+# The port of Dovecot's IMAPS listener (TLS from the first byte; Debian's
+# Dovecot listens on 993) that mail programs are told about; 0: none is offered,
+# and only IMAP with STARTTLS on MAILADMIN_IMAP_LISTEN's port is.
+MAILADMIN_IMAPS_PORT = env_int("MAILADMIN_IMAPS_PORT", 993)
+if not 0 <= MAILADMIN_IMAPS_PORT < 65536:
+    raise ImproperlyConfigured(
+        f"MAILADMIN_IMAPS_PORT must be 0 to 65535, not {MAILADMIN_IMAPS_PORT}")
 MAILADMIN_SASL = env_str("MAILADMIN_SASL", "unix:private/auth")
 MAILADMIN_MYNETWORKS = env_str("MAILADMIN_MYNETWORKS", "127.0.0.0/8 [::1]/128")
 # Postfix alias_maps/alias_database for the local domain (mydestination = localhost).

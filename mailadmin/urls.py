@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("dnscheck.urls")),
     path("", include("mailhost.urls")),
     path("", include("dkim.urls")),
+    path("", include("clientsetup.urls")),
 ]

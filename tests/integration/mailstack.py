@@ -296,7 +296,11 @@ instance_name = mailadmin-{stack.root.name}
 log_path = {stack.root / "dovecot.log"}
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+# STARTTLS with the stack's certificate, as mail programs are told to use it
+# (tests/integration/test_clientsetup.py); plaintext sign-in stays allowed.
+ssl = yes
+ssl_cert = <{stack.overrides["MAILADMIN_TLS_CERT"]}
+ssl_key = <{stack.overrides["MAILADMIN_TLS_KEY"]}
 disable_plaintext_auth = no
 # Dovecot holds each failed sign-in for 2 s against guessing, and delays the
 # next attempts after one (anvil's auth penalty, up to 15 s): the tests assert
