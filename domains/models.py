@@ -121,9 +121,12 @@ class ImportJob(ProgressJob):
 
     Queued from the preview on; `confirmed` set by the admin's confirm, which
     enqueues the task (an unconfirmed queued job is a preview awaiting it).
-    `rows` holds the validated rows in a compact list-of-lists form, passwords
-    already hashed (a plaintext password never gets here); it is emptied when
-    the job finishes, so hashes do not linger.
+    `rows` holds the validated rows in a compact list-of-lists form: password
+    hashes, or plaintext sealed (domains.sealed) until the task hashes it,
+    `hashed` rows at a time; it is emptied when the job ends, so neither
+    lingers. `generated` holds the passwords generated for empty cells,
+    sealed, from the end of the import until its uploader downloads them
+    once, or for GENERATED_KEPT at most.
     """
 
     class Kind(models.TextChoices):
@@ -138,6 +141,9 @@ class ImportJob(ProgressJob):
     actor = models.CharField(max_length=254)
     confirmed = models.DateTimeField(null=True, blank=True)
     rows = models.JSONField(default=list)
+    # How far the hashing of sealed plaintext has got (rows before it are hashed).
+    hashed = models.PositiveIntegerField(default=0, db_default=0)
+    generated = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "import_jobs"

@@ -89,6 +89,7 @@ def _import_upload(request: HttpRequest, name: str,
     context: dict[str, object] = {
         "domain": domain, "default_scheme": passwords.default_scheme(),
         "schemes": list(passwords.SCHEMES), "plaintext_max": csv_io.PLAINTEXT_MAX,
+        "generated_hours": int(services.GENERATED_KEPT.total_seconds() // 3600),
     }
     if request.method != "POST":
         context["form"] = ImportForm()
@@ -138,11 +139,32 @@ def import_job(request: HttpRequest, name: str, job: int) -> HttpResponse:
     stale = found.is_stale(now)
     context = {
         "domain": domain, "job": found, "stale": stale,
+        # Offered to the uploader only; the others learn nothing of them.
+        "passwords_offered": bool(found.generated) and found.actor == str(actor(request)),
         "polling": found.confirmed is not None and not found.finished_state and not stale,
         "waiting_long": found.confirmed is not None and now - found.confirmed > WAITING_HINT,
     }
     template = "domains/_csv_job_status.html" if is_htmx(request) else "domains/csv_job.html"
     return render(request, template, context)
+
+
+@admin_required
+def import_passwords(request: HttpRequest, name: str, job: int) -> HttpResponse:
+    """The generated passwords of a finished import, once, for its uploader (else 404).
+
+    POST only: the download destroys them, so a prefetch or a crawler must not.
+    """
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    text = services.take_generated_passwords(actor=actor(request), job=_job_or_404(domain, job))
+    if text is None:
+        raise Http404
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{domain.name}-import-{job}-passwords.csv"')
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _job_or_404(domain: Domain, pk: int) -> ImportJob:
