@@ -19,7 +19,7 @@ from django.utils import timezone
 from passlib.hash import sha512_crypt
 
 from core.models import AuditEntry
-from domains import csv_io, passwords, services, tasks
+from domains import csv_io, passwords, sealed, services, tasks
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport
 from tests.conftest import MAILBOX_PASSWORD
@@ -498,6 +498,20 @@ def test_a_duplicate_hashing_step_stops_without_saving(world):
     ImportJob.objects.filter(pk=job.pk).update(hashed=1)  # another delivery saved first
     assert csv_io._hash_next_chunk(job) is False
     assert ImportJob.objects.get(pk=job.pk).rows[0][3].startswith(csv_io.SEALED)
+
+
+def test_a_changed_secret_key_fails_the_job_without_importing(
+        world, django_capture_on_commit_callbacks, monkeypatch):
+    client = world.client_for("admin_a")
+    upload(client, "a.example", "mailboxes", f"email,password\nnew1@a.example,{PLAIN}\n")
+    job = only_job()
+    # Another key, as another SECRET_KEY would give (that one would also end the session).
+    monkeypatch.setattr(sealed, "_SALT", "another key")
+    page = confirm(client, "a.example", job, django_capture_on_commit_callbacks)
+    assert "could not be unsealed" in text_of(page)
+    job.refresh_from_db()
+    assert (job.state, job.rows) == (ImportJob.State.FAILED, [])
+    assert not Mailbox.objects.filter(email="new1@a.example").exists()
 
 
 def _import_with_generated(world, capture, who="admin_a"):
