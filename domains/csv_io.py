@@ -72,6 +72,7 @@ SEALED = "sealed:"
 CONTINUE_TASK = "domains.continue_import"
 # Repeated problems of one kind: how many of their line numbers are listed.
 SUMMARY_LINES = 10
+_ROW_MESSAGE = re.compile(r"row (\d+): (.*)", re.DOTALL)
 _ADDRESS = re.compile(r"[^\s,;:()]*@[^\s,;:()]*[^\s,;:().]")
 EXPORT_CHUNK = 2000
 PROGRESS_BATCH = 1000
@@ -675,7 +676,32 @@ def _fail(job_id: int, error: str) -> None:
 
 
 def _error_text(messages: Sequence[str]) -> str:
-    kept = list(messages[:ERROR_LINES_KEPT])
-    if len(messages) > ERROR_LINES_KEPT:
-        kept.append(f"... and {len(messages) - ERROR_LINES_KEPT} more.")
+    lines = _collapsed(messages)
+    kept = lines[:ERROR_LINES_KEPT]
+    if len(lines) > ERROR_LINES_KEPT:
+        kept.append(f"... and {len(lines) - ERROR_LINES_KEPT} more.")
     return "\n".join(["Nothing was imported.", *kept])
+
+
+def _collapsed(messages: Sequence[str]) -> list[str]:
+    """The import's refusals, those of one kind in one line with their count and
+    first rows or addresses: "37 rows: (address) already exists. (a@x, b@x, ...)"."""
+    kinds: dict[str, list[str]] = {}
+    originals: dict[str, str] = {}
+    for message in messages:
+        numbered = _ROW_MESSAGE.match(message)
+        text = numbered.group(2) if numbered else message
+        address = _ADDRESS.search(text)
+        kind = _ADDRESS.sub("(address)", text)
+        originals.setdefault(kind, message)
+        kinds.setdefault(kind, []).append(
+            f"row {numbered.group(1)}" if numbered else address.group(0) if address else "")
+    lines = []
+    for kind, where in kinds.items():
+        if len(where) == 1:
+            lines.append(originals[kind])
+            continue
+        shown = ", ".join(w for w in where[:SUMMARY_LINES] if w)
+        more = ", ..." if len(where) > SUMMARY_LINES else ""
+        lines.append(f"{len(where)} rows: {kind}" + (f" ({shown}{more})" if shown else ""))
+    return lines

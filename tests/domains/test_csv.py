@@ -956,3 +956,27 @@ def test_plaintext_passwords_in_an_import_meet_the_policy(world):
     assert "Do not put your address&#x27;s name" in response.content.decode() or \
         "Do not put your address's name" in text
     assert not ImportJob.objects.exists()
+
+
+def test_repeated_refusals_of_the_job_collapse_into_one_line(
+        world, django_capture_on_commit_callbacks):
+    services.create_domain(actor="t", name="c.example")
+    client = world.client_for("superadmin")
+    rows = "".join(f"new{i}@c.example,{world.bob.password}\n" for i in range(12))
+    assert upload(client, "c.example", "mailboxes", "email,password_hash\n" + rows
+                  ).status_code == 200
+    job = only_job()
+    for i in range(12):  # taken by someone else between the preview and the confirm
+        services.create_mailbox(actor="t", email=f"new{i}@c.example", password=PLAIN)
+    confirm(client, "c.example", job, django_capture_on_commit_callbacks)
+    job.refresh_from_db()
+    assert job.error == (
+        "Nothing was imported.\n12 rows: (address) already exists. (new0@c.example, "
+        "new10@c.example, new11@c.example, new1@c.example, new2@c.example, new3@c.example, "
+        "new4@c.example, new5@c.example, new6@c.example, new7@c.example, ...)")
+
+
+def test_a_single_refusal_of_the_job_stays_as_it_is():
+    assert csv_io._collapsed(["row 3: x@a.example is not in b.example.", "row 4: Bad."]) == [
+        "row 3: x@a.example is not in b.example.", "row 4: Bad."]
+    assert csv_io._collapsed(["row 3: Bad.", "row 5: Bad."]) == ["2 rows: Bad. (row 3, row 5)"]
