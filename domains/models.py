@@ -8,6 +8,9 @@ column a daemon query filters on is unique or indexed.
 
 from __future__ import annotations
 
+import datetime
+from typing import ClassVar
+
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -135,6 +138,8 @@ class ImportJob(ProgressJob):
 
     # A 200,000-mailbox import takes a few minutes; domains.tasks.run_import's hard limit.
     time_limit = 960
+    # How long generated passwords wait for their one download after the import.
+    GENERATED_KEPT: ClassVar[datetime.timedelta] = datetime.timedelta(hours=1)
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="import_jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)

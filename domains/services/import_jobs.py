@@ -20,8 +20,7 @@ EXPIRED_PREVIEW = "This preview has expired; upload the file again."
 NEVER_FINISHED = ("The import was confirmed but no worker finished it in time; "
                   "nothing was imported. Upload the file again.")
 RUN_TASK = "domains.run_import"
-# How long the passwords generated for an import wait for their one download.
-GENERATED_KEPT = datetime.timedelta(hours=1)
+GENERATED_KEPT = ImportJob.GENERATED_KEPT
 
 
 def confirm_import_job(*, job: ImportJob) -> bool:

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
 from core.http import actor, is_htmx
-from domains import csv_io, passwords, services
+from domains import csv_io, passwords, selectors, services
 from domains.access import admin_required, domain_or_404
 from domains.models import Domain, ImportJob
 from domains.reach import checked_domains
@@ -140,7 +140,8 @@ def import_job(request: HttpRequest, name: str, job: int) -> HttpResponse:
     context = {
         "domain": domain, "job": found, "stale": stale,
         # Offered to the uploader only; the others learn nothing of them.
-        "passwords_offered": bool(found.generated) and found.actor == str(actor(request)),
+        "passwords_offered": found.state == ImportJob.State.DONE
+        and selectors.generated_passwords_waiting(found, str(actor(request))),
         "polling": found.confirmed is not None and not found.finished_state and not stale,
         "waiting_long": found.confirmed is not None and now - found.confirmed > WAITING_HINT,
     }
@@ -168,8 +169,9 @@ def import_passwords(request: HttpRequest, name: str, job: int) -> HttpResponse:
 
 
 def _job_or_404(domain: Domain, pk: int) -> ImportJob:
-    # Never load `rows` here: up to tens of MB, and the job page is polled twice a second.
-    job = ImportJob.objects.defer("rows").filter(pk=pk, domain=domain).first()
+    # Never load `rows` (up to tens of MB) or `generated` here: the job page is
+    # polled twice a second.
+    job = ImportJob.objects.defer("rows", "generated").filter(pk=pk, domain=domain).first()
     if job is None:
         raise Http404
     return job

@@ -572,6 +572,8 @@ def test_undownloaded_generated_passwords_expire(world, django_capture_on_commit
     late = timezone.now() - services.GENERATED_KEPT - datetime.timedelta(minutes=1)
     ImportJob.objects.filter(pk=job.pk).update(finished=late)
     assert client.post(url).status_code == 404  # past its time, even before the sweep
+    page = client.get(reverse("domains:import-job", args=["a.example", job.pk]))
+    assert "Download the generated passwords" not in text_of(page)
     assert services.sweep_import_jobs() == 1
     job.refresh_from_db()
     assert job.generated == ""
