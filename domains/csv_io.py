@@ -17,9 +17,12 @@ export re-imports byte for byte, and a hand-written `'=x@example.org` means
 `=x@example.org`.
 
 Import is two steps: `parse_upload` reads and checks every row without
-writing (a preview), `create_job` stores the checked rows, passwords hashed,
-in an ImportJob; `run_job` (the Celery task) imports them all or none.
-Nothing here logs a row: a mailbox row carries a password hash.
+writing (a preview; plaintext is checked against the password policy, not
+hashed), `create_job` stores the checked rows in an ImportJob, plaintext
+and generated passwords sealed (domains.sealed); `run_job` (the Celery
+task) hashes them HASH_CHUNK at a time, one task per chunk, then imports
+all rows or none. Nothing here logs a row: a mailbox row carries a password
+hash or a sealed password.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import csv
 import io
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +42,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from core import jobs
 from core.actor import Actor
-from domains import passwords, services
+from domains import passwords, sealed, services
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.reach import checked_domains_of
 from domains.services import AliasImport, MailboxImport
@@ -53,9 +58,22 @@ logger = logging.getLogger(__name__)
 # which must fit MariaDB's default max_allowed_packet of 16 MB. That is
 # about 100,000 mailboxes with hashes; split bigger moves into several files.
 MAX_UPLOAD_BYTES = 12 * 1024 * 1024
-# Each plaintext password costs one hash at the production cost (about 0.3 s
-# for bcrypt at cost 12) inside the preview request.
-PLAINTEXT_MAX = 50
+# Plaintext (typed or generated) passwords in one file. Each costs one hash
+# in the worker (about 0.3 s for bcrypt at cost 12: 20,000 take about 100
+# minutes on one core) and about 150 bytes sealed in the job's rows, so the
+# rows stay far below max_allowed_packet.
+PLAINTEXT_MAX = 20_000
+# Hashes per task: 400 x 0.3 s = 2 minutes, well inside the task's soft time
+# limit even on a machine three times slower; each task hands on to the next.
+HASH_CHUNK = 400
+HASH_PROGRESS_EVERY = 20
+# The marker of a sealed plaintext in a row's hash cell (a hash starts with "{").
+SEALED = "sealed:"
+CONTINUE_TASK = "domains.continue_import"
+# Repeated problems of one kind: how many of their line numbers are listed.
+SUMMARY_LINES = 10
+_ROW_MESSAGE = re.compile(r"row (\d+): (.*)", re.DOTALL)
+_ADDRESS = re.compile(r"[^\s,;:()]*@[^\s,;:()]*[^\s,;:().]")
 EXPORT_CHUNK = 2000
 PROGRESS_BATCH = 1000
 SHOWN_ERRORS = 500
@@ -209,8 +227,13 @@ class Preview:
     bad: int = 0
     shown: list[PreviewRow] = field(default_factory=list)
     records: list[list[Any]] = field(default_factory=list, repr=False)
-    # Row index -> plaintext password, until create_job hashes them.
+    # Row index -> plaintext password, until create_job seals them.
     plaintext: dict[int, str] = field(default_factory=dict, repr=False)
+    # Rows whose empty password cell asks for a generated one.
+    generate: set[int] = field(default_factory=set, repr=False)
+    # Problem kind -> line numbers, to show repeated problems as one line.
+    problem_lines: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    problem_counts: Counter[str] = field(default_factory=Counter, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +246,18 @@ class Preview:
     @property
     def hidden_rows(self) -> int:
         return 0 if self.bad else self.total - len(self.shown)
+
+    @property
+    def problem_summary(self) -> list[str]:
+        """One line per kind of problem, most frequent first:
+        "37 rows: Use at least 12 characters. (lines 2, 5, 9, ...)"."""
+        lines = []
+        for kind, count in self.problem_counts.most_common():
+            numbers = ", ".join(map(str, self.problem_lines[kind]))
+            more = ", ..." if count > len(self.problem_lines[kind]) else ""
+            rows = "1 row" if count == 1 else f"{count} rows"
+            lines.append(f"{rows}: {kind} (line{'s' if count > 1 else ''} {numbers}{more})")
+        return lines
 
 
 def parse_upload(*, domain: Domain, kind: str, upload: UploadedFile,
@@ -339,6 +374,9 @@ def _check_mailboxes(domain: Domain, table: list[TableLine],
         normalized = None
         if hashed and plain:
             errors.append("Give a password or a password_hash, not both.")
+        elif not hashed and not plain and "password" in cells:
+            # Only with a password column: a hash-only file missing a hash is a mistake.
+            preview.generate.add(index)
         elif not hashed and not plain:
             errors.append("A password or a password_hash is required.")
         elif plain:
@@ -362,17 +400,20 @@ def _check_mailboxes(domain: Domain, table: list[TableLine],
         hashes.append(normalized)
         flags.append(active)
         local_errors.append(errors)
-    if len(preview.plaintext) > PLAINTEXT_MAX:
+    plaintext = len(preview.plaintext) + len(preview.generate)
+    if plaintext > PLAINTEXT_MAX:
         preview.file_errors.append(
-            f"The file has {len(preview.plaintext)} plaintext passwords; at most "
-            f"{PLAINTEXT_MAX} are hashed during a preview. Hash the others first (doveadm pw "
-            "-s BLF-CRYPT) and put them in a password_hash column.")
+            f"The file has {plaintext} plaintext or empty passwords; at most "
+            f"{PLAINTEXT_MAX} are hashed in one import. Split the file, or hash them first "
+            "(doveadm pw -s BLF-CRYPT) and put them in a password_hash column.")
     problems = services.mailbox_import_problems(domain=domain, rows=imports)
     for index, ((line, _, _), row) in enumerate(zip(table, imports, strict=True)):
         errors = local_errors[index] + problems[index]
         normalized = hashes[index]
         if index in preview.plaintext:
             hash_cell = "plaintext (hidden)"
+        elif index in preview.generate:
+            hash_cell = "generated"
         elif normalized:
             hash_cell = normalized[1:normalized.index("}")] + " hash"
         else:
@@ -389,6 +430,7 @@ def _check_mailboxes(domain: Domain, table: list[TableLine],
     if preview.bad or preview.file_errors:
         preview.records.clear()
         preview.plaintext.clear()
+        preview.generate.clear()
 
 
 def _check_aliases(domain: Domain, table: list[TableLine],
@@ -418,6 +460,11 @@ def _check_aliases(domain: Domain, table: list[TableLine],
 
 def _add_row(preview: Preview, line: int, cells: list[str], errors: list[str]) -> None:
     preview.total += 1
+    for kind in dict.fromkeys(_ADDRESS.sub("(address)", error) for error in errors):
+        preview.problem_counts[kind] += 1
+        numbers = preview.problem_lines.setdefault(kind, [])
+        if len(numbers) < SUMMARY_LINES:
+            numbers.append(line)
     if errors:
         preview.bad += 1
         if preview.bad == 1:
@@ -442,31 +489,81 @@ def _parse_flag(raw: str, errors: list[str]) -> bool:
 
 
 def create_job(*, domain: Domain, actor: Actor, preview: Preview) -> ImportJob:
-    """Store a clean preview's rows for the confirm step; plaintext is hashed first."""
+    """Store a clean preview's rows for the confirm step.
+
+    Plaintext is sealed, not hashed (the worker hashes it), and an empty
+    password is generated here, sealed too: a mailbox row becomes
+    [email, name, quota, hash or SEALED + token, active, generated token or None].
+    """
     if not preview.ok:
         raise ValueError("Only a preview without problems becomes an import job.")
-    for index, plain in preview.plaintext.items():
-        preview.records[index][3] = passwords.hash_password(plain)
+    if preview.kind == ImportJob.Kind.MAILBOXES:
+        for index, row in enumerate(preview.records):
+            token = None
+            if index in preview.generate:
+                token = sealed.seal(_generated_password(row[0]))
+                row[3] = SEALED + token
+            elif index in preview.plaintext:
+                row[3] = SEALED + sealed.seal(preview.plaintext[index])
+            row.append(token)
     preview.plaintext.clear()
+    preview.generate.clear()
     services.sweep_import_jobs()
     return ImportJob.objects.create(domain=domain, kind=preview.kind, actor=str(actor),
                                     rows=preview.records, total=len(preview.records))
+
+
+def _generated_password(email: str) -> str:
+    # A password starting with - (token_urlsafe's alphabet) would be a formula
+    # in a spreadsheet opening the download; neutralising it would change it.
+    while True:
+        password = services.generate_password(email=email)
+        if not password.startswith(FORMULA_START):
+            return password
 
 
 def run_job(job_id: int) -> int:
     """Import a confirmed job's rows, all or none; the number created.
 
     A job that is not queued is left alone, so running it twice imports
-    once. Progress (`done`) counts rows checked and prepared before the one
+    once. A job with sealed passwords hashes HASH_CHUNK of them and hands
+    on to continue_job (a new task), until none is left. Progress (`done`)
+    counts rows hashed, then rows checked and prepared before the one
     transaction that writes them all: the insert itself shows no progress,
     since rows written inside it are invisible until it commits.
     """
     if not jobs.claim(ImportJob, job_id, done=0):
         return 0
+    return _step(job_id)
+
+
+def continue_job(job_id: int) -> int:
+    """The next step of a running job that hashes its passwords (run_job).
+
+    Each step renews `started`: the job is stale (core.jobs) only when one
+    step, not the whole hashing, outlives the task's time limit.
+    """
+    if not ImportJob.objects.filter(pk=job_id, state=ImportJob.State.RUNNING).update(
+            started=timezone.now()):
+        return 0
+    return _step(job_id)
+
+
+def _step(job_id: int) -> int:
     job = ImportJob.objects.select_related("domain").get(pk=job_id)
     try:
+        if job.kind == ImportJob.Kind.MAILBOXES:
+            hashed = _hash_next_chunk(job)
+            if hashed is not None:
+                if hashed:
+                    jobs.enqueue_on_commit(CONTINUE_TASK, job_id)
+                return 0
         run = _run_mailboxes if job.kind == ImportJob.Kind.MAILBOXES else _run_aliases
         created = run(job)
+    except sealed.Unreadable:
+        _fail(job_id, "The import's passwords could not be unsealed (was SECRET_KEY "
+                      "changed?); nothing was imported. Upload the file again.")
+        return 0
     except _Swept:
         logger.warning("Import job %s was swept while it ran; its import was rolled back",
                        job_id)
@@ -485,22 +582,59 @@ def run_job(job_id: int) -> int:
     return created
 
 
+def _hash_next_chunk(job: ImportJob) -> bool | None:
+    """Hash the next HASH_CHUNK sealed passwords of `job` and save them.
+
+    None when none is left (the import can run); else whether this task's
+    chunk was saved (False: a duplicate delivery or the sweep got there
+    first, and this task stops).
+    """
+    rows = job.rows
+    start = job.hashed
+    pending = [i for i in range(start, len(rows))
+               if isinstance(rows[i][3], str) and rows[i][3].startswith(SEALED)]
+    if not pending:
+        return None
+    chunk = pending[:HASH_CHUNK]
+    for count, index in enumerate(chunk, start=1):
+        rows[index][3] = passwords.hash_password(sealed.unseal(rows[index][3][len(SEALED):]))
+        if count % HASH_PROGRESS_EVERY == 0:
+            jobs.progress(ImportJob, job.pk, index + 1)
+    end = chunk[-1] + 1 if len(pending) > len(chunk) else len(rows)
+    return bool(ImportJob.objects.filter(pk=job.pk, state=ImportJob.State.RUNNING,
+                                         hashed=start).update(rows=rows, hashed=end, done=end))
+
+
 def _run_mailboxes(job: ImportJob) -> int:
     rows: list[MailboxImport] = []
     inactive: list[str] = []
+    generated: list[tuple[str, str]] = []
     for start, part in _batches(job):
-        for email, name, quota, hashed, active in part:
+        for email, name, quota, hashed, active, *more in part:
             # The checks import_mailboxes repeats, so progress moves while they run.
             rows.append(MailboxImport(email=normalize_address(email), name=name, quota=quota,
                                       password_hash=passwords.normalize_hash(hashed)))
             if not active:
                 inactive.append(rows[-1].email)
+            if more and more[0]:
+                generated.append((rows[-1].email, more[0]))
         jobs.progress(ImportJob, job.pk, start + len(part))
     with transaction.atomic():
         created = services.import_mailboxes_with_state(
             actor=Actor.account(job.actor), domain=job.domain, rows=rows, inactive=inactive)
-        _mark_done(job.pk, len(created))
+        _mark_done(job.pk, len(created), generated=_sealed_download(generated))
     return len(created)
+
+
+def _sealed_download(generated: list[tuple[str, str]]) -> str:
+    """The generated passwords as one sealed CSV file (email,password); empty for none."""
+    if not generated:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(("email", "password"))
+    writer.writerows((email, sealed.unseal(token)) for email, token in generated)
+    return sealed.seal(buffer.getvalue())
 
 
 def _run_aliases(job: ImportJob) -> int:
@@ -529,10 +663,10 @@ class _Swept(Exception):
     """The sweep failed the job while it ran."""
 
 
-def _mark_done(job_id: int, created: int) -> None:
+def _mark_done(job_id: int, created: int, **changes: Any) -> None:
     """Inside the import's transaction: a job the sweep failed meanwhile rolls it back,
     so its "nothing was imported" stays true."""
-    if not jobs.finish(ImportJob, job_id, done=created, rows=[]):
+    if not jobs.finish(ImportJob, job_id, done=created, rows=[], **changes):
         raise _Swept
 
 
@@ -542,7 +676,32 @@ def _fail(job_id: int, error: str) -> None:
 
 
 def _error_text(messages: Sequence[str]) -> str:
-    kept = list(messages[:ERROR_LINES_KEPT])
-    if len(messages) > ERROR_LINES_KEPT:
-        kept.append(f"... and {len(messages) - ERROR_LINES_KEPT} more.")
+    lines = _collapsed(messages)
+    kept = lines[:ERROR_LINES_KEPT]
+    if len(lines) > ERROR_LINES_KEPT:
+        kept.append(f"... and {len(lines) - ERROR_LINES_KEPT} more.")
     return "\n".join(["Nothing was imported.", *kept])
+
+
+def _collapsed(messages: Sequence[str]) -> list[str]:
+    """The import's refusals, those of one kind in one line with their count and
+    first rows or addresses: "37 rows: (address) already exists. (a@x, b@x, ...)"."""
+    kinds: dict[str, list[str]] = {}
+    originals: dict[str, str] = {}
+    for message in messages:
+        numbered = _ROW_MESSAGE.match(message)
+        text = numbered.group(2) if numbered else message
+        address = _ADDRESS.search(text)
+        kind = _ADDRESS.sub("(address)", text)
+        originals.setdefault(kind, message)
+        kinds.setdefault(kind, []).append(
+            f"row {numbered.group(1)}" if numbered else address.group(0) if address else "")
+    lines = []
+    for kind, where in kinds.items():
+        if len(where) == 1:
+            lines.append(originals[kind])
+            continue
+        shown = ", ".join(w for w in where[:SUMMARY_LINES] if w)
+        more = ", ..." if len(where) > SUMMARY_LINES else ""
+        lines.append(f"{len(where)} rows: {kind}" + (f" ({shown}{more})" if shown else ""))
+    return lines

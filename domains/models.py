@@ -8,6 +8,9 @@ column a daemon query filters on is unique or indexed.
 
 from __future__ import annotations
 
+import datetime
+from typing import ClassVar
+
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -121,9 +124,12 @@ class ImportJob(ProgressJob):
 
     Queued from the preview on; `confirmed` set by the admin's confirm, which
     enqueues the task (an unconfirmed queued job is a preview awaiting it).
-    `rows` holds the validated rows in a compact list-of-lists form, passwords
-    already hashed (a plaintext password never gets here); it is emptied when
-    the job finishes, so hashes do not linger.
+    `rows` holds the validated rows in a compact list-of-lists form: password
+    hashes, or plaintext sealed (domains.sealed) until the task hashes it,
+    `hashed` rows at a time; it is emptied when the job ends, so neither
+    lingers. `generated` holds the passwords generated for empty cells,
+    sealed, from the end of the import until its uploader downloads them
+    once, or for GENERATED_KEPT at most.
     """
 
     class Kind(models.TextChoices):
@@ -132,12 +138,17 @@ class ImportJob(ProgressJob):
 
     # A 200,000-mailbox import takes a few minutes; domains.tasks.run_import's hard limit.
     time_limit = 960
+    # How long generated passwords wait for their one download after the import.
+    GENERATED_KEPT: ClassVar[datetime.timedelta] = datetime.timedelta(hours=1)
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="import_jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     actor = models.CharField(max_length=254)
     confirmed = models.DateTimeField(null=True, blank=True)
     rows = models.JSONField(default=list)
+    # How far the hashing of sealed plaintext has got (rows before it are hashed).
+    hashed = models.PositiveIntegerField(default=0, db_default=0)
+    generated = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "import_jobs"

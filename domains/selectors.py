@@ -13,9 +13,10 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from domains import passwords, search
-from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
+from domains.models import Alias, AliasDomain, Domain, ImportJob, KeptMaildir, Mailbox
 from domains.validators import (
     domain_of,
     normalize_address,
@@ -104,6 +105,14 @@ def new_address_problem(local_part: str, domain: Domain) -> str | None:
     if kept_maildirs().filter(address=address, domain_ref=domain.pk).exists():
         return KeptMaildir.refusal(address)
     return None
+
+
+def generated_passwords_waiting(job: ImportJob, actor_name: str) -> bool:
+    """Whether `job` holds generated passwords that `actor_name` may download now
+    (services.take_generated_passwords); the passwords themselves are not loaded."""
+    return (job.actor == actor_name and job.finished is not None
+            and job.finished >= timezone.now() - ImportJob.GENERATED_KEPT
+            and ImportJob.objects.filter(pk=job.pk).exclude(generated="").exists())
 
 
 def kept_maildirs() -> QuerySet[KeptMaildir]:

@@ -25,6 +25,15 @@ def run_import(job_id: int) -> int:
     return csv_io.run_job(int(job_id))
 
 
+@shared_task(name="domains.continue_import", soft_time_limit=IMPORT_SOFT_TIME_LIMIT,
+             time_limit=IMPORT_TIME_LIMIT, acks_late=True, ignore_result=True)
+def continue_import(job_id: int) -> int:
+    """The next step of ImportJob `job_id` while it hashes its passwords, HASH_CHUNK a
+    task (one long task would outlive any time limit that still catches a hung worker);
+    a job that is not running is skipped. Takes only the id, like run_import."""
+    return csv_io.continue_job(int(job_id))
+
+
 @shared_task(name="domains.sweep_import_jobs", soft_time_limit=300, time_limit=330,
              ignore_result=True)
 def sweep_import_jobs() -> int:

@@ -37,4 +37,6 @@ urlpatterns = [
     path("domains/<str:name>/import/<int:job>/", csv.import_job, name="import-job"),
     path("domains/<str:name>/import/<int:job>/confirm/", csv.import_confirm,
          name="import-confirm"),
+    path("domains/<str:name>/import/<int:job>/passwords.csv", csv.import_passwords,
+         name="import-passwords"),
 ]

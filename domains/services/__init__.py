@@ -32,8 +32,10 @@ from domains.services.domains import (
 )
 from domains.services.import_jobs import (
     EXPIRED_PREVIEW,
+    GENERATED_KEPT,
     confirm_import_job,
     sweep_import_jobs,
+    take_generated_passwords,
 )
 from domains.services.imports import (
     AliasImport,
@@ -72,6 +74,7 @@ __all__ = [
     "DESTINATIONS_MAX",
     "ELSEWHERE_ACTOR",
     "EXPIRED_PREVIEW",
+    "GENERATED_KEPT",
     "GENERATE_ATTEMPTS",
     "KEPT_MAILDIR_CHOICES",
     "NAME_MAX",
@@ -109,6 +112,7 @@ __all__ = [
     "set_mailbox_active",
     "set_mailbox_password",
     "sweep_import_jobs",
+    "take_generated_passwords",
     "update_alias",
     "update_domain",
     "update_mailbox",

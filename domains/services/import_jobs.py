@@ -1,6 +1,6 @@
-"""The CSV import's jobs (core.jobs): confirmed and enqueued, and swept when
-their password hashes have been kept long enough. csv_io previews, stores
-and runs them."""
+"""The CSV import's jobs (core.jobs): confirmed and enqueued, swept when
+their password hashes have been kept long enough, and their generated
+passwords handed out once. csv_io previews, stores and runs them."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from core import jobs
+from core import audit, jobs
+from core.actor import Actor
+from domains import sealed
 from domains.models import ImportJob
 
 EXPIRED_PREVIEW = "This preview has expired; upload the file again."
 NEVER_FINISHED = ("The import was confirmed but no worker finished it in time; "
                   "nothing was imported. Upload the file again.")
 RUN_TASK = "domains.run_import"
+GENERATED_KEPT = ImportJob.GENERATED_KEPT
 
 
 def confirm_import_job(*, job: ImportJob) -> bool:
@@ -58,7 +61,31 @@ def sweep_import_jobs() -> int:
     failed = ImportJob.objects.filter(state=ImportJob.State.QUEUED, confirmed__lt=cutoff).update(
         state=ImportJob.State.FAILED, rows=[], finished=timezone.now(), error=NEVER_FINISHED)
     failed += jobs.sweep_stale(ImportJob, NEVER_FINISHED, rows=[])
-    return deleted + failed
+    expired = ImportJob.objects.exclude(generated="").filter(
+        finished__lt=timezone.now() - GENERATED_KEPT).update(generated="")
+    return deleted + failed + expired
+
+
+def take_generated_passwords(*, actor: Actor, job: ImportJob) -> str | None:
+    """The CSV (email,password) of the passwords generated for `job`, once.
+
+    Only for the admin who uploaded it, within GENERATED_KEPT of its end;
+    taking them destroys them. None when they are not (or no longer) there
+    for `actor`. The audit row says they were downloaded, never what.
+    """
+    if (job.actor != str(actor) or not job.generated or job.finished is None
+            or job.finished < timezone.now() - GENERATED_KEPT):
+        return None
+    with transaction.atomic():
+        # Conditional: of two simultaneous downloads only one gets the file.
+        if not ImportJob.objects.filter(pk=job.pk, generated=job.generated).update(generated=""):
+            return None
+        audit.record(actor=actor, action="domain.import_passwords_download", obj=job.domain,
+                     domain=job.domain, after={"job": job.pk})
+    try:
+        return sealed.unseal(job.generated)
+    except sealed.Unreadable:
+        return None
 
 
 def _import_cutoff() -> datetime.datetime:

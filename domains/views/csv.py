@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
 from core.http import actor, is_htmx
-from domains import csv_io, passwords, services
+from domains import csv_io, passwords, selectors, services
 from domains.access import admin_required, domain_or_404
 from domains.models import Domain, ImportJob
 from domains.reach import checked_domains
@@ -89,6 +89,7 @@ def _import_upload(request: HttpRequest, name: str,
     context: dict[str, object] = {
         "domain": domain, "default_scheme": passwords.default_scheme(),
         "schemes": list(passwords.SCHEMES), "plaintext_max": csv_io.PLAINTEXT_MAX,
+        "generated_hours": int(services.GENERATED_KEPT.total_seconds() // 3600),
     }
     if request.method != "POST":
         context["form"] = ImportForm()
@@ -138,6 +139,9 @@ def import_job(request: HttpRequest, name: str, job: int) -> HttpResponse:
     stale = found.is_stale(now)
     context = {
         "domain": domain, "job": found, "stale": stale,
+        # Offered to the uploader only; the others learn nothing of them.
+        "passwords_offered": found.state == ImportJob.State.DONE
+        and selectors.generated_passwords_waiting(found, str(actor(request))),
         "polling": found.confirmed is not None and not found.finished_state and not stale,
         "waiting_long": found.confirmed is not None and now - found.confirmed > WAITING_HINT,
     }
@@ -145,9 +149,29 @@ def import_job(request: HttpRequest, name: str, job: int) -> HttpResponse:
     return render(request, template, context)
 
 
+@admin_required
+def import_passwords(request: HttpRequest, name: str, job: int) -> HttpResponse:
+    """The generated passwords of a finished import, once, for its uploader (else 404).
+
+    POST only: the download destroys them, so a prefetch or a crawler must not.
+    """
+    domain = domain_or_404(request, name)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    text = services.take_generated_passwords(actor=actor(request), job=_job_or_404(domain, job))
+    if text is None:
+        raise Http404
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{domain.name}-import-{job}-passwords.csv"')
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def _job_or_404(domain: Domain, pk: int) -> ImportJob:
-    # Never load `rows` here: up to tens of MB, and the job page is polled twice a second.
-    job = ImportJob.objects.defer("rows").filter(pk=pk, domain=domain).first()
+    # Never load `rows` (up to tens of MB) or `generated` here: the job page is
+    # polled twice a second.
+    job = ImportJob.objects.defer("rows", "generated").filter(pk=pk, domain=domain).first()
     if job is None:
         raise Http404
     return job

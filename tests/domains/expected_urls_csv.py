@@ -13,4 +13,6 @@ EXPECTED = {
     ("domains:import-job", ("a.example", NO_JOB)): (LOGIN, 404, 404, 404, 404),
     # POST only: GET is 405 once the domain is known to be within reach.
     ("domains:import-confirm", ("a.example", NO_JOB)): (LOGIN, 405, 405, 404, 404),
+    # POST only too: the download destroys the generated passwords.
+    ("domains:import-passwords", ("a.example", NO_JOB)): (LOGIN, 405, 405, 404, 404),
 }

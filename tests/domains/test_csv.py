@@ -19,7 +19,7 @@ from django.utils import timezone
 from passlib.hash import sha512_crypt
 
 from core.models import AuditEntry
-from domains import csv_io, passwords, services, tasks
+from domains import csv_io, passwords, sealed, services, tasks
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport
 from tests.conftest import MAILBOX_PASSWORD
@@ -424,23 +424,30 @@ def test_the_upload_still_needs_a_csrf_token(world):
     assert not ImportJob.objects.exists()
 
 
-def test_plaintext_passwords_are_hashed_before_anything_is_stored(
-        world, django_capture_on_commit_callbacks):
+def test_plaintext_passwords_are_sealed_in_the_preview_and_hashed_by_the_job(
+        world, django_capture_on_commit_callbacks, monkeypatch):
     content = f"email,password\nnew1@a.example,{PLAIN}\nnew2@a.example,  {PLAIN}  \n"
     client = world.client_for("admin_a")
+    hashed: list[str] = []
+    real_hash = passwords.hash_password
+    monkeypatch.setattr(passwords, "hash_password",
+                        lambda plain: hashed.append(plain) or real_hash(plain))
     response = upload(client, "a.example", "mailboxes", content)
     assert PLAIN not in text_of(response)
     assert "plaintext (hidden)" in text_of(response)
+    assert hashed == []  # the preview request hashes nothing
     job = only_job()
     stored = json.dumps(job.rows)
     assert PLAIN not in stored
-    assert [row[3].startswith("{BLF-CRYPT}$2y$") for row in job.rows] == [True, True]
+    assert [row[3].startswith(csv_io.SEALED) for row in job.rows] == [True, True]
     confirm(client, "a.example", job, django_capture_on_commit_callbacks)
+    assert len(hashed) == 2
     assert passwords.verify_password(PLAIN, Mailbox.objects.get(email="new1@a.example").password)
     assert passwords.verify_password(f"  {PLAIN}  ",
                                      Mailbox.objects.get(email="new2@a.example").password)
     job.refresh_from_db()
     assert job.rows == []
+    assert job.generated == ""
     for entry in AuditEntry.objects.all():
         text = json.dumps([entry.before, entry.after, entry.object_repr])
         assert PLAIN not in text
@@ -448,14 +455,146 @@ def test_plaintext_passwords_are_hashed_before_anything_is_stored(
         assert "password" not in (entry.before or {}) and "password" not in (entry.after or {})
 
 
-def test_too_many_plaintext_passwords_are_refused(world):
+def test_too_many_plaintext_passwords_are_refused(world, monkeypatch):
+    monkeypatch.setattr(csv_io, "PLAINTEXT_MAX", 3)
     domain = services.create_domain(actor="t", name="c.example")
-    rows = "\n".join(f"u{i}@c.example,{PLAIN}" for i in range(csv_io.PLAINTEXT_MAX + 1))
+    rows = "\n".join(f"u{i}@c.example,{PLAIN if i % 2 else ''}" for i in range(4))
     response = upload(world.client_for("superadmin"), domain.name, "mailboxes",
                       "email,password\n" + rows)
     assert response.status_code == 400
-    assert f"at most {csv_io.PLAINTEXT_MAX} are hashed" in text_of(response)
+    assert "at most 3 are hashed in one import" in text_of(response)
     assert not ImportJob.objects.exists()
+
+
+def test_hashing_runs_in_chunks_one_task_each(world, django_capture_on_commit_callbacks,
+                                              monkeypatch):
+    monkeypatch.setattr(csv_io, "HASH_CHUNK", 2)
+    steps: list[int] = []
+    real_step = csv_io._step
+    monkeypatch.setattr(csv_io, "_step", lambda job_id: steps.append(job_id) or real_step(job_id))
+    services.create_domain(actor="t", name="c.example")
+    lines = [f"new{i}@c.example,{PLAIN}," for i in range(5)]
+    lines.insert(2, f"hashed@c.example,,{world.bob.password}")
+    client = world.client_for("superadmin")
+    upload(client, "c.example", "mailboxes", "email,password,password_hash\n" + "\n".join(lines))
+    job = only_job()
+    page = confirm(client, "c.example", job, django_capture_on_commit_callbacks)
+    assert "Done: imported 6 mailboxes" in text_of(page)
+    # Five plaintexts, two a task: three hashing steps, then the import.
+    assert len(steps) == 4
+    for i in range(5):
+        assert passwords.verify_password(PLAIN, Mailbox.objects.get(email=f"new{i}@c.example")
+                                         .password)
+    assert Mailbox.objects.get(email="hashed@c.example").password == world.bob.password
+
+
+def test_a_duplicate_hashing_step_stops_without_saving(world):
+    client = world.client_for("admin_a")
+    upload(client, "a.example", "mailboxes", f"email,password\nnew1@a.example,{PLAIN}\n")
+    job = only_job()
+    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING,
+                                               started=timezone.now(), hashed=0)
+    job.refresh_from_db()
+    ImportJob.objects.filter(pk=job.pk).update(hashed=1)  # another delivery saved first
+    assert csv_io._hash_next_chunk(job) is False
+    assert ImportJob.objects.get(pk=job.pk).rows[0][3].startswith(csv_io.SEALED)
+
+
+def test_a_changed_secret_key_fails_the_job_without_importing(
+        world, django_capture_on_commit_callbacks, monkeypatch):
+    client = world.client_for("admin_a")
+    upload(client, "a.example", "mailboxes", f"email,password\nnew1@a.example,{PLAIN}\n")
+    job = only_job()
+    # Another key, as another SECRET_KEY would give (that one would also end the session).
+    monkeypatch.setattr(sealed, "_SALT", "another key")
+    page = confirm(client, "a.example", job, django_capture_on_commit_callbacks)
+    assert "could not be unsealed" in text_of(page)
+    job.refresh_from_db()
+    assert (job.state, job.rows) == (ImportJob.State.FAILED, [])
+    assert not Mailbox.objects.filter(email="new1@a.example").exists()
+
+
+def _import_with_generated(world, capture, who="admin_a"):
+    client = world.client_for(who)
+    # a.example takes two more mailboxes.
+    content = f"email,password\nnew1@a.example,\nnew2@a.example,{PLAIN}\n"
+    response = upload(client, "a.example", "mailboxes", content)
+    assert response.status_code == 200
+    assert "<td>generated</td>" in response.content.decode()
+    job = only_job()
+    page = confirm(client, "a.example", job, capture)
+    return client, job, page
+
+
+def test_empty_passwords_are_generated_and_downloaded_once(
+        world, django_capture_on_commit_callbacks):
+    client, job, page = _import_with_generated(world, django_capture_on_commit_callbacks)
+    assert "Download the generated passwords" in text_of(page)
+    job.refresh_from_db()
+    assert job.generated and "new1@a.example" not in job.generated
+    url = reverse("domains:import-passwords", args=["a.example", job.pk])
+    response = client.post(url)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Cache-Control"] == "no-store"
+    rows = table(response.content.decode())
+    assert rows[0] == ["email", "password"]
+    assert [r[0] for r in rows[1:]] == ["new1@a.example"]
+    for email, password in rows[1:]:
+        assert not services.password_policy_problems(password, email)
+        assert passwords.verify_password(password, Mailbox.objects.get(email=email).password)
+    assert client.post(url).status_code == 404  # destroyed by the download
+    job.refresh_from_db()
+    assert job.generated == ""
+    entry = AuditEntry.objects.get(action="domain.import_passwords_download")
+    text = json.dumps([entry.before, entry.after, entry.object_repr])
+    assert all(password not in text for _, password in rows[1:])
+    assert "Download the generated passwords" not in text_of(
+        client.get(reverse("domains:import-job", args=["a.example", job.pk])))
+
+
+def test_generated_passwords_are_for_the_uploader_only(world, django_capture_on_commit_callbacks):
+    _, job, _ = _import_with_generated(world, django_capture_on_commit_callbacks)
+    other = world.client_for("superadmin")
+    url = reverse("domains:import-passwords", args=["a.example", job.pk])
+    page = other.get(reverse("domains:import-job", args=["a.example", job.pk]))
+    assert "Download the generated passwords" not in text_of(page)
+    assert other.post(url).status_code == 404
+    assert world.client_for("admin_b").post(url).status_code == 404
+    assert other.get(url).status_code == 405
+    job.refresh_from_db()
+    assert job.generated  # still there for the uploader
+
+
+def test_undownloaded_generated_passwords_expire(world, django_capture_on_commit_callbacks):
+    client, job, _ = _import_with_generated(world, django_capture_on_commit_callbacks)
+    url = reverse("domains:import-passwords", args=["a.example", job.pk])
+    late = timezone.now() - services.GENERATED_KEPT - datetime.timedelta(minutes=1)
+    ImportJob.objects.filter(pk=job.pk).update(finished=late)
+    assert client.post(url).status_code == 404  # past its time, even before the sweep
+    page = client.get(reverse("domains:import-job", args=["a.example", job.pk]))
+    assert "Download the generated passwords" not in text_of(page)
+    assert services.sweep_import_jobs() == 1
+    job.refresh_from_db()
+    assert job.generated == ""
+
+
+def test_a_hash_only_file_with_an_empty_hash_generates_nothing(world):
+    response = upload(world.client_for("admin_a"), "a.example", "mailboxes",
+                      "email,password_hash\nnew1@a.example,\n")
+    assert "A password or a password_hash is required." in text_of(response)
+    assert not ImportJob.objects.exists()
+
+
+def test_repeated_problems_collapse_into_one_line(world):
+    services.create_domain(actor="t", name="c.example")
+    lines = [f"new{i}@c.example,short" for i in range(13)] + ["new1@c.example,Plain text pw 42!"]
+    response = upload(world.client_for("superadmin"), "c.example", "mailboxes",
+                      "email,password\n" + "\n".join(lines))
+    text = text_of(response)
+    assert ("13 rows: Use at least 12 characters. (lines 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ...)"
+            in text)
+    assert "1 row: (address) appears twice. (line 15)" in text
 
 
 # ---------------------------------------------------------------- confirm and the task
@@ -819,3 +958,27 @@ def test_plaintext_passwords_in_an_import_meet_the_policy(world):
     assert "Do not put your address&#x27;s name" in response.content.decode() or \
         "Do not put your address's name" in text
     assert not ImportJob.objects.exists()
+
+
+def test_repeated_refusals_of_the_job_collapse_into_one_line(
+        world, django_capture_on_commit_callbacks):
+    services.create_domain(actor="t", name="c.example")
+    client = world.client_for("superadmin")
+    rows = "".join(f"new{i}@c.example,{world.bob.password}\n" for i in range(12))
+    assert upload(client, "c.example", "mailboxes", "email,password_hash\n" + rows
+                  ).status_code == 200
+    job = only_job()
+    for i in range(12):  # taken by someone else between the preview and the confirm
+        services.create_mailbox(actor="t", email=f"new{i}@c.example", password=PLAIN)
+    confirm(client, "c.example", job, django_capture_on_commit_callbacks)
+    job.refresh_from_db()
+    assert job.error == (
+        "Nothing was imported.\n12 rows: (address) already exists. (new0@c.example, "
+        "new10@c.example, new11@c.example, new1@c.example, new2@c.example, new3@c.example, "
+        "new4@c.example, new5@c.example, new6@c.example, new7@c.example, ...)")
+
+
+def test_a_single_refusal_of_the_job_stays_as_it_is():
+    assert csv_io._collapsed(["row 3: x@a.example is not in b.example.", "row 4: Bad."]) == [
+        "row 3: x@a.example is not in b.example.", "row 4: Bad."]
+    assert csv_io._collapsed(["row 3: Bad.", "row 5: Bad."]) == ["2 rows: Bad. (row 3, row 5)"]
