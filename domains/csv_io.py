@@ -1,19 +1,9 @@
-"""CSV export and import of a domain's mailboxes and aliases.
+"""CSV import of a domain's mailboxes and aliases (the export is csv_export).
 
-Export streams the rows in keyset-paged chunks (one indexed range query per
-EXPORT_CHUNK rows, in creation order), so 200,000 mailboxes use the memory of
-one chunk on every backend. (QuerySet.iterator() would be one query, but mysqlclient buffers the
-whole result set client-side, so on MariaDB it is not flat.)
-
-Spreadsheet formulas (OWASP "CSV injection"): every exported cell that starts
-with = + - @ (or a tab or carriage return) gets a leading apostrophe, which
-spreadsheets take as "this is text". Addresses need it too: the `@domain`
-catch-all, and local parts may begin with = + -. An apostrophe is itself a
-legal local-part character, so a cell that already starts with apostrophes
-followed by one of those characters gets one more; an import takes exactly
-one apostrophe off a cell that starts with apostrophes followed by one of
-them, in every column but `password` (hand-typed, never exported). So an
-export re-imports byte for byte, and a hand-written `'=x@example.org` means
+An import takes exactly one apostrophe off a cell that starts with
+apostrophes followed by a formula character, in every column but `password`
+(hand-typed, never exported): the export's neutralise() undone, so an export
+re-imports byte for byte, and a hand-written `'=x@example.org` means
 `=x@example.org`.
 
 Import is two steps: `parse_upload` reads and checks every row without
@@ -32,7 +22,7 @@ import io
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +31,13 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import jobs
 from core.actor import Actor
 from domains import passwords, sealed, services
-from domains.models import Alias, Domain, ImportJob, Mailbox
+from domains.csv_export import FORMULA_START, unneutralise
+from domains.models import Domain, ImportJob
 from domains.reach import checked_domains_of
 from domains.services import AliasImport, MailboxImport
 from domains.validators import normalize_address, parse_size
@@ -74,14 +64,11 @@ CONTINUE_TASK = "domains.continue_import"
 SUMMARY_LINES = 10
 _ROW_MESSAGE = re.compile(r"row (\d+): (.*)", re.DOTALL)
 _ADDRESS = re.compile(r"[^\s,;:()]*@[^\s,;:()]*[^\s,;:().]")
-EXPORT_CHUNK = 2000
 PROGRESS_BATCH = 1000
 SHOWN_ERRORS = 500
 SHOWN_SAMPLE = 20
 ERROR_LINES_KEPT = 50
 
-MAILBOX_EXPORT_COLUMNS = ("email", "name", "quota", "active", "password_hash")
-ALIAS_EXPORT_COLUMNS = ("source", "destinations", "active")
 IMPORT_COLUMNS = {
     ImportJob.Kind.MAILBOXES: ("email", "name", "quota", "active", "password_hash", "password"),
     ImportJob.Kind.ALIASES: ("source", "destinations", "active"),
@@ -94,83 +81,9 @@ REQUIRED_COLUMNS = {
 # (line number, {column: cell}, problems found while reading it)
 TableLine = tuple[int, dict[str, str], list[str]]
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"", "1", "true", "yes", "y", "on", "active"}
 _FALSE = {"0", "false", "no", "n", "off", "disabled", "inactive"}
 _DESTINATION_SEPARATORS = re.compile(r"[\s,;]+")
-
-
-# ---------------------------------------------------------------- export
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula.
-
-    Apostrophes already in front of a formula character get one more, so
-    unneutralise() can tell a stored `'=x` from a neutralised `=x`.
-    """
-    return "'" + value if value.lstrip("'").startswith(FORMULA_START) else value
-
-
-def unneutralise(value: str) -> str:
-    """The value neutralise() was given (an import reads back its own exports)."""
-    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
-        return value[1:]
-    return value
-
-
-def mailbox_csv(domain: Domain, chunk: int | None = None) -> Iterator[str]:
-    """The domain's mailboxes as CSV text, one piece per chunk of rows."""
-    rows = _keyset(Mailbox.objects.filter(domain=domain),
-                   ("email", "name", "quota", "active", "password"), chunk or EXPORT_CHUNK)
-    return _csv_pieces(MAILBOX_EXPORT_COLUMNS, rows, lambda r: [
-        neutralise(r[1]), neutralise(r[2]), str(r[3]), _flag(r[4]), neutralise(r[5])])
-
-
-def alias_csv(domain: Domain, chunk: int | None = None) -> Iterator[str]:
-    rows = _keyset(Alias.objects.filter(domain=domain),
-                   ("source", "destinations", "active"), chunk or EXPORT_CHUNK)
-    return _csv_pieces(ALIAS_EXPORT_COLUMNS, rows,
-                       lambda r: [neutralise(r[1]), neutralise(r[2]), _flag(r[3])])
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _keyset(queryset: QuerySet[Any], fields: Sequence[str], chunk: int
-            ) -> Iterator[list[tuple[Any, ...]]]:
-    """Lists of at most `chunk` rows (pk, *fields), in primary key order.
-
-    By primary key, not by address: the domain_id index holds the primary
-    key (SQLite rowid, InnoDB clustered key), so each page is a range read
-    of that index instead of a sort of the whole domain. Each query asks for
-    one row more than it keeps, so a domain of exactly `chunk` rows is one
-    query, not two.
-    """
-    last = None
-    while True:
-        page = queryset if last is None else queryset.filter(pk__gt=last)
-        rows = list(page.order_by("pk").values_list("pk", *fields)[:chunk + 1])
-        if rows[:chunk]:
-            yield rows[:chunk]
-        if len(rows) <= chunk:
-            return
-        last = rows[chunk - 1][0]
-
-
-def _csv_pieces(header: Sequence[str], chunks: Iterator[list[tuple[Any, ...]]],
-                cells: Callable[[tuple[Any, ...]], list[str]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    # RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line end.
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    yield buffer.getvalue()
-    for rows in chunks:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(cells(row) for row in rows)
-        yield buffer.getvalue()
 
 
 # ---------------------------------------------------------------- upload

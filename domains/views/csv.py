@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
 from core.http import actor, is_htmx
-from domains import csv_io, passwords, selectors, services
+from domains import csv_export, csv_io, passwords, selectors, services
 from domains.access import admin_required, domain_or_404
 from domains.models import Domain, ImportJob
 from domains.reach import checked_domains
@@ -45,13 +45,13 @@ class ImportForm(forms.Form):
 @admin_required
 @require_safe
 def export_mailboxes(request: HttpRequest, name: str) -> StreamingHttpResponse:
-    return _export(request, name, "mailboxes", csv_io.mailbox_csv)
+    return _export(request, name, "mailboxes", csv_export.mailbox_csv)
 
 
 @admin_required
 @require_safe
 def export_aliases(request: HttpRequest, name: str) -> StreamingHttpResponse:
-    return _export(request, name, "aliases", csv_io.alias_csv)
+    return _export(request, name, "aliases", csv_export.alias_csv)
 
 
 def _export(request: HttpRequest, name: str, what: str,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from passlib.hash import sha512_crypt
 
 from core.models import AuditEntry
-from domains import csv_io, passwords, sealed, services, tasks
+from domains import csv_export, csv_io, passwords, sealed, services, tasks
 from domains.models import Alias, Domain, ImportJob, Mailbox
 from domains.services import AliasImport, MailboxImport
 from tests.conftest import MAILBOX_PASSWORD
@@ -125,7 +125,7 @@ def test_formula_looking_names_are_neutralised(world):
     # An address starting with "-" is neutralised like any cell; hashes never need it.
     assert [row[0] for row in exported] == [f"'-{i}@n{i}.example" for i in range(len(names))]
     assert all(row[4] == world.bob.password for row in exported)
-    assert [csv_io.unneutralise(row[1]) for row in exported] == names
+    assert [csv_export.unneutralise(row[1]) for row in exported] == names
 
 
 # Legal addresses whose cells a spreadsheet would run as formulas, and ones
@@ -149,7 +149,7 @@ def test_every_exported_cell_that_looks_like_a_formula_is_neutralised(world):
     mailboxes = table(export(client, "b.example", "mailboxes"))[1:]
     aliases = table(export(client, "b.example", "aliases"))[1:]
     cells = [cell for row in mailboxes + aliases for cell in row]
-    assert not [cell for cell in cells if cell.startswith(csv_io.FORMULA_START)]
+    assert not [cell for cell in cells if cell.startswith(csv_export.FORMULA_START)]
     assert {row[0] for row in mailboxes} >= {
         "'-dash@b.example", "'=eq@b.example", "''=quoted@b.example",
         "'''-twice@b.example", "'plain@b.example", "o'brien@b.example"}
@@ -210,7 +210,7 @@ def test_export_pages_through_every_row_exactly_once(world):
         MailboxImport(email=e, password_hash=hashed) for e in emails])
     for chunk in (1, 7, 50, 250, 1000):
         with CaptureQueriesContext(connection) as captured:
-            rows = table("".join(csv_io.mailbox_csv(big, chunk=chunk)))
+            rows = table("".join(csv_export.mailbox_csv(big, chunk=chunk)))
         assert [r[0] for r in rows[1:]] == emails, chunk
         assert len(captured) == max(1, -(-250 // chunk)), chunk
 
