@@ -6,4 +6,5 @@ app_name = "dnscheck"
 urlpatterns = [
     path("domains/<str:name>/health/", views.health, name="health"),
     path("domains/<str:name>/health/check/", views.check_now, name="check"),
+    path("domains/<str:name>/records.zone", views.zone_file, name="zone-file"),
 ]

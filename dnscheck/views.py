@@ -1,4 +1,5 @@
-"""The DNS health of a domain: its section (polled while a run is open) and "Check now"."""
+"""The DNS health of a domain: its section (polled while a run is open), "Check now",
+and the records to publish as a zone file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from core.http import actor, is_htmx
-from dnscheck import selectors, services
+from dnscheck import selectors, services, zone
 from domains.access import admin_required, domain_or_404
 
 SECTION = "dnscheck/_health.html"
@@ -36,3 +37,13 @@ def check_now(request: HttpRequest, name: str) -> HttpResponse:
     else:
         messages.success(request, f"Checked the DNS of {domain.name}.")
     return redirect(reverse("domains:domain-detail", args=[domain.name]) + "#dns-health")
+
+
+@admin_required
+def zone_file(request: HttpRequest, name: str) -> HttpResponse:
+    """The records to publish as a zone-file fragment, downloaded as <domain>.zone."""
+    domain = domain_or_404(request, name)
+    found = zone.zone(domain, panel_host=request.get_host())
+    response = HttpResponse(found.text(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{domain.name}.zone"'
+    return response
