@@ -19,7 +19,7 @@ from dnscheck.checks import DMARC_SUGGESTION, spf_suggestion
 from dnscheck.findings import Identity
 from dnscheck.models import Verdict
 from dnscheck.selectors import latest_run
-from domains.models import Domain
+from domains.models import AliasDomain, Domain
 from mailhost.models import MailHost
 
 TTL = 3600
@@ -104,11 +104,14 @@ def _within(name: str, domain: str) -> bool:
 
 
 def records_for(domain: str, identity: Identity, dkim: Iterable[tuple[str, str, str]],
-                client_lines: Iterable[str]) -> tuple[list[ZoneRecord], list[str]]:
+                client_lines: Iterable[str], *, host_records: bool = True
+                ) -> tuple[list[ZoneRecord], list[str]]:
     """Every record `domain` needs, and a note for each that cannot be computed.
 
     `dkim`: (selector, algorithm, public key) of each key to publish;
-    `client_lines`: clientsetup's zone lines (SRV, autoconfig, autodiscover).
+    `client_lines`: clientsetup's zone lines (SRV, autoconfig, autodiscover);
+    `host_records`: with the mail host's A/AAAA and PTR records (an alias
+    domain leaves them to its target's list).
     """
     records: list[ZoneRecord] = []
     notes: list[str] = []
@@ -123,9 +126,20 @@ def records_for(domain: str, identity: Identity, dkim: Iterable[tuple[str, str, 
                 for selector, algorithm, key in dkim]
     records.append(ZoneRecord(f"_dmarc.{domain}", "TXT", DMARC_SUGGESTION.format(domain=domain),
                               "dmarc"))
-    if identity.hosts and not identity.addresses:
-        notes.append("The public addresses are not set on the Mail host page: "
-                     "no A/AAAA or PTR records to show.")
+    if host_records:
+        records += _host_records(domain, identity)
+        if identity.hosts and not identity.addresses:
+            notes.append("The public addresses are not set on the Mail host page: "
+                         "no A/AAAA or PTR records to show.")
+    for line in client_lines:
+        owner, _ttl, _class, kind, value = line.split(None, 4)
+        records.append(ZoneRecord(owner.rstrip("."), kind, value))
+    return records, notes
+
+
+def _host_records(domain: str, identity: Identity) -> list[ZoneRecord]:
+    """The mail host's A/AAAA records, and the PTR records its addresses' provider sets."""
+    records = []
     for host in identity.hosts:
         for address in identity.addresses:
             kind = "A" if ipaddress.ip_address(address).version == 4 else "AAAA"
@@ -137,10 +151,7 @@ def records_for(domain: str, identity: Identity, dkim: Iterable[tuple[str, str, 
             reverse = ipaddress.ip_address(address).reverse_pointer
             records.append(ZoneRecord(reverse, "PTR", f"{identity.hostname}.", "ptr", address,
                                       elsewhere="ask the provider of the address"))
-    for line in client_lines:
-        owner, _ttl, _class, kind, value = line.split(None, 4)
-        records.append(ZoneRecord(owner.rstrip("."), kind, value))
-    return records, notes
+    return records
 
 
 def with_verdicts(records: Iterable[ZoneRecord], verdicts: Mapping[tuple[str, str], int]
@@ -162,3 +173,15 @@ def zone(domain: Domain, *, panel_host: str) -> Zone:
                 for r in (run.results.all() if run else [])}
     return Zone(domain.name, tuple(with_verdicts(records, verdicts)), tuple(notes),
                 checked=run is not None)
+
+
+def alias_zone(alias: AliasDomain, *, panel_host: str) -> Zone:
+    """What an alias domain should publish: it receives and announces like its target.
+
+    No DKIM (the panel signs only for the domains themselves) and no host
+    records (its target's list has them); the DNS check does not look at it.
+    """
+    records, notes = records_for(alias.name, Identity.of(MailHost.current()), [],
+                                 client_setup.dns_records(alias.name, panel_host=panel_host),
+                                 host_records=False)
+    return Zone(alias.name, tuple(records), tuple(notes))

@@ -28,7 +28,9 @@ def zone_section(context: template.Context, domain: Domain) -> dict[str, Any]:
     """The records to publish, always shown: computed from the settings, not from a check."""
     request = context["request"]
     found = zone.zone(domain, panel_host=request.get_host())
-    return {"domain": domain, "zone": found, "zone_text": found.text()}
+    aliases = [zone.alias_zone(a, panel_host=request.get_host())
+               for a in domain.alias_domains.order_by("name")]
+    return {"domain": domain, "zone": found, "zone_text": found.text(), "aliases": aliases}
 
 
 @register.filter

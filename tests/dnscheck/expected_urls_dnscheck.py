@@ -14,3 +14,4 @@ EXPECTED.update({
     ("dnscheck:zone-file", ("b.example",)): ("login", 200, 404, 200, 404),
     ("dnscheck:zone-file", ("none.example",)): ("login", 404, 404, 404, 404),
 })
+EXPECTED[("dnscheck:alias-zone-file", ("none.example",))] = ("login", 404, 404, 404, 404)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from dkim.models import DkimKey
 from dnscheck import zone
 from dnscheck.findings import Identity
+from domains.models import AliasDomain
 from tests.conftest import change_host
 from tests.dnscheck import ERROR, OK, make_run
 
@@ -121,3 +122,20 @@ def test_without_a_public_name_no_mx_but_a_note():
     ("superadmin", "none.example", 404), ("superadmin", "b.example", 200)])
 def test_the_zone_file_is_the_domains_admins_only(world, persona, name, status):
     assert zone_file(world, persona, name).status_code == status
+
+
+def test_an_alias_domain_gets_its_records_too(world):
+    alias = AliasDomain.objects.create(name="alias.example", target=world.a)
+    section = page(world)
+    assert "alias.example. 3600 IN MX 10 mx.a.example." in section
+    assert "_dmarc.alias.example. 3600 IN TXT" in section
+    url = reverse("dnscheck:alias-zone-file", args=[alias.name])
+    assert world.client_for("admin_b").get(url).status_code == 404
+    assert world.client_for("mailbox").get(url).status_code == 404
+    response = world.client_for("admin_a").get(url, HTTP_HOST="panel.host.test")
+    assert response.status_code == 200
+    parsed = dns.zone.from_text(response.content.decode(), origin="alias.example.",
+                                check_origin=False)
+    assert parsed.get_rdataset("autoconfig", dns.rdatatype.CNAME) is not None
+    assert parsed.get_rdataset("@", dns.rdatatype.MX) is not None
+    assert "PTR" not in response.content.decode()
