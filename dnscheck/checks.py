@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 OK, UNKNOWN, WARNING, ERROR = Verdict.OK, Verdict.UNKNOWN, Verdict.WARNING, Verdict.ERROR
 DMARC_POLICIES = {"none", "quarantine", "reject"}
 MTA_STS_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+DMARC_SUGGESTION = "v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
 BLOCKLIST_ERRORS = ipaddress.ip_network("127.255.255.0/24")
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
@@ -240,7 +241,7 @@ def check_ptr(target: Target, identity: Identity, lookup: Session) -> list[Findi
 
 def check_spf(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
     domain = target.name
-    suggestion = _spf_suggestion(identity)
+    suggestion = spf_suggestion(identity)
     records, answer = spf.fetch(lookup, domain)
     if answer.failed:
         return [_unknown("spf", answer)]
@@ -304,7 +305,7 @@ def _sentence(parts: list[str]) -> str:
     return _capital("; ".join(parts)) + "."
 
 
-def _spf_suggestion(identity: Identity) -> str:
+def spf_suggestion(identity: Identity) -> str:
     terms = [f"ip4:{a}" for a in identity.ipv4] + [f"ip6:{a}" for a in identity.ipv6]
     return "v=spf1 " + (" ".join(terms) if terms else "mx") + " -all"
 
@@ -454,7 +455,7 @@ def _check_dkim_key(domain: str, key: DkimExpected, lookup: Session) -> Finding:
 def check_dmarc(target: Target, identity: Identity, lookup: Session) -> list[Finding]:
     domain = target.name
     owner = f"_dmarc.{domain}"
-    suggestion = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
+    suggestion = DMARC_SUGGESTION.format(domain=domain)
     answer = lookup(owner, "TXT")
     if answer.failed:
         return [_unknown("dmarc", answer)]

@@ -1,4 +1,5 @@
-"""The DNS health of a domain: its section (polled while a run is open) and "Check now"."""
+"""The DNS health of a domain: its section (polled while a run is open), "Check now",
+and the records to publish as a zone file."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from core.http import actor, is_htmx
-from dnscheck import selectors, services
-from domains.access import admin_required, domain_or_404
+from dnscheck import selectors, services, zone
+from domains.access import admin_required, alias_domain_or_404, domain_or_404
 
 SECTION = "dnscheck/_health.html"
 
@@ -36,3 +37,23 @@ def check_now(request: HttpRequest, name: str) -> HttpResponse:
     else:
         messages.success(request, f"Checked the DNS of {domain.name}.")
     return redirect(reverse("domains:domain-detail", args=[domain.name]) + "#dns-health")
+
+
+@admin_required
+def zone_file(request: HttpRequest, name: str) -> HttpResponse:
+    """The records to publish as a zone-file fragment, downloaded as <domain>.zone."""
+    domain = domain_or_404(request, name)
+    return _zone_download(zone.zone(domain, panel_host=request.get_host()))
+
+
+@admin_required
+def alias_zone_file(request: HttpRequest, alias: str) -> HttpResponse:
+    """An alias domain's records to publish (its target's admins and superadmins)."""
+    alias_domain = alias_domain_or_404(request, alias)
+    return _zone_download(zone.alias_zone(alias_domain, panel_host=request.get_host()))
+
+
+def _zone_download(found: zone.Zone) -> HttpResponse:
+    response = HttpResponse(found.text(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{found.domain}.zone"'
+    return response

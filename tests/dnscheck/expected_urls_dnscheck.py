@@ -8,3 +8,10 @@ EXPECTED = {
     ("dnscheck:check", ("a.example",)): ("login", 405, 405, 404, 404),
     ("dnscheck:check", ("none.example",)): ("login", 404, 404, 404, 404),
 }
+# The records to publish as a zone file: the domain's admins and superadmins only.
+EXPECTED.update({
+    ("dnscheck:zone-file", ("a.example",)): ("login", 200, 200, 404, 404),
+    ("dnscheck:zone-file", ("b.example",)): ("login", 200, 404, 200, 404),
+    ("dnscheck:zone-file", ("none.example",)): ("login", 404, 404, 404, 404),
+})
+EXPECTED[("dnscheck:alias-zone-file", ("none.example",))] = ("login", 404, 404, 404, 404)

@@ -352,7 +352,7 @@ def test_a_vanished_result_is_no_longer_checked_on_page_and_report(world, mailou
     assert "No longer checked" in alice.body and "Better" not in alice.body
     page = world.client_for("admin_a").get(
         reverse("domains:domain-detail", args=["a.example"])).content.decode()
-    changes = page[page.index("Changes since the previous check"):page.index("Records to publish")]
+    changes = page[page.index("Changes since the previous check"):page.index("Records to fix")]
     assert "no longer checked" in changes
     assert "Better" not in changes and "change-improved" not in changes
 
@@ -396,7 +396,7 @@ def test_no_record_names_a_host_name_that_is_not_public(world, mailoutbox, setti
         assert " IN MX " not in shown and " IN PTR " not in shown
         assert f" {hostname}. " not in shown and f"{hostname}. IN " not in shown
         assert "Set the public name of this server (or its MX names) on the Mail host page" in shown
-    records = section.split("Records to publish", 1)[1]
+    records = section.split("Records to fix", 1)[1]
     # Not as a name in any record (as in "IN MX 10 mail." or "mail. IN A ...").
     assert not re.search(rf"(^|\s){re.escape(hostname)}\.(\s|$)", records, re.M)
     results = {r.check_name: r for r in world.a.check_runs.get().results.all()}

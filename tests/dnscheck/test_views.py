@@ -213,7 +213,7 @@ def test_changes_are_listed_worsened_first(world):
                        ("dmarc", "", WARNING), ("dkim", "mail", WARNING, "short key")])
     section = section_of(world.client_for("admin_a").get(detail()).content.decode())
     changes = section[section.index("Changes since the previous check"):
-                      section.index("Records to publish")]
+                      section.index("Records to fix")]
     items = re.findall(r'<li class="change-(\w+)">.*?<strong>([\w-]+)</strong>', changes, re.S)
     assert items == [("worsened", "spf"), ("worsened", "dkim"), ("improved", "mx")]
     assert "two SPF records" in changes
@@ -247,8 +247,8 @@ def test_the_records_to_publish_are_one_pre_block(world):
 
 def test_nothing_to_publish(world):
     make_run(world.a, [("mx", "", OK, "fine", "a.example. IN MX 10 mail.")])
-    html = world.client_for("admin_a").get(detail()).content.decode()
-    assert '<pre class="zone"' not in html
+    html = section_of(world.client_for("admin_a").get(detail()).content.decode())
+    assert '<pre class="zone"' not in html  # the records to publish are a section of their own
     assert "Nothing to publish" in html
 
 
@@ -357,7 +357,7 @@ def test_error_to_unknown_is_not_shown_as_better(world):
     make_run(world.a, [("mx", "", OK), ("spf", "", UNKNOWN, "timed out")])
     section = section_of(world.client_for("admin_a").get(detail()).content.decode())
     changes = section[section.index("Changes since the previous check"):
-                      section.index("Records to publish")]
+                      section.index("Records to fix")]
     items = re.findall(r'<li class="change-(\w+)">.*?<strong>([\w-]+)</strong>', changes, re.S)
     assert items == [("unchecked", "spf")]
     assert "Could not check" in changes
