@@ -69,7 +69,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness import load_average, setup_django
+from harness import knot_conf, load_average, run_threads, setup_django
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT / "benchmarks" / "results"
@@ -126,31 +126,7 @@ class Knot:
             body = "\n".join([f"@ SOA {NS_HOST}. hostmaster.{NS_ZONE}. {SOA_SERIAL} 3600 600 "
                               "86400 60", f"@ NS {NS_HOST}.", *lines])
             (zone_dir / f"{zone}.zone").write_text(f"$ORIGIN {zone}.\n$TTL 3600\n{body}\n")
-        zone_list = "".join(f"  - domain: {zone}\n" for zone in zones)
-        self.conf.write_text(f"""\
-server:
-    rundir: "{self.dir}"
-    listen: 127.0.0.1@{self.port}
-database:
-    storage: "{self.dir / 'db'}"
-log:
-  - target: stderr
-    any: warning
-control:
-    listen: "{self.dir / 'knot.sock'}"
-mod-stats:
-  - id: default
-    query-type: on
-template:
-  - id: default
-    storage: "{zone_dir}"
-    file: "%s.zone"
-    journal-content: none
-    zonefile-sync: -1
-    semantic-checks: off
-    global-module: mod-stats/default
-zone:
-{zone_list}""")
+        self.conf.write_text(knot_conf(self.dir, f"127.0.0.1@{self.port}", zone_dir, zones))
 
     def knotc(self, *args: str) -> str:
         return subprocess.run(["knotc", "-c", str(self.conf), *args], check=True,
@@ -528,13 +504,7 @@ def throughput(port: int, senders: list[str], count: int, clients: int,
                         samples.append(f"DKIM-Signature: {signature}\r\n".encode() + body)
         connection.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    took = time.perf_counter() - started
+    took = run_threads(worker, clients)
     latencies.sort()
     return {
         "messages": count, "clients": clients, "sender_domains": len(

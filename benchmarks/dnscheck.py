@@ -52,6 +52,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import knot_conf
+
 PROJECT = Path(__file__).resolve().parent.parent
 GOAL_SECONDS = 20.0
 # Marks the re-executed process that already runs in its own network namespace.
@@ -345,31 +347,8 @@ class Knot:
         for zone, lines in self.zones.items():
             body = "\n".join(lines)
             (zone_dir / f"{zone}.zone").write_text(f"$ORIGIN {zone}.\n$TTL 3600\n{body}\n")
-        zone_list = "".join(f"  - domain: {zone}\n" for zone in self.zones)
-        self.conf.write_text(f"""\
-server:
-    rundir: "{self.dir}"
-    listen: {self.address}@{self.port}
-database:
-    storage: "{self.dir / 'db'}"
-log:
-  - target: stderr
-    any: warning
-control:
-    listen: "{self.dir / 'knot.sock'}"
-mod-stats:
-  - id: default
-    query-type: on
-template:
-  - id: default
-    storage: "{zone_dir}"
-    file: "%s.zone"
-    journal-content: none
-    zonefile-sync: -1
-    semantic-checks: off
-    global-module: mod-stats/default
-zone:
-{zone_list}""")
+        self.conf.write_text(knot_conf(self.dir, f"{self.address}@{self.port}", zone_dir,
+                                       self.zones))
 
     def knotc(self, *args: str) -> str:
         return subprocess.run(["knotc", "-c", str(self.conf), *args], check=True,

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import load_average, setup_django
+from harness import load_average, run_threads, setup_django
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT / "benchmarks" / "results"
@@ -108,13 +108,7 @@ def hammer(port: int, users: list[str], clients: int, seconds: float, logins: in
             with lock:
                 latencies.append(took)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(worker, clients)
     latencies.sort()
     return {
         "logins": len(latencies),
