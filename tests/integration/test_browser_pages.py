@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,12 +27,15 @@ from dnscheck import services as dnscheck_services
 from domains import services
 from domains.models import Domain, KeptMaildir, Mailbox
 from tests.conftest import change_host
-from tests.integration.test_browser import CSP_VIOLATIONS, browser, sign_in  # noqa: F401
+from tests.integration.test_browser import (  # noqa: F401
+    ARTIFACTS,
+    CSP_VIOLATIONS,
+    browser,
+    sign_in,
+)
 
 pytestmark = pytest.mark.daemons  # Chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("MAILADMIN_TEST_ARTIFACTS") or ROOT / "artifacts")
 SHOTS = ARTIFACTS / "screenshots" / "pages"
 ROOT_PW = "root passphrase 123"
 USER_PW = "correct horse battery"
@@ -61,7 +62,8 @@ SIDEWAYS = """() => {
     const right = el.getBoundingClientRect().right;
     if (right <= width + 0.5) continue;
     const parent = el.parentElement;
-    if (parent && parent !== document.body && parent.getBoundingClientRect().right > width + 0.5) continue;
+    const parentRight = parent ? parent.getBoundingClientRect().right : 0;
+    if (parent && parent !== document.body && parentRight > width + 0.5) continue;
     if (!widest || right > widest.right) widest = {right: Math.round(right), element: describe(el)};
   }
   return {scrollWidth: doc.scrollWidth, clientWidth: width, widest: widest};
@@ -176,9 +178,9 @@ def contrast(foreground: str, background: str) -> float:
 class Walk:
     """Visits pages in one browser context; remembers the pages that scroll sideways."""
 
-    def __init__(self, browser: Any, live_server: Any, viewport: dict[str, int],
+    def __init__(self, chromium: Any, live_server: Any, viewport: dict[str, int],
                  scheme: str) -> None:
-        self.context = browser.new_context(base_url=live_server.url, viewport=viewport,
+        self.context = chromium.new_context(base_url=live_server.url, viewport=viewport,
                                            color_scheme=scheme)
         self.page = self.context.new_page()
         self.page.set_default_timeout(15_000)
@@ -275,3 +277,23 @@ def test_the_menu_collapses_at_phone_width_and_tables_stack_with_labels(
     assert desktop.page.evaluate(
         "getComputedStyle(document.querySelector('main table tbody tr')).display") == "table-row"
     desktop.context.close()
+
+
+def test_the_sideways_check_names_the_element_that_sticks_out(
+        transactional_db, live_server, browser):  # noqa: F811
+    # The check above must not pass vacuously: a page made too wide is caught, and the
+    # culprit named (the outermost element past the window's edge, not its children).
+    phone = Walk(browser, live_server, PHONE, "light")
+    phone.page.goto("/login/")
+    phone.page.evaluate("""() => {
+        const wide = document.createElement("div");
+        wide.id = "too-wide";
+        wide.appendChild(document.createElement("span")).textContent = "x".repeat(20);
+        wide.firstChild.className = "inner";
+        document.querySelector("main").appendChild(wide);
+        wide.style.width = "900px";  // CSSOM: the Content-Security-Policy allows it
+    }""")
+    wide = phone.page.evaluate(SIDEWAYS)
+    phone.context.close()
+    assert wide is not None and wide["clientWidth"] == 390 and wide["scrollWidth"] > 390
+    assert wide["widest"]["element"].startswith("div#too-wide")
