@@ -19,8 +19,10 @@
       each(body.rows, function (row) {
         var column = 0;
         each(row.cells, function (cell) {
-          // A cell spanning columns ("No mailboxes match.") belongs to none of them.
-          if (cell.colSpan === 1 && names[column] && !cell.hasAttribute("data-label")) {
+          // A cell spanning columns ("No mailboxes match.") belongs to none of them;
+          // an empty cell needs no heading of its own.
+          var empty = !cell.children.length && !cell.textContent.trim();
+          if (cell.colSpan === 1 && names[column] && !empty && !cell.hasAttribute("data-label")) {
             cell.setAttribute("data-label", names[column]);
           }
           column += cell.colSpan;
