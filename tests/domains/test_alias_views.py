@@ -242,7 +242,7 @@ def test_create_toggle_delete_an_alias_domain(world, alice):
     assert page.status_code == 200 and 'name="active"' in page.content.decode()
     assert alice.post(edit_url, {}).status_code == 302
     assert not AliasDomain.objects.get(name="a-alias.example").active
-    assert "(disabled)" in alice.get(
+    assert '<span class="badge badge-disabled">disabled</span>' in alice.get(
         reverse("domains:domain-detail", args=["a.example"])).content.decode()
     assert alice.post(edit_url, {"active": "on"}).status_code == 302
     assert AliasDomain.objects.get(name="a-alias.example").active

@@ -1,6 +1,6 @@
 """The panel in a real browser (Debian's Chromium, driven by Playwright), and the
 result checked on the real daemons. Screenshots of the main pages land in
-artifacts/screenshots/.
+$MAILADMIN_TEST_ARTIFACTS/screenshots/ (default artifacts/ in the checkout).
 """
 
 import os
@@ -16,7 +16,11 @@ from domains.models import Alias, Mailbox
 pytestmark = pytest.mark.daemons
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+# Test artifacts (screenshots): MAILADMIN_TEST_ARTIFACTS, or artifacts/ in the checkout
+# (ignored by git). A test-only variable: the panel never reads it.
+ARTIFACTS = Path(os.environ.get("MAILADMIN_TEST_ARTIFACTS")
+                 or Path(__file__).resolve().parents[2] / "artifacts")
+SHOTS = ARTIFACTS / "screenshots"
 ROOT_PW = "root passphrase 123"
 DAN_PW = "domain admin pass 1"
 BOB_PW = "correct horse battery"
