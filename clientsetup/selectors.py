@@ -15,6 +15,7 @@ from django.conf import settings
 
 from domains.models import AliasDomain, Domain
 from mailhost.models import MailHost
+from mailhost.validators import is_public_host_name, is_reachable_address
 
 # RFC 5321's longest path; anything longer is no address of ours.
 ADDRESS_MAX = 254
@@ -42,6 +43,17 @@ class ClientSettings:
     hostname: str
     incoming: tuple[Server, ...]  # best first
     outgoing: tuple[Server, ...]
+
+    @property
+    def is_public(self) -> bool:
+        """Whether the servers' name is one to give out: not the embedded default's
+        machine name (often `localhost`), which a mail program elsewhere cannot reach."""
+        return is_public_host_name(self.hostname)
+
+
+# Shown where a page would otherwise give out the embedded default's machine name.
+SET_MAIL_HOST_FIRST = ("Set the mail host name first (Mail host page): until then no server "
+                       "name is given to mail programs.")
 
 
 def listen_port(value: str, default: int) -> int:
@@ -111,6 +123,16 @@ def host_without_port(host: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
+def panel_is_public(panel_host: str) -> bool:
+    """Whether the name (or address) the panel was opened by can be a record's target."""
+    host = host_without_port(panel_host)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return is_public_host_name(host)
+    return is_reachable_address(host)
+
+
 def _record_target(panel_host: str, name: str) -> str:
     """autoconfig/autodiscover point at the panel: a CNAME to its name, or A/AAAA to its address."""
     host = host_without_port(panel_host)
@@ -124,22 +146,45 @@ def _record_target(panel_host: str, name: str) -> str:
 
 def dns_records(domain: str, *, panel_host: str) -> list[str]:
     """Zone lines that let mail programs find the servers of `domain` (RFC 6186) and
-    the panel's autoconfig and autodiscover answers (`panel_host`: the panel's name)."""
+    the panel's autoconfig and autodiscover answers (`panel_host`: the panel's name).
+
+    A line whose target would be a name no one else can reach (the embedded
+    default's `localhost`, the panel opened on loopback) is left out;
+    dns_warnings says why.
+    """
     found = client_settings()
     origin = domain.lower().rstrip(".") + "."
-    target = found.hostname + "."
-    submission = found.outgoing[0]
-    imap = next(s for s in found.incoming if s.security == "STARTTLS")
-    imaps = next((s for s in found.incoming if s.security == "SSL"), None)
-    lines = [
-        f"_submission._tcp.{origin} 3600 IN SRV 0 1 {submission.port} {target}",
-        f"_imap._tcp.{origin} 3600 IN SRV 10 1 {imap.port} {target}",
-        # RFC 6186: a target of "." says the service is not offered.
-        (f"_imaps._tcp.{origin} 3600 IN SRV 0 1 {imaps.port} {target}" if imaps
-         else f"_imaps._tcp.{origin} 3600 IN SRV 0 0 0 ."),
-        f"_pop3._tcp.{origin} 3600 IN SRV 0 0 0 .",
-        f"_pop3s._tcp.{origin} 3600 IN SRV 0 0 0 .",
-        _record_target(panel_host, f"autoconfig.{origin}"),
-        _record_target(panel_host, f"autodiscover.{origin}"),
-    ]
+    lines = []
+    if found.is_public:
+        target = found.hostname + "."
+        submission = found.outgoing[0]
+        imap = next(s for s in found.incoming if s.security == "STARTTLS")
+        imaps = next((s for s in found.incoming if s.security == "SSL"), None)
+        lines += [
+            f"_submission._tcp.{origin} 3600 IN SRV 0 1 {submission.port} {target}",
+            f"_imap._tcp.{origin} 3600 IN SRV 10 1 {imap.port} {target}",
+            # RFC 6186: a target of "." says the service is not offered.
+            (f"_imaps._tcp.{origin} 3600 IN SRV 0 1 {imaps.port} {target}" if imaps
+             else f"_imaps._tcp.{origin} 3600 IN SRV 0 0 0 ."),
+            f"_pop3._tcp.{origin} 3600 IN SRV 0 0 0 .",
+            f"_pop3s._tcp.{origin} 3600 IN SRV 0 0 0 .",
+        ]
+    if panel_is_public(panel_host):
+        lines += [_record_target(panel_host, f"autoconfig.{origin}"),
+                  _record_target(panel_host, f"autodiscover.{origin}")]
     return lines
+
+
+def dns_warnings(*, panel_host: str) -> list[str]:
+    """Why dns_records left lines out: each a sentence saying what to do instead."""
+    warnings = []
+    if not client_settings().is_public:
+        warnings.append("Set the mail host name first (Mail host page): until then no SRV "
+                        "records name a server.")
+    if not panel_is_public(panel_host):
+        shown = host_without_port(panel_host)
+        warnings.append(
+            f"This page was opened as {shown}, which other machines cannot reach: the "
+            "autoconfig and autodiscover records would point at it. Open the panel by its "
+            "public name to see them.")
+    return warnings

@@ -52,11 +52,13 @@ def autoconfig(request: HttpRequest) -> HttpResponse:
     address = request.GET.get("emailaddress", "")
     domain = selectors.address_domain(address) if address else _host_domain(request)
     login = selectors.login_domain(domain) if domain else None
-    if domain is None or login is None:
+    found = selectors.client_settings()
+    # The embedded default's machine name is no server to give a mail program.
+    if domain is None or login is None or not found.is_public:
         return _not_served()
     username = "%EMAILADDRESS%" if login == domain else f"%EMAILLOCALPART%@{login}"
     return _xml(request, "clientsetup/config-v1.1.xml", {
-        "domain": domain, "username": username, "found": selectors.client_settings()})
+        "domain": domain, "username": username, "found": found})
 
 
 @csrf_exempt
@@ -77,10 +79,10 @@ def autodiscover(request: HttpRequest) -> HttpResponse:
         address = request.GET.get("emailaddress", request.GET.get("Email", ""))
     domain = selectors.address_domain(address)
     login = selectors.login_domain(domain) if domain else None
-    if domain is None or login is None:
+    found_settings = selectors.client_settings()
+    if domain is None or login is None or not found_settings.is_public:
         return _not_served()
     local = address.rsplit("@", 1)[0]
-    found_settings = selectors.client_settings()
     return _xml(request, "clientsetup/autodiscover.xml", {
         "login": f"{local}@{login}", "imap": found_settings.incoming[0],
         "smtp": found_settings.outgoing[0]})
@@ -113,4 +115,5 @@ def domain_records(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
     return render(request, "clientsetup/records.html", {
         "domain": domain, "found": selectors.client_settings(),
-        "records": "\n".join(selectors.dns_records(domain.name, panel_host=request.get_host()))})
+        "records": "\n".join(selectors.dns_records(domain.name, panel_host=request.get_host())),
+        "warnings": selectors.dns_warnings(panel_host=request.get_host())})

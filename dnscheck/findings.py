@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from dnscheck.models import Verdict
+from mailhost.validators import is_public_host_name
 
 if TYPE_CHECKING:
     from mailhost.models import MailHost
@@ -29,29 +29,7 @@ class Finding:
         return (self.check, self.subject)
 
 
-# Names that never resolve on the Internet (RFC 6761, RFC 6762): an MX or PTR
-# record naming one would send mail nowhere. (.test is kept: the integration
-# tests serve a zone of their own under it.)
-PRIVATE_SUFFIXES = frozenset({"localhost", "localdomain", "local", "invalid"})
 SET_HOSTNAME = "Set the public name of this server (or its MX names) on the Mail host page"
-
-
-def is_public_host_name(name: str) -> bool:
-    """Whether `name` can be published as an MX target or PTR name.
-
-    Not a bare machine name (no dot), an address, or a name under a suffix
-    that never resolves publicly. The defaults fall back to the machine's
-    name, which is often exactly that ("localhost").
-    """
-    name = name.lower().rstrip(".")
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        pass
-    else:
-        return False
-    last = name.rsplit(".", 1)[-1]
-    return "." in name and last not in PRIVATE_SUFFIXES and not last.isdigit()
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def zone(domain: Domain, *, panel_host: str) -> Zone:
     records, notes = records_for(
         domain.name, identity, [(k.selector, k.algorithm, k.public_key) for k in keys],
         client_setup.dns_records(domain.name, panel_host=panel_host))
+    notes += client_setup.dns_warnings(panel_host=panel_host)
     run = latest_run(domain)
     verdicts = {(r.check_name, r.subject): r.verdict
                 for r in (run.results.all() if run else [])}
@@ -184,4 +185,5 @@ def alias_zone(alias: AliasDomain, *, panel_host: str) -> Zone:
     records, notes = records_for(alias.name, Identity.of(MailHost.current()), [],
                                  client_setup.dns_records(alias.name, panel_host=panel_host),
                                  host_records=False)
+    notes += client_setup.dns_warnings(panel_host=panel_host)
     return Zone(alias.name, tuple(records), tuple(notes))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 
@@ -20,6 +22,28 @@ class DomainForm(forms.Form):
 
 
 class DomainCreateForm(DomainForm):
+    role_aliases = forms.BooleanField(
+        required=False, initial=True, label="Create postmaster@ and abuse@",
+        help_text="as aliases delivering to the address below: other mail servers write "
+                  "to these when something is wrong (RFC 2142)")
+    role_aliases_to = forms.CharField(
+        max_length=254, required=False, label="postmaster@ and abuse@ deliver to",
+        help_text="e.g. your own address, here or elsewhere")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("role_aliases") and not str(data.get("role_aliases_to") or "").strip():
+            self.add_error("role_aliases_to", "Give the address postmaster@ and abuse@ deliver "
+                                              "to, or untick the box above.")
+        return data
+
+    def service_arguments(self) -> dict[str, Any]:
+        """cleaned_data as create_domain takes it."""
+        data = dict(self.cleaned_data)
+        wanted = data.pop("role_aliases")
+        data["role_aliases_to"] = data["role_aliases_to"] if wanted else ""
+        return data
+
     def __init__(self, *args: object, earlier_kept_maildirs: bool = False,
                  **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -27,12 +27,45 @@ class DestinationsField(forms.CharField):
         return [item for item in _SEPARATORS.split(text) if item]
 
 
+CATCHALL_WARNING = (
+    "A catch-all receives every misspelt address and every name a spammer invents; a "
+    "catch-all that forwards elsewhere passes that spam on, and bounces from the far end "
+    "go back to forged senders (backscatter). Prefer aliases for the names you use.")
+
+
 class AliasForm(forms.Form):
-    local_part = forms.CharField(
-        max_length=200, required=False, label="Address",
-        help_text="the part before the @; leave empty for the catch-all, which receives "
-                  "mail for every address of the domain that is neither a mailbox nor an alias")
+    """One address of the domain, or its catch-all: an explicit choice, never an empty field.
+
+    The catch-all is stored as the alias `@domain`, as before.
+    """
+
+    kind = forms.ChoiceField(
+        widget=forms.RadioSelect, required=False, initial="address", label="Receives for",
+        help_text=CATCHALL_WARNING)
+    local_part = forms.CharField(max_length=200, required=False, label="Address",
+                                 help_text="the part before the @")
     destinations = DestinationsField()
+
+    def __init__(self, *args: object, domain_name: str = "", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["kind"].choices = [  # type: ignore[attr-defined]
+            ("address", "One address (below)"),
+            ("catchall", f"Catch-all: every address at {domain_name} without its own "
+                         "mailbox or alias"),
+        ]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        # A post without the choice (an older form, the command line's habits) is one address.
+        data["kind"] = data.get("kind") or "address"
+        if data["kind"] == "address" and not str(data.get("local_part") or "").strip() \
+                and "local_part" not in self.errors:
+            self.add_error("local_part", "Give the part before the @, or choose the catch-all.")
+        return data
+
+    @property
+    def is_catchall(self) -> bool:
+        return self.cleaned_data.get("kind") == "catchall"
 
 
 class AliasEditForm(forms.Form):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from domains.views import aliases, csv, domains, kept_maildirs, mailboxes
+from domains.views import aliases, csv, domains, kept_maildirs, mailboxes, pick
 
 app_name = "domains"
 urlpatterns = [
@@ -12,10 +12,14 @@ urlpatterns = [
     path("domains/<str:name>/mailboxes/new/", mailboxes.mailbox_create, name="mailbox-create"),
     path("domains/<str:name>/mailboxes/check/", mailboxes.mailbox_check, name="mailbox-check"),
     path("mailboxes/", mailboxes.mailbox_list, name="mailbox-list"),
+    # Before mailboxes/<email>/: an address always has an @, "new" never.
+    path("mailboxes/new/", pick.mailbox_new, name="mailbox-new"),
     path("mailboxes/<str:email>/", mailboxes.mailbox_edit, name="mailbox-edit"),
     path("mailboxes/<str:email>/delete/", mailboxes.mailbox_delete, name="mailbox-delete"),
     path("domains/<str:name>/aliases/", aliases.alias_list, name="alias-list"),
     path("domains/<str:name>/aliases/new/", aliases.alias_create, name="alias-create"),
+    path("aliases/", aliases.all_aliases, name="aliases"),
+    path("aliases/new/", pick.alias_new, name="alias-new"),
     # An alias by its address; `@a.example` is a.example's catch-all.
     path("aliases/<str:source>/", aliases.alias_edit, name="alias-edit"),
     path("aliases/<str:source>/delete/", aliases.alias_delete, name="alias-delete"),

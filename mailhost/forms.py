@@ -35,7 +35,9 @@ def _addresses(text: str, version: int) -> list[str]:
     return result
 
 
-class MailHostForm(forms.Form):
+class MailHostNamesForm(forms.Form):
+    """The host's names and public addresses: the part of the row DNS records are made of."""
+
     mail_hostname = forms.CharField(label="Mail host name", max_length=validators.HOST_NAME_MAX,
                                     help_text="This server's own name (Postfix myhostname).")
     mx_hosts = forms.CharField(
@@ -46,6 +48,21 @@ class MailHostForm(forms.Form):
                                   max_length=1000, help_text=LIST_HELP)
     public_ipv6 = forms.CharField(label="Public IPv6 addresses", required=False,
                                   max_length=1000, help_text=LIST_HELP)
+
+    def clean_mail_hostname(self) -> str:
+        return _host_name(self.cleaned_data["mail_hostname"])
+
+    def clean_mx_hosts(self) -> list[str]:
+        return [_host_name(item) for item in _items(self.cleaned_data["mx_hosts"])]
+
+    def clean_public_ipv4(self) -> list[str]:
+        return _addresses(self.cleaned_data["public_ipv4"], 4)
+
+    def clean_public_ipv6(self) -> list[str]:
+        return _addresses(self.cleaned_data["public_ipv6"], 6)
+
+
+class MailHostForm(MailHostNamesForm):
     vmail_dir = forms.CharField(label="Maildir root", max_length=255,
                                 validators=[validators.validate_vmail_dir],
                                 help_text="Mail lives in ROOT/<domain>/<local part>.")
@@ -72,14 +89,53 @@ class MailHostForm(forms.Form):
             "daemon_database": host.daemon_database,
         })
 
+
+class SetupForm(MailHostNamesForm):
+    """Step 1 of the first-day setup: stricter than the Mail host page, which
+    accepts the embedded default (a machine name, no addresses) as it is."""
+
+    @classmethod
+    def of(cls, host: MailHost, data: Any = None) -> SetupForm:
+        # The default name is no suggestion: an empty field asks for the real one.
+        return cls(data, initial={
+            "mail_hostname": host.mail_hostname if host.has_public_name else "",
+            "mx_hosts": ", ".join(h for h in host.mx_hosts if validators.is_public_host_name(h)),
+            "public_ipv4": ", ".join(host.public_ipv4),
+            "public_ipv6": ", ".join(host.public_ipv6),
+        })
+
     def clean_mail_hostname(self) -> str:
-        return _host_name(self.cleaned_data["mail_hostname"])
+        name = super().clean_mail_hostname()
+        if not validators.is_public_host_name(name):
+            raise ValidationError(
+                f"{name!r} is not a public DNS name: give the name mail programs and other "
+                "mail servers reach this host by, e.g. mail.example.org.")
+        return name
 
     def clean_mx_hosts(self) -> list[str]:
-        return [_host_name(item) for item in _items(self.cleaned_data["mx_hosts"])]
+        names = super().clean_mx_hosts()
+        for name in names:
+            if not validators.is_public_host_name(name):
+                raise ValidationError(f"{name!r} is not a public DNS name.")
+        return names
+
+    def _reachable(self, field: str, version: int) -> list[str]:
+        addresses = _addresses(self.cleaned_data[field], version)
+        for address in addresses:
+            if not validators.is_reachable_address(address):
+                raise ValidationError(f"{address} cannot be reached from other machines.")
+        return addresses
 
     def clean_public_ipv4(self) -> list[str]:
-        return _addresses(self.cleaned_data["public_ipv4"], 4)
+        return self._reachable("public_ipv4", 4)
 
     def clean_public_ipv6(self) -> list[str]:
-        return _addresses(self.cleaned_data["public_ipv6"], 6)
+        return self._reachable("public_ipv6", 6)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if ("public_ipv4" in data and "public_ipv6" in data
+                and not data["public_ipv4"] and not data["public_ipv6"]):
+            self.add_error("public_ipv4", "Give at least one public address, IPv4 or IPv6: "
+                                          "SPF, A/AAAA and PTR records are made of them.")
+        return data

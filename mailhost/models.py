@@ -70,6 +70,20 @@ class MailHost(models.Model):
         return "host." + self.mail_hostname.lower().rstrip(".")
 
     @property
+    def has_public_name(self) -> bool:
+        """Whether the mail host name can be given to mail programs and DNS records."""
+        return validators.is_public_host_name(self.mail_hostname)
+
+    @property
+    def is_set_up(self) -> bool:
+        """Past the embedded default: a public name and at least one public address.
+
+        Until then the dashboard leads a superadmin to the setup page, and no
+        page advises the default name (often `localhost`) to anyone.
+        """
+        return self.has_public_name and bool(self.public_ipv4 or self.public_ipv6)
+
+    @property
     def mx_names(self) -> tuple[str, ...]:
         """What MX records should name: the MX hosts, else the mail hostname."""
         return tuple(self.mx_hosts) or (self.mail_hostname.lower().rstrip("."),)

@@ -28,6 +28,40 @@ def validate_host_name(value: str) -> None:
         raise ValidationError(f"{value!r} is not a host name.")
 
 
+# Names that never resolve on the Internet (RFC 6761, RFC 6762): an MX or PTR
+# record naming one would send mail nowhere. (.test is kept: the integration
+# tests serve a zone of their own under it.)
+PRIVATE_SUFFIXES = frozenset({"localhost", "localdomain", "local", "invalid"})
+
+
+def is_public_host_name(name: str) -> bool:
+    """Whether `name` can be published as an MX target, PTR name or server to connect to.
+
+    Not a bare machine name (no dot), an address, or a name under a suffix
+    that never resolves publicly. The defaults fall back to the machine's
+    name, which is often exactly that ("localhost").
+    """
+    name = name.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    return "." in name and last not in PRIVATE_SUFFIXES and not last.isdigit()
+
+
+def is_reachable_address(value: str) -> bool:
+    """Whether an address can be another machine's way to this one: not loopback,
+    unspecified or link-local (documentation ranges pass: the tests use them)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified or address.is_link_local)
+
+
 def validate_host_names(value: Any) -> None:
     if not isinstance(value, list):
         raise ValidationError("Host names are a list.")

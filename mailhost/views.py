@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.http import actor, show_errors, superadmin_required
 from mailhost import apply, services
-from mailhost.forms import MailHostForm
+from mailhost.forms import MailHostForm, SetupForm
 from mailhost.models import ConfigApply, MailHost
 
 
@@ -30,6 +30,25 @@ def mail_host(request: HttpRequest) -> HttpResponse:
             return redirect("mailhost:mail-host")
     return render(request, "mailhost/mail_host.html",
                   {"form": form, "host": host, "applies": apply.history(host)},
+                  status=400 if form.errors else 200)
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def setup(request: HttpRequest) -> HttpResponse:
+    """Step 1 of the first day: the host's public names and addresses, then the dashboard
+    (whose next step is the first domain)."""
+    host = MailHost.current()
+    form = SetupForm.of(host, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_mail_host(actor=actor(request), **form.cleaned_data)
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Saved the mail host {form.cleaned_data['mail_hostname']}.")
+            return redirect("home")
+    return render(request, "mailhost/setup.html", {"form": form, "host": host},
                   status=400 if form.errors else 200)
 
 

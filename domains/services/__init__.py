@@ -23,6 +23,7 @@ from domains.services.alias_domains import (
 from domains.services.aliases import create_alias, delete_alias, update_alias
 from domains.services.destinations import DESTINATIONS_MAX, ELSEWHERE_ACTOR
 from domains.services.domains import (
+    ROLE_ADDRESSES,
     create_domain,
     delete_domain,
     on_domain_deletion,
@@ -78,6 +79,7 @@ __all__ = [
     "GENERATE_ATTEMPTS",
     "KEPT_MAILDIR_CHOICES",
     "NAME_MAX",
+    "ROLE_ADDRESSES",
     "AliasImport",
     "DomainUsage",
     "MailboxImport",

@@ -3,6 +3,7 @@ limits and description, enable and disable, delete (forced: with everything in i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from django.core.exceptions import ValidationError
@@ -12,7 +13,8 @@ from django.utils import timezone
 from core import audit
 from core.actor import Actor
 from core.models import AuditEntry
-from domains.models import AliasDomain, Domain, KeptMaildir
+from domains.checklist import ROLE_ADDRESSES
+from domains.models import Alias, AliasDomain, Domain, KeptMaildir
 from domains.selectors import domain_usage
 from domains.services._common import (
     DESCRIPTION_MAX,
@@ -25,9 +27,13 @@ from domains.services._common import (
     _switch,
     _text,
 )
-from domains.services.destinations import _remove_destinations
+from domains.services.destinations import (
+    _check_destinations,
+    _parse_destinations,
+    _remove_destinations,
+)
 from domains.services.kept_maildirs import KEPT_MAILDIR_CHOICES, _settle_earlier_kept_maildirs
-from domains.services.limits import _check_new_total, _limits
+from domains.services.limits import _check_alias_count, _check_new_total, _limits
 from domains.validators import normalize_domain
 from mailhost.models import MailHost
 
@@ -60,16 +66,24 @@ def create_domain(
     default_quota: int | str = 0,
     active: bool = True,
     kept_maildirs: str = "",
+    role_aliases_to: str | Iterable[str] = "",
 ) -> Domain:
     """Create a domain. `kept_maildirs`: what becomes of the Maildirs still kept
     from an earlier domain of this name, which must be settled here (refused
     while there are some and it is ''): "reserve" makes them this domain's
     (their addresses stay refused until a superadmin reuses or forgets each),
     "remove" records them as removed from the mail host.
+
+    `role_aliases_to`: when given, postmaster@ and abuse@ of the new domain
+    are made aliases delivering there, in the same transaction (a destination
+    in this server's domains must exist, as for any alias).
     """
     domain_name = normalize_domain(name)
     limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
     description = _text(description, DESCRIPTION_MAX, "The description")
+    role_targets = (_parse_destinations(role_aliases_to)
+                    if role_aliases_to and (not isinstance(role_aliases_to, str)
+                                            or role_aliases_to.strip()) else [])
     if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
         raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
     with transaction.atomic():
@@ -91,7 +105,22 @@ def create_domain(
                      after=audit.snapshot(domain))
         if earlier:
             _settle_earlier_kept_maildirs(actor, domain, earlier, kept_maildirs)
+        if role_targets:
+            _add_role_aliases(actor, domain, role_targets)
     return domain
+
+
+def _add_role_aliases(actor: Actor, domain: Domain, targets: list[str]) -> None:
+    """postmaster@ and abuse@ of a domain created a moment ago, in its transaction
+    (no address of it can be taken yet)."""
+    sources = [f"{local}@{domain.name}" for local in ROLE_ADDRESSES]
+    _check_alias_count(domain, 0, adding=len(sources))
+    for source in sources:
+        _check_destinations(source, targets, None)
+        alias = Alias(domain=domain, source=source, destinations=",".join(targets))
+        _insert(alias, f"{source} already exists.")
+        audit.record(actor=actor, action="alias.create", obj=alias, domain=domain,
+                     after=audit.snapshot(alias))
 
 
 def update_domain(

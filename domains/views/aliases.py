@@ -22,9 +22,25 @@ from domains import search, services
 from domains.access import admin_required, alias_domain_or_404, alias_or_404, domain_or_404
 from domains.forms_aliases import AliasDomainEditForm, AliasDomainForm, AliasEditForm, AliasForm
 from domains.models import Alias
-from domains.reach import checked_domains
+from domains.reach import checked_domains, in_reach
 
 # ---------------------------------------------------------------- aliases
+
+
+@admin_required
+def all_aliases(request: HttpRequest) -> HttpResponse:
+    """The aliases of every domain in reach, a page at a time, in address order."""
+    query = search.address_term(request.GET.get("q", "")[:254])
+    aliases = in_reach(request.user, Alias.objects.all())
+    if query:
+        aliases = aliases.filter(source__prefix=query)
+    page = page_of(request)
+    rows = list(aliases.order_by("source").only("source", "destinations", "active")
+                [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+    context = {"aliases": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
+               "q": query}
+    template = "domains/_alias_rows.html" if is_htmx(request) else "domains/all_aliases.html"
+    return render(request, template, context)
 
 
 @admin_required
@@ -48,12 +64,15 @@ def alias_list(request: HttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def alias_create(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
-    form = AliasForm(request.POST or None)
+    # A link may name the address to add (the checklist's postmaster@ and abuse@).
+    initial = {"local_part": request.GET.get("local_part", "")[:64]}
+    form = AliasForm(request.POST or None, domain_name=domain.name, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        local = "" if form.is_catchall else data["local_part"].strip()
         try:
             alias = services.create_alias(
-                actor=actor(request), source=f"{data['local_part'].strip()}@{domain.name}",
+                actor=actor(request), source=f"{local}@{domain.name}",
                 destinations=data["destinations"], checked_domains=checked_domains(request.user))
         except ValidationError as error:
             show_errors(form, error)

@@ -20,7 +20,9 @@ from core.http import (
 )
 from domains import search, selectors, services
 from domains.access import admin_required, domain_or_404
+from domains.checklist import checklist
 from domains.forms import DomainCreateForm, DomainEditForm
+from domains.models import Domain
 from domains.reach import visible_domains
 from domains.validators import format_limit, format_size
 
@@ -46,7 +48,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
                             earlier_kept_maildirs="kept_maildirs" in request.POST)
     if request.method == "POST" and form.is_valid():
         try:
-            domain = services.create_domain(actor=actor(request), **form.cleaned_data)
+            domain = services.create_domain(actor=actor(request), **form.service_arguments())
         except ValidationError as error:
             if "earlier_kept_maildirs" in {e.code for e in getattr(error, "error_list", [])}:
                 form = DomainCreateForm(request.POST, earlier_kept_maildirs=True)
@@ -55,7 +57,11 @@ def domain_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Added {domain.name}.")
             return redirect("domains:domain-detail", name=domain.name)
-    return render(request, "domains/domain_form.html", {"form": form, "title": "New domain"})
+    # The second step of the first day: the dashboard leads here with no domain yet.
+    first = not Domain.objects.exists()
+    return render(request, "domains/domain_form.html",
+                  {"form": form, "title": "Your first domain" if first else "New domain",
+                   "first": first})
 
 
 @admin_required
@@ -76,6 +82,7 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
         "mailboxes": domain.mailboxes.order_by("email")[:PAGE_SIZE],
         "aliases": domain.aliases.order_by("source")[:PAGE_SIZE],
         "alias_domains": domain.alias_domains.order_by("name"),
+        "checklist": checklist(domain),
     }
     return render(request, "domains/domain_detail.html", context)
 

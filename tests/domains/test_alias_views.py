@@ -72,7 +72,8 @@ def test_create_edit_disable_delete_an_alias(world, alice):
 
 
 def test_catch_all(world, alice):
-    response = create(alice, {"local_part": "", "destinations": "bob@a.example"})
+    response = create(alice, {"kind": "catchall", "local_part": "",
+                              "destinations": "bob@a.example"})
     assert response.status_code == 302
     catchall = Alias.objects.get(source="@a.example")
     assert catchall.is_catchall and catchall.destination_list == ["bob@a.example"]
@@ -86,7 +87,7 @@ def test_catch_all(world, alice):
     assert Alias.objects.get(source="@a.example").destination_list == [
         "bob@a.example", "info@a.example"]
 
-    second = create(alice, {"local_part": "", "destinations": "bob@a.example"})
+    second = create(alice, {"kind": "catchall", "destinations": "bob@a.example"})
     assert second.status_code == 200
     assert shows(second, "@a.example is already the catch-all.")
 
