@@ -64,6 +64,10 @@ def pages(fixture: lookups.Fixture) -> dict[str, str]:
         "alias search": f"/domains/{fixture.domain(middle)}/aliases/?q=info",
         "domain search": "/domains/?q=domain12",
         "domain page": f"/domains/{fixture.domain(middle)}/",
+        "all aliases": "/aliases/",
+        "all aliases, page 40": "/aliases/?page=40",
+        "new mailbox: domain picker": "/mailboxes/new/",
+        "new mailbox: picker search": "/mailboxes/new/?q=domain12",
         "dashboard": "/",
     }
 
