@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core import audit
 from core.actor import Actor
+from core.errors import FieldErrors, on_field
 from core.models import AuditEntry
 from domains.models import AliasDomain, Domain, KeptMaildir
 from domains.selectors import domain_usage
@@ -67,24 +68,32 @@ def create_domain(
     (their addresses stay refused until a superadmin reuses or forgets each),
     "remove" records them as removed from the mail host.
     """
-    domain_name = normalize_domain(name)
-    limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
-    description = _text(description, DESCRIPTION_MAX, "The description")
-    if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
-        raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
+    problems = FieldErrors()  # every problem with the input at once
+    domain_name = name
+    with problems.on("name"):
+        domain_name = normalize_domain(name)
+    with problems.on("max_quota"):  # _limits names the field of each of its refusals
+        limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
+    with problems.on("description"):
+        description = _text(description, DESCRIPTION_MAX, "The description")
+    with problems.on("kept_maildirs"):
+        if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
+            raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
+    problems.raise_any()
     with transaction.atomic():
-        if AliasDomain.objects.filter(name=domain_name).exists():
-            raise ValidationError(f"{domain_name} is already an alias domain.")
-        if Domain.objects.filter(name=domain_name).exists():
-            raise ValidationError(f"The domain {domain_name} already exists.")
+        with on_field("name"):
+            if AliasDomain.objects.filter(name=domain_name).exists():
+                raise ValidationError(f"{domain_name} is already an alias domain.")
+            if Domain.objects.filter(name=domain_name).exists():
+                raise ValidationError(f"The domain {domain_name} already exists.")
         earlier = list(KeptMaildir.objects.select_for_update().filter(
             address__endswith=f"@{domain_name}", removed_at=None, reused_at=None))
         if earlier and not kept_maildirs:
-            raise ValidationError(
+            raise ValidationError({"kept_maildirs": ValidationError(
                 f"An earlier {domain_name} left {_plural(len(earlier), 'kept Maildir')} on "
                 "disk: choose to reserve their addresses (refused until a superadmin reuses "
                 "or forgets each) or to record them as removed from the mail host.",
-                code="earlier_kept_maildirs")
+                code="earlier_kept_maildirs")})
         domain = Domain(name=domain_name, description=description, active=active, **limits)
         _insert(domain, f"The domain {domain_name} already exists.")
         audit.record(actor=actor, action="domain.create", obj=domain, domain=domain,
@@ -108,7 +117,8 @@ def update_domain(
         locked = _lock_domain(domain)
         before = audit.snapshot(locked)
         if description is not None:
-            locked.description = _text(description, DESCRIPTION_MAX, "The description")
+            with on_field("description"):
+                locked.description = _text(description, DESCRIPTION_MAX, "The description")
         limits = _limits(
             locked.max_mailboxes if max_mailboxes is None else max_mailboxes,
             locked.max_aliases if max_aliases is None else max_aliases,

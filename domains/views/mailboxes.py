@@ -51,6 +51,7 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
         kept = selectors.kept_maildir_of(f"{request.POST.get('local_part', '')}@{domain.name}")
     form = MailboxForm(request.POST or None,
                        check_url=reverse("domains:mailbox-check", args=[domain.name]),
+                       address_problem=lambda local: selectors.new_address_problem(local, domain),
                        kept_maildir=kept.path if kept else "")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -62,7 +63,7 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
                 password=password, name=data["name"], quota=data["quota"] or None,
                 reuse_kept_maildir=bool(data.get("reuse_kept_maildir")))
         except ValidationError as error:
-            show_errors(form, error)
+            show_errors(form, error, {"email": "local_part"})
         else:
             messages.success(request, f"Added {mailbox.email}.")
             if not data["password"]:
