@@ -140,7 +140,9 @@ class OwnPasswordForm(forms.Form):
             # The policy and a strength estimate, as it is typed, right under the field.
             self.fields["new"].widget.attrs.update({
                 "hx-post": hint_url, "hx-trigger": "input changed delay:200ms",
-                "hx-target": "#hint", "hx-swap": "innerHTML"})
+                "hx-target": "#hint", "hx-swap": "innerHTML",
+                # Only what is typed here: never the current password, in the same form.
+                "hx-params": "new"})
             self.live_messages = {"new": "hint"}
 
     current = forms.CharField(widget=forms.PasswordInput(attrs=CURRENT_PASSWORD), strip=False,
