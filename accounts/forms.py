@@ -1,16 +1,44 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
+
+from domains import selectors
+from domains.models import Domain
+
+# What the browser's password manager should do with a field: offer to make
+# and save a new password, or fill in the saved one.
+NEW_PASSWORD = {"autocomplete": "new-password"}
+
+
+def _domains(text: str) -> list[Domain]:
+    """The domains named in a comma- or line-separated list; every unknown name at once."""
+    names = [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]
+    found: list[Domain] = []
+    problems: list[str] = []
+    for name in dict.fromkeys(names):
+        try:
+            found.append(selectors.domain_by_name(name))
+        except ValidationError as error:
+            problems.extend(error.messages)
+    if problems:
+        raise ValidationError(problems)
+    return found
 
 
 class AdminForm(forms.Form):
+    # A new account's name: not the signed-in admin's own, which a browser would fill in.
     username = forms.CharField(max_length=150, label="User name",
+                               widget=forms.TextInput(attrs={"autocomplete": "off"}),
                                help_text="usually the person's mail address")
-    password = forms.CharField(widget=forms.PasswordInput, strip=False)
-    password_again = forms.CharField(widget=forms.PasswordInput, strip=False)
+    password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False)
+    password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False)
     superadmin = forms.BooleanField(required=False, label="Superadmin (every domain)")
     domains = forms.CharField(max_length=20_000, required=False, widget=forms.Textarea(
         attrs={"rows": 3}), help_text="domains this admin manages, comma-separated")
+
+    def clean_domains(self) -> list[Domain]:
+        return _domains(self.cleaned_data["domains"])
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -23,10 +51,14 @@ class AdminDomainsForm(forms.Form):
     domains = forms.CharField(max_length=20_000, required=False, widget=forms.Textarea(
         attrs={"rows": 3}), help_text="comma-separated; at least one")
 
+    def clean_domains(self) -> list[Domain]:
+        return _domains(self.cleaned_data["domains"])
+
 
 class AdminPasswordForm(forms.Form):
-    password = forms.CharField(widget=forms.PasswordInput, strip=False, label="New password")
-    password_again = forms.CharField(widget=forms.PasswordInput, strip=False)
+    password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
+                               label="New password")
+    password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False)
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import admin_accounts
 from core import audit
 from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
+from core.errors import FieldErrors, on_field
 from domains.models import Domain, DomainAdmin, Mailbox
 
 
@@ -22,16 +23,21 @@ def create_admin(
     domains: Iterable[Domain] = (),
 ) -> User:
     """A superadmin, or a domain admin of `domains`."""
+    problems = FieldErrors()  # every problem with the input at once
     username = username.strip().lower()
-    if not username or len(username) > 150 or username.startswith(MAILBOX_ACCOUNT_PREFIX):
-        raise ValidationError("A user name of 1 to 150 characters is required.")
-    validate_password(password)
+    with problems.on("username"):
+        if not username or len(username) > 150 or username.startswith(MAILBOX_ACCOUNT_PREFIX):
+            raise ValidationError("A user name of 1 to 150 characters is required.")
+    with problems.on("password"):
+        validate_password(password)
     domain_list = list(domains)
-    if not superadmin and not domain_list:
-        raise ValidationError("A domain admin needs at least one domain.")
+    with problems.on("domains"):
+        if not superadmin and not domain_list:
+            raise ValidationError("A domain admin needs at least one domain.")
+    problems.raise_any()
     with transaction.atomic():
         if User.objects.filter(username=username).exists():
-            raise ValidationError(f"The account {username} already exists.")
+            raise ValidationError({"username": f"The account {username} already exists."})
         if superadmin:
             user = User.objects.create_superuser(username=username, password=password)
         else:
@@ -46,7 +52,7 @@ def create_admin(
 def set_admin_domains(*, actor: Actor, user: User, domains: Iterable[Domain]) -> None:
     wanted = {d.pk: d for d in domains}
     if not user.is_superuser and not wanted:
-        raise ValidationError("A domain admin needs at least one domain.")
+        raise ValidationError({"domains": "A domain admin needs at least one domain."})
     with transaction.atomic():
         current = set(DomainAdmin.objects.filter(user=user).values_list("domain_id", flat=True))
         if current == set(wanted):
@@ -68,7 +74,8 @@ def set_admin_password(*, actor: Actor, user: User, password: str) -> None:
     signed-in admin's own password keeps its session with
     update_session_auth_hash.
     """
-    validate_password(password, user)
+    with on_field("password"):
+        validate_password(password, user)
     with transaction.atomic():
         locked = _admin_for_update(user)
         locked.set_password(password)

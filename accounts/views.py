@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.http import show_errors
@@ -33,7 +34,7 @@ def me(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def password(request: HttpRequest) -> HttpResponse:
     mailbox = _mailbox(request)
-    form = OwnPasswordForm(request.POST or None)
+    form = OwnPasswordForm(request.POST or None, hint_url=reverse("accounts:password-hint"))
     if request.method == "POST" and form.is_valid():
         # The current password goes through authenticate(): a guess here is
         # counted, locked out and logged for fail2ban like one at sign-in.

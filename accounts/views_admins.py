@@ -28,15 +28,9 @@ from core.http import (
     superadmin_required,
 )
 from core.models import AuditEntry
-from domains import selectors
 from domains.access import admin_required
-from domains.models import Domain, DomainAdmin
+from domains.models import DomainAdmin
 from domains.reach import visible_domains
-
-
-def _domains_from(text: str) -> list[Domain]:
-    names = [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]
-    return [selectors.domain_by_name(name) for name in dict.fromkeys(names)]
 
 
 @superadmin_required
@@ -61,7 +55,7 @@ def admin_create(request: HttpRequest) -> HttpResponse:
             user = services.create_admin(
                 actor=actor(request), username=data["username"], password=data["password"],
                 superadmin=data["superadmin"],
-                domains=[] if data["superadmin"] else _domains_from(data["domains"]))
+                domains=[] if data["superadmin"] else data["domains"])
         except ValidationError as error:
             show_errors(form, error)
         else:
@@ -82,7 +76,7 @@ def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.set_admin_domains(actor=actor(request), user=user,
-                                       domains=_domains_from(form.cleaned_data["domains"]))
+                                       domains=form.cleaned_data["domains"])
         except ValidationError as error:
             show_errors(form, error)
         else:

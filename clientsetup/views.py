@@ -12,10 +12,12 @@ import re
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clientsetup import selectors
+from domains import handover
 from domains.access import (
     admin_required,
     domain_or_404,
@@ -101,11 +103,15 @@ def connect(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_GET
+# Its first opening after a generated password may carry that password.
+@never_cache
 def welcome_sheet(request: HttpRequest, email: str) -> HttpResponse:
-    """A printable page for the mailbox's owner: address, servers, where to change the password."""
+    """A printable page for the mailbox's owner: address, servers, where to change the
+    password, and a password just generated for it, on the first opening only."""
     mailbox = mailbox_or_404(request, email)
     return render(request, "clientsetup/welcome.html", {
-        "mailbox": mailbox, "found": selectors.client_settings()})
+        "mailbox": mailbox, "found": selectors.client_settings(),
+        "password": handover.take_for_sheet(request, mailbox)})
 
 
 @admin_required

@@ -27,13 +27,24 @@ def actor(request: HttpRequest) -> Actor:
     return Actor.account(request.user.get_username())
 
 
-def show_errors(form: Form, error: ValidationError) -> None:
-    """A service's refusal, on the field it names or at the top of the form."""
-    if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
-    else:
+def show_errors(form: Form, error: ValidationError,
+                fields: dict[str, str] | None = None) -> None:
+    """A service's refusal on the field it names, or at the top of the form.
+
+    `fields` maps a service's keyword argument to the form field that holds it
+    when their names differ (email -> local_part). Errors the form found
+    itself stay; each message is added once.
+    """
+    if not hasattr(error, "error_dict"):
         form.add_error(None, error.messages)
+        return
+    for name, problems in error.message_dict.items():
+        field = (fields or {}).get(name, name)
+        target = field if field in form.fields else None
+        shown = list(form.errors.get(target or "__all__", []))
+        new = [p for p in problems if p not in shown]
+        if new:
+            form.add_error(target, new)
 
 
 def is_htmx(request: HttpRequest) -> bool:

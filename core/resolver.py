@@ -40,6 +40,12 @@ class Answer:
     records: tuple[str, ...] = ()
     cname: str = ""  # where the name points, when it is an alias
     detail: str = ""
+    unreachable: bool = False  # no server could be sent the query (refused port, no route)
+
+    @property
+    def unanswered(self) -> bool:
+        """No server said anything: the lookup timed out or reached nobody."""
+        return self.status == "timeout" or self.unreachable
 
     @property
     def failed(self) -> bool:
@@ -100,6 +106,13 @@ class Resolver:
         self._memo: dict[tuple[str, str], Answer] = {}
         self._inflight: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        """The servers asked, as an admin would write them (127.0.0.1, [::1]:5353)."""
+        def one(address: str, port: int) -> str:
+            shown = f"[{address}]" if ":" in address else address
+            return shown if port == 53 else f"{shown}:{port}"
+        return ", ".join(one(address, port) for address, port in self.servers) or "none"
 
     @classmethod
     def from_settings(cls) -> Resolver:
@@ -166,7 +179,8 @@ class Resolver:
                     outcome = Answer(name, rdtype, "timeout")
                     continue
                 except (OSError, dns.exception.DNSException) as error:
-                    outcome = Answer(name, rdtype, "error", detail=type(error).__name__)
+                    outcome = Answer(name, rdtype, "error", detail=type(error).__name__,
+                                     unreachable=isinstance(error, OSError))
                     continue
                 rcode = response.rcode()
                 if rcode == dns.rcode.NXDOMAIN:
@@ -225,8 +239,23 @@ class Session:
         self.deadline = deadline
         self.zone = zone.lower().rstrip(".")
         self.zone_silent = False
+        self.asked = 0
+        self.answered = 0  # any reply, even SERVFAIL: the resolver is there
+
+    @property
+    def resolver_silent(self) -> bool:
+        """No lookup of this session had a reply: each timed out, reached no
+        server, or was not asked because an earlier one timed out."""
+        return self.asked > 0 and self.answered == 0
 
     def __call__(self, name: str, rdtype: str) -> Answer:
+        answer = self._lookup(name, rdtype)
+        self.asked += 1
+        if not answer.unanswered:
+            self.answered += 1
+        return answer
+
+    def _lookup(self, name: str, rdtype: str) -> Answer:
         inside = bool(self.zone) and (name.lower().rstrip(".") == self.zone
                                       or name.lower().rstrip(".").endswith("." + self.zone))
         if inside and self.zone_silent:

@@ -98,9 +98,9 @@ def set_key(*, actor: Actor, domain: Domain, selector: str, public_key: str) -> 
         if existing is not None:
             clash = clash.exclude(pk=existing.pk)
         if clash.exists():
-            raise ValidationError(
+            raise ValidationError({"selector": (
                 f"{selector}._domainkey.{locked.name} is another key's; choose another "
-                "selector.")
+                "selector.")})
         before = audit.snapshot(existing) if existing else None
         now = timezone.now()
         row = existing or DkimKey(domain=locked, state=State.ACTIVE, created=now, external=True)

@@ -33,7 +33,7 @@ LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 def check_many(targets: Sequence[Target], identity: Identity, *,
                resolver: Resolver | None = None, concurrency: int | None = None,
-               budget: float | None = None) -> dict[str, list[Finding]]:
+               budget: float | None = None) -> dict[str, Findings]:
     """Check every target in parallel; each domain has its own time budget."""
     resolver = resolver or Resolver.from_settings()
     workers = max(1, min(concurrency or 32, len(targets) or 1))
@@ -43,10 +43,16 @@ def check_many(targets: Sequence[Target], identity: Identity, *,
         return {name: future.result() for name, future in futures.items()}
 
 
+class Findings(list[Finding]):
+    """A domain's findings, and the resolver that answered none of its lookups, if so."""
+
+    silent_resolver: str = ""
+
+
 def check_domain(target: Target, identity: Identity, resolver: Resolver,
-                 budget: float | None = None) -> list[Finding]:
+                 budget: float | None = None) -> Findings:
     lookup = resolver.session(budget, zone=target.name)
-    findings: list[Finding] = []
+    findings = Findings()
     for check in CHECKS:
         try:
             findings.extend(check(target, identity, lookup))
@@ -55,6 +61,10 @@ def check_domain(target: Target, identity: Identity, resolver: Resolver,
             log.exception("DNS check %s of %s failed", check.__name__, target.name)
             findings.append(Finding(check.__name__.removeprefix("check_").replace("_", "-"),
                                     "", UNKNOWN, "this check failed inside mailadmin"))
+    if lookup.resolver_silent:
+        # Then every result says "timed out" or "was not asked": the page
+        # says once which resolver to look at instead.
+        findings.silent_resolver = resolver.describe()
     return findings
 
 

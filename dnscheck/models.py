@@ -30,6 +30,9 @@ class CheckRun(Job):
     created = None  # type: ignore[assignment]  # Django removes the inherited field
     worst = models.PositiveSmallIntegerField(choices=Verdict.choices, null=True, blank=True)
     error = models.CharField(max_length=255, blank=True, default="")
+    # The resolver(s) asked, when not one lookup of the run was answered: the
+    # page then names them once instead of a timeout line per check.
+    silent_resolver = models.CharField(max_length=255, blank=True, default="")
 
     # The hard time limit of dnscheck.run_check: a domain's checks stop asking
     # DNS after MAILADMIN_DNS_DOMAIN_BUDGET (30 s by default), and the limit

@@ -180,6 +180,25 @@ class Health:
     dkim_stale: bool = False  # the DKIM key was set or removed since `run` checked it
 
     @property
+    def silent_resolver(self) -> str:
+        """The resolver that answered none of the latest run's lookups, or ''."""
+        return self.run.silent_resolver if self.run else ""
+
+    @property
+    def shown_results(self) -> list[CheckResult]:
+        """The results as rows; with a silent resolver, only those that needed no DNS
+        (the page says once that the rest could not be looked at)."""
+        if not self.silent_resolver:
+            return self.results
+        return [r for r in self.results if r.verdict != Verdict.UNKNOWN]
+
+    @property
+    def shown_changes(self) -> list[Change]:
+        if not self.silent_resolver:
+            return self.changes
+        return [c for c in self.changes if c.kind != moves.UNCHECKED]
+
+    @property
     def tally(self) -> list[tuple[str, int]]:
         """How many results have each verdict, worst first, leaving out zeros."""
         counts = {v: 0 for v in Verdict}

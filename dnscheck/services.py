@@ -138,7 +138,9 @@ def _store(run: CheckRun, findings: Sequence[Finding]) -> CheckRun:
                         expected=f.expected, record=f.record, checked_at=finished)
             for f in findings)
         worst = max((f.verdict for f in findings), default=Verdict.UNKNOWN)
-        if not jobs.finish(CheckRun, run.pk, worst=worst, finished=finished):
+        silent = getattr(findings, "silent_resolver", "")[:255]
+        if not jobs.finish(CheckRun, run.pk, worst=worst, finished=finished,
+                           silent_resolver=silent):
             # Failed meanwhile (as stale): its results would contradict that.
             transaction.set_rollback(True)
     run.refresh_from_db()

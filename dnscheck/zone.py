@@ -74,6 +74,7 @@ class Zone:
     records: tuple[ZoneRecord, ...]
     notes: tuple[str, ...] = ()  # what is missing to compute a record
     checked: bool = False  # a check has run
+    silent_resolver: str = ""  # the latest check had no answer from it: no verdicts
 
     @property
     def in_zone(self) -> list[ZoneRecord]:
@@ -170,10 +171,12 @@ def zone(domain: Domain, *, panel_host: str) -> Zone:
         client_setup.dns_records(domain.name, panel_host=panel_host))
     notes += client_setup.dns_warnings(panel_host=panel_host)
     run = latest_run(domain)
+    silent = run.silent_resolver if run else ""
+    # A check that no lookup of was answered knows nothing of any record.
     verdicts = {(r.check_name, r.subject): r.verdict
-                for r in (run.results.all() if run else [])}
+                for r in (run.results.all() if run and not silent else [])}
     return Zone(domain.name, tuple(with_verdicts(records, verdicts)), tuple(notes),
-                checked=run is not None)
+                checked=run is not None, silent_resolver=silent)
 
 
 def alias_zone(alias: AliasDomain, *, panel_host: str) -> Zone:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
+
+from domains.validators import parse_size
+
+# What the browser's password manager should do with a field: offer to make
+# and save a new password, or fill in the saved one.
+NEW_PASSWORD = {"autocomplete": "new-password"}
+CURRENT_PASSWORD = {"autocomplete": "current-password"}
 
 
 class DomainForm(forms.Form):
@@ -19,6 +27,12 @@ class DomainForm(forms.Form):
                                 help_text="for all mailboxes, e.g. 50G; 0 is no limit")
     default_quota = forms.CharField(max_length=40, initial="0", label="Default mailbox quota",
                                     help_text="e.g. 2G; 0 is unlimited")
+
+    def clean_max_quota(self) -> str:
+        return _size(self.cleaned_data["max_quota"])
+
+    def clean_default_quota(self) -> str:
+        return _size(self.cleaned_data["default_quota"])
 
 
 class DomainCreateForm(DomainForm):
@@ -69,8 +83,12 @@ class MailboxForm(forms.Form):
                                  help_text="the part before the @")
 
     def __init__(self, *args: object, check_url: str = "", kept_maildir: str = "",
+                 address_problem: Callable[[str], str | None] | None = None,
                  **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # The live check's answer, asked again on submit so that a taken
+        # address shows together with the other problems of the form.
+        self.address_problem = address_problem
         if kept_maildir:
             # Offered to superadmins only, once the address turns out to have kept mail.
             self.fields["reuse_kept_maildir"] = forms.BooleanField(
@@ -82,14 +100,26 @@ class MailboxForm(forms.Form):
             self.fields["local_part"].widget.attrs.update({
                 "hx-get": check_url, "hx-trigger": "input changed delay:300ms",
                 "hx-target": "#address-check", "autocomplete": "off"})
+            self.live_messages = {"local_part": "address-check"}
     name = forms.CharField(max_length=1000, required=False)
     quota = forms.CharField(max_length=40, required=False,
                             help_text="e.g. 2G; empty for the domain's default, 0 is unlimited")
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+    password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), required=False,
                                strip=False,
                                help_text="leave both empty to generate one, shown once")
-    password_again = forms.CharField(widget=forms.PasswordInput(render_value=False),
+    password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD),
                                      required=False, strip=False)
+
+    def clean_local_part(self) -> str:
+        local: str = self.cleaned_data["local_part"]
+        problem = self.address_problem(local.strip()) if self.address_problem else None
+        # With the reuse tick box offered, the service decides about the kept Maildir.
+        if problem and "reuse_kept_maildir" not in self.fields:
+            raise forms.ValidationError(problem)
+        return local
+
+    def clean_quota(self) -> str:
+        return _size(self.cleaned_data["quota"])
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -98,11 +128,22 @@ class MailboxForm(forms.Form):
         return data
 
 
+def _size(text: str) -> str:
+    """A size as typed, checked now so its problem shows with the form's others."""
+    if text.strip():
+        parse_size(text)
+    return text
+
+
 class MailboxEditForm(forms.Form):
     name = forms.CharField(max_length=1000, required=False)
     quota = forms.CharField(max_length=40, help_text="e.g. 2G; 0 is unlimited")
     active = forms.BooleanField(required=False)
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+
+    def clean_quota(self) -> str:
+        return _size(self.cleaned_data["quota"])
+
+    password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), required=False,
                                strip=False, label="New password",
                                help_text="leave empty to keep the current one")
     generate = forms.BooleanField(required=False, label="Generate a new password",
@@ -116,10 +157,22 @@ class MailboxEditForm(forms.Form):
 
 
 class OwnPasswordForm(forms.Form):
-    current = forms.CharField(widget=forms.PasswordInput, strip=False,
+    def __init__(self, *args: object, hint_url: str = "", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if hint_url:
+            # The policy and a strength estimate, as it is typed, right under the field.
+            self.fields["new"].widget.attrs.update({
+                "hx-post": hint_url, "hx-trigger": "input changed delay:200ms",
+                "hx-target": "#hint", "hx-swap": "innerHTML",
+                # Only what is typed here: never the current password, in the same form.
+                "hx-params": "new"})
+            self.live_messages = {"new": "hint"}
+
+    current = forms.CharField(widget=forms.PasswordInput(attrs=CURRENT_PASSWORD), strip=False,
                               label="Current password")
-    new = forms.CharField(widget=forms.PasswordInput, strip=False, label="New password")
-    new_again = forms.CharField(widget=forms.PasswordInput, strip=False,
+    new = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
+                          label="New password")
+    new_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
                                 label="New password, again")
 
     def clean(self) -> dict[str, object]:
@@ -132,10 +185,10 @@ class OwnPasswordForm(forms.Form):
 class RestoreMailboxForm(forms.Form):
     """The new password of a mailbox made again from its kept Maildir."""
 
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+    password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), required=False,
                                strip=False,
                                help_text="leave both empty to generate one, shown once")
-    password_again = forms.CharField(widget=forms.PasswordInput(render_value=False),
+    password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD),
                                      required=False, strip=False)
 
     def clean(self) -> dict[str, object]:

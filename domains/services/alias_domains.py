@@ -7,6 +7,7 @@ from django.db import transaction
 
 from core import audit
 from core.actor import Actor
+from core.errors import on_field
 from domains.models import AliasDomain, Domain
 from domains.services._common import _insert, _lock, _lock_domain_by_name, _switch
 from domains.validators import normalize_domain
@@ -15,11 +16,14 @@ from domains.validators import normalize_domain
 def create_alias_domain(
     *, actor: Actor, name: str, target: str | Domain, active: bool = True
 ) -> AliasDomain:
-    alias_name = normalize_domain(name)
-    target_name = target.name if isinstance(target, Domain) else normalize_domain(target)
-    if alias_name == target_name:
-        raise ValidationError(f"{alias_name} cannot be an alias of itself.")
-    with transaction.atomic():
+    with on_field("name"):
+        alias_name = normalize_domain(name)
+    with on_field("target"):
+        target_name = target.name if isinstance(target, Domain) else normalize_domain(target)
+    with on_field("name"):
+        if alias_name == target_name:
+            raise ValidationError(f"{alias_name} cannot be an alias of itself.")
+    with transaction.atomic(), on_field("name"):
         if Domain.objects.filter(name=alias_name).exists():
             raise ValidationError(
                 f"{alias_name} is a domain with its own mailboxes; an alias domain cannot "

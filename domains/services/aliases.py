@@ -8,6 +8,7 @@ from django.db import transaction
 
 from core import audit
 from core.actor import Actor
+from core.errors import FieldErrors, on_field
 from domains.models import Alias
 from domains.selectors import domain_usage
 from domains.services._common import (
@@ -32,12 +33,18 @@ def create_alias(
     checked_domains: Collection[str] | None,
 ) -> Alias:
     """`checked_domains`: the actor's reach, see _is_checked; None for every domain."""
-    address = normalize_hosted_address(source, mailbox=False, allow_catchall=True)
-    targets = _parse_destinations(destinations)
+    problems = FieldErrors()  # every problem with the input at once
+    with problems.on("source"):
+        address = normalize_hosted_address(source, mailbox=False, allow_catchall=True)
+    with problems.on("destinations"):
+        targets = _parse_destinations(destinations)
+    problems.raise_any()
     with transaction.atomic():
-        domain = _lock_domain_of(address)
-        _check_address_free(address)
-        _check_destinations(address, targets, checked_domains)
+        with on_field("source"):
+            domain = _lock_domain_of(address)
+            _check_address_free(address)
+        with on_field("destinations"):
+            _check_destinations(address, targets, checked_domains)
         _check_alias_count(domain, domain_usage(domain).aliases, adding=1)
         alias = Alias(domain=domain, source=address, destinations=",".join(targets),
                       active=active)
@@ -57,8 +64,9 @@ def update_alias(
         locked = _lock(Alias, alias.pk, str(alias))
         before = audit.snapshot(locked)
         if destinations is not None:
-            targets = _parse_destinations(destinations)
-            _check_destinations(locked.source, targets, checked_domains)
+            with on_field("destinations"):
+                targets = _parse_destinations(destinations)
+                _check_destinations(locked.source, targets, checked_domains)
             locked.destinations = ",".join(targets)
         if active is not None:
             locked.active = active

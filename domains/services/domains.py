@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core import audit
 from core.actor import Actor
+from core.errors import FieldErrors, on_field
 from core.models import AuditEntry
 from domains.checklist import ROLE_ADDRESSES
 from domains.models import Alias, AliasDomain, Domain, KeptMaildir
@@ -78,27 +79,36 @@ def create_domain(
     are made aliases delivering there, in the same transaction (a destination
     in this server's domains must exist, as for any alias).
     """
-    domain_name = normalize_domain(name)
-    limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
-    description = _text(description, DESCRIPTION_MAX, "The description")
-    role_targets = (_parse_destinations(role_aliases_to)
-                    if role_aliases_to and (not isinstance(role_aliases_to, str)
-                                            or role_aliases_to.strip()) else [])
-    if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
-        raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
+    problems = FieldErrors()  # every problem with the input at once
+    domain_name = name
+    with problems.on("name"):
+        domain_name = normalize_domain(name)
+    with problems.on("max_quota"):  # _limits names the field of each of its refusals
+        limits = _limits(max_mailboxes, max_aliases, max_quota, default_quota)
+    with problems.on("description"):
+        description = _text(description, DESCRIPTION_MAX, "The description")
+    role_targets: list[str] = []
+    if role_aliases_to and (not isinstance(role_aliases_to, str) or role_aliases_to.strip()):
+        with problems.on("role_aliases_to"):
+            role_targets = _parse_destinations(role_aliases_to)
+    with problems.on("kept_maildirs"):
+        if kept_maildirs not in {"", *KEPT_MAILDIR_CHOICES}:
+            raise ValidationError("Earlier kept Maildirs: choose reserve or remove.")
+    problems.raise_any()
     with transaction.atomic():
-        if AliasDomain.objects.filter(name=domain_name).exists():
-            raise ValidationError(f"{domain_name} is already an alias domain.")
-        if Domain.objects.filter(name=domain_name).exists():
-            raise ValidationError(f"The domain {domain_name} already exists.")
+        with on_field("name"):
+            if AliasDomain.objects.filter(name=domain_name).exists():
+                raise ValidationError(f"{domain_name} is already an alias domain.")
+            if Domain.objects.filter(name=domain_name).exists():
+                raise ValidationError(f"The domain {domain_name} already exists.")
         earlier = list(KeptMaildir.objects.select_for_update().filter(
             address__endswith=f"@{domain_name}", removed_at=None, reused_at=None))
         if earlier and not kept_maildirs:
-            raise ValidationError(
+            raise ValidationError({"kept_maildirs": ValidationError(
                 f"An earlier {domain_name} left {_plural(len(earlier), 'kept Maildir')} on "
                 "disk: choose to reserve their addresses (refused until a superadmin reuses "
                 "or forgets each) or to record them as removed from the mail host.",
-                code="earlier_kept_maildirs")
+                code="earlier_kept_maildirs")})
         domain = Domain(name=domain_name, description=description, active=active, **limits)
         _insert(domain, f"The domain {domain_name} already exists.")
         audit.record(actor=actor, action="domain.create", obj=domain, domain=domain,
@@ -114,9 +124,12 @@ def _add_role_aliases(actor: Actor, domain: Domain, targets: list[str]) -> None:
     """postmaster@ and abuse@ of a domain created a moment ago, in its transaction
     (no address of it can be taken yet)."""
     sources = [f"{local}@{domain.name}" for local in ROLE_ADDRESSES]
-    _check_alias_count(domain, 0, adding=len(sources))
+    # A refusal here is about what the admin typed under "deliver to".
+    with on_field("role_aliases_to"):
+        _check_alias_count(domain, 0, adding=len(sources))
+        for source in sources:
+            _check_destinations(source, targets, None)
     for source in sources:
-        _check_destinations(source, targets, None)
         alias = Alias(domain=domain, source=source, destinations=",".join(targets))
         _insert(alias, f"{source} already exists.")
         audit.record(actor=actor, action="alias.create", obj=alias, domain=domain,
@@ -137,7 +150,8 @@ def update_domain(
         locked = _lock_domain(domain)
         before = audit.snapshot(locked)
         if description is not None:
-            locked.description = _text(description, DESCRIPTION_MAX, "The description")
+            with on_field("description"):
+                locked.description = _text(description, DESCRIPTION_MAX, "The description")
         limits = _limits(
             locked.max_mailboxes if max_mailboxes is None else max_mailboxes,
             locked.max_aliases if max_aliases is None else max_aliases,

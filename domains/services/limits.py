@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from core.errors import FieldErrors
 from domains.models import Domain
 from domains.selectors import DomainUsage
 from domains.services._common import _plural
@@ -18,18 +19,24 @@ from domains.validators import format_size, parse_size
 
 def _limits(max_mailboxes: Any, max_aliases: Any, max_quota: Any, default_quota: Any
             ) -> dict[str, int]:
-    limits = {
-        "max_mailboxes": _count(max_mailboxes, "The mailbox limit"),
-        "max_aliases": _count(max_aliases, "The alias limit"),
-        "max_quota": parse_size(max_quota),
-        "default_quota": parse_size(default_quota),
-    }
+    """The four limits, each refusal under the argument it concerns, all at once."""
+    problems = FieldErrors()
+    limits: dict[str, int] = {}
+    with problems.on("max_mailboxes"):
+        limits["max_mailboxes"] = _count(max_mailboxes, "The mailbox limit")
+    with problems.on("max_aliases"):
+        limits["max_aliases"] = _count(max_aliases, "The alias limit")
+    with problems.on("max_quota"):
+        limits["max_quota"] = parse_size(max_quota)
+    with problems.on("default_quota"):
+        limits["default_quota"] = parse_size(default_quota)
+    problems.raise_any()
     if limits["max_quota"] and not limits["default_quota"]:
-        raise ValidationError(
-            "A domain with a total quota needs a default mailbox quota as well."
-        )
+        raise ValidationError({"default_quota": (
+            "A domain with a total quota needs a default mailbox quota as well.")})
     if limits["max_quota"] and limits["default_quota"] > limits["max_quota"]:
-        raise ValidationError("The default mailbox quota is larger than the domain's total.")
+        raise ValidationError({"default_quota": (
+            "The default mailbox quota is larger than the domain's total.")})
     return limits
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from core import audit
 from core.actor import Actor
+from core.errors import FieldErrors, on_field
 from domains import passwords
 from domains.models import KeptMaildir, Mailbox
 from domains.selectors import domain_usage
@@ -28,7 +29,7 @@ from domains.services._common import (
 )
 from domains.services.destinations import _remove_destinations
 from domains.services.kept_maildirs import _claim_kept_maildir, _restorable
-from domains.services.limits import _check_mailbox_limits, _check_quota
+from domains.services.limits import _check_mailbox_count, _check_quota
 from domains.services.password_policy import (
     _password_value,
     _policy_hash,
@@ -54,17 +55,28 @@ def create_mailbox(
     unless `reuse_kept_maildir` (a superadmin's explicit choice) hands that
     mail to the new mailbox.
     """
-    address = normalize_hosted_address(email, mailbox=True)
-    hashed = _password_value(password, password_hash, address)
-    name = _text(name, NAME_MAX, "The name")
-    wanted_quota = None if quota is None else parse_size(quota)
+    problems = FieldErrors()  # every problem with the input at once
+    address = email
+    with problems.on("email"):
+        address = normalize_hosted_address(email, mailbox=True)
+    with problems.on("password"):
+        hashed = _password_value(password, password_hash, address)
+    with problems.on("name"):
+        name = _text(name, NAME_MAX, "The name")
+    with problems.on("quota"):
+        wanted_quota = None if quota is None else parse_size(quota)
+    problems.raise_any()
     with transaction.atomic():
-        domain = _lock_domain_of(address)
-        _check_address_free(address)
-        reused = _claim_kept_maildir(address, domain, reuse=reuse_kept_maildir)
+        with on_field("email"):
+            domain = _lock_domain_of(address)
+            _check_address_free(address)
+            reused = _claim_kept_maildir(address, domain, reuse=reuse_kept_maildir)
         usage = domain_usage(domain)
         mailbox_quota = domain.default_quota if wanted_quota is None else wanted_quota
-        _check_mailbox_limits(domain, usage, adding=1, quota=mailbox_quota)
+        _check_mailbox_count(domain, usage.mailboxes, adding=1)
+        with on_field("quota"):
+            _check_quota(domain, usage.quota_total, mailbox_quota,
+                         any_unlimited=mailbox_quota == 0)
         mailbox = Mailbox(domain=domain, email=address, password=hashed, name=name,
                           quota=mailbox_quota, active=active, password_changed=timezone.now())
         _insert(mailbox, f"{address} already exists.")
@@ -108,19 +120,26 @@ def update_mailbox(
 
     A change Dovecot reads (password, active, quota) flushes its auth cache entry.
     """
-    hashed = None if password is None else _policy_hash(password, mailbox.email)
+    problems = FieldErrors()  # every problem with the input at once
+    with problems.on("password"):
+        hashed = None if password is None else _policy_hash(password, mailbox.email)
+    with problems.on("name"):
+        name = None if name is None else _text(name, NAME_MAX, "The name")
+    with problems.on("quota"):
+        new_quota = None if quota is None else parse_size(quota)
+    problems.raise_any()
     with transaction.atomic():
         domain = _lock_domain(mailbox.domain)
         locked = _lock(Mailbox, mailbox.pk, str(mailbox))
         before = audit.snapshot(locked)
         was = (locked.active, locked.quota)
         if name is not None:
-            locked.name = _text(name, NAME_MAX, "The name")
-        if quota is not None:
-            new_quota = parse_size(quota)
+            locked.name = name
+        if new_quota is not None:
             usage = domain_usage(domain)
-            _check_quota(domain, usage.quota_total - locked.quota, new_quota,
-                         any_unlimited=new_quota == 0)
+            with on_field("quota"):
+                _check_quota(domain, usage.quota_total - locked.quota, new_quota,
+                             any_unlimited=new_quota == 0)
             locked.quota = new_quota
         locked.save()
         _audit_change(actor, "mailbox.update", locked, domain, before)

@@ -75,7 +75,7 @@ def alias_create(request: HttpRequest, name: str) -> HttpResponse:
                 actor=actor(request), source=f"{local}@{domain.name}",
                 destinations=data["destinations"], checked_domains=checked_domains(request.user))
         except ValidationError as error:
-            show_errors(form, error)
+            show_errors(form, error, {"source": "local_part"})
         else:
             messages.success(request, f"Added {alias.source}.")
             return redirect("domains:alias-list", name=domain.name)

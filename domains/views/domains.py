@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from core.errors import codes
 from core.http import (
     PAGE_SIZE,
     actor,
@@ -50,7 +51,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
         try:
             domain = services.create_domain(actor=actor(request), **form.service_arguments())
         except ValidationError as error:
-            if "earlier_kept_maildirs" in {e.code for e in getattr(error, "error_list", [])}:
+            if "earlier_kept_maildirs" in codes(error):
                 form = DomainCreateForm(request.POST, earlier_kept_maildirs=True)
                 form.is_valid()
             show_errors(form, error)

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from core.http import PAGE_SIZE, actor, confirm_delete, page_of, show_errors, superadmin_required
-from domains import selectors, services
+from domains import handover, selectors, services
 from domains.forms import RestoreMailboxForm
 from domains.models import KeptMaildir
 from domains.validators import domain_of
@@ -60,8 +60,7 @@ def kept_maildir_restore(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Restored {mailbox.email} with the mail kept in "
                                       f"{kept.path}.")
             if not typed:
-                return render(request, "domains/mailbox_password_shown.html",
-                              {"mailbox": mailbox, "password": password})
+                return handover.show_generated(request, mailbox, password)
             return redirect("domains:mailbox-edit", email=mailbox.email)
     return render(request, "domains/kept_maildir_restore.html", {"form": form, "kept": kept},
                   status=400 if form.errors else 200)

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
-from domains import selectors, services
+from domains import handover, selectors, services
 from domains.access import admin_required, domain_or_404, mailbox_or_404
 from domains.forms import MailboxEditForm, MailboxForm
 from domains.models import Mailbox
@@ -51,6 +51,7 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
         kept = selectors.kept_maildir_of(f"{request.POST.get('local_part', '')}@{domain.name}")
     form = MailboxForm(request.POST or None,
                        check_url=reverse("domains:mailbox-check", args=[domain.name]),
+                       address_problem=lambda local: selectors.new_address_problem(local, domain),
                        kept_maildir=kept.path if kept else "")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -62,12 +63,11 @@ def mailbox_create(request: HttpRequest, name: str) -> HttpResponse:
                 password=password, name=data["name"], quota=data["quota"] or None,
                 reuse_kept_maildir=bool(data.get("reuse_kept_maildir")))
         except ValidationError as error:
-            show_errors(form, error)
+            show_errors(form, error, {"email": "local_part"})
         else:
             messages.success(request, f"Added {mailbox.email}.")
             if not data["password"]:
-                return render(request, "domains/mailbox_password_shown.html",
-                              {"mailbox": mailbox, "password": password})
+                return handover.show_generated(request, mailbox, password)
             return redirect("domains:domain-detail", name=domain.name)
     return render(request, "domains/mailbox_form.html", {"form": form, "domain": domain})
 
@@ -107,8 +107,8 @@ def mailbox_edit(request: HttpRequest, email: str) -> HttpResponse:
         else:
             messages.success(request, f"Saved {mailbox.email}.")
             if generated:
-                return render(request, "domains/mailbox_password_shown.html",
-                              {"mailbox": mailbox, "password": generated, "changed": True})
+                mailbox.refresh_from_db()  # its new password_changed: the sheet's key
+                return handover.show_generated(request, mailbox, generated, changed=True)
             return redirect("domains:domain-detail", name=mailbox.domain.name)
     return render(request, "domains/mailbox_edit.html", {"form": form, "mailbox": mailbox})
 

@@ -444,3 +444,17 @@ def test_a_2048_bit_key_gets_no_warning(world, rsa_key):
     client = world.client_for("admin_a")
     response = client.post(dkim_url(), {"selector": "mail", "public_key": pem_of(rsa_key)})
     assert "recommended" not in page_text(client.get(response["Location"]))
+
+
+def test_a_selector_another_key_holds_is_refused_on_the_selector_field(world, rsa_key):
+    from django.utils import timezone
+    DkimKey.objects.create(domain=world.a, selector="busy", state=DkimKey.State.REVOKED,
+                           public_key=b64_of(rsa_key), algorithm="rsa", bits=2048,
+                           created=timezone.now(), external=True)
+    client = world.client_for("admin_a")
+    response = client.post(dkim_url(), {"selector": "busy", "public_key": pem_of(rsa_key)})
+    form = response.context["form"]
+    assert "is another key's" in " ".join(form.errors["selector"])
+    assert not form.non_field_errors()
+    page = response.content.decode()
+    assert re.search(r'<input[^>]*name="selector"[^>]*aria-invalid="true"', page)

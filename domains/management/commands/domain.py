@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import SubcommandCommand, actor, one_line
+from core.errors import codes
 from domains import selectors, services
 from domains.validators import format_limit
 
@@ -49,7 +50,7 @@ class Command(SubcommandCommand):
                 active=not o["disabled"], kept_maildirs=o["kept_maildirs"] or "",
             )
         except ValidationError as exc:
-            if "earlier_kept_maildirs" not in {e.code for e in getattr(exc, "error_list", [])}:
+            if "earlier_kept_maildirs" not in codes(exc):
                 raise
             raise CommandError(
                 f"{one_line(exc)} Add --kept-maildirs reserve or --kept-maildirs remove "

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import SubcommandCommand, actor
+from core.errors import codes
 from domains import selectors, services
 from domains.models import KeptMaildir, Mailbox
 from domains.validators import format_limit, normalize_address
@@ -59,7 +60,7 @@ class Command(SubcommandCommand):
             )
         except ValidationError as exc:
             kept = selectors.kept_maildir_of(o["email"])
-            if kept is None or "maildir_kept" not in {e.code for e in exc.error_list}:
+            if kept is None or "maildir_kept" not in codes(exc):
                 raise
             raise CommandError(
                 f"the mail of a deleted mailbox {kept.address} is kept in {kept.path}: add "
