@@ -118,12 +118,21 @@ def test_the_first_day(served, live_server, browser, width):  # noqa: F811
     assert len(generated) >= 12
     shot(page, f"first-day-password-{width}")
 
-    # The welcome sheet names the servers the autoconfig gives.
-    page.get_by_role("link", name="welcome sheet").click()
-    page.get_by_role("heading", name="Your mailbox bob@example.org").wait_for()
-    servers = page.locator("table.servers").inner_text()
+    # The welcome sheet (a tab of its own, to print) names the servers the
+    # autoconfig gives, and carries the generated password this once.
+    with context.expect_page() as opened:
+        page.get_by_role("link", name="Welcome sheet to print").click()
+    sheet = opened.value
+    sheet.get_by_role("heading", name="Your mailbox bob@example.org").wait_for()
+    assert sheet.locator("#welcome-password").inner_text().strip() == generated
+    assert sheet.get_by_role("button", name="Copy").is_visible()
+    servers = sheet.locator("table.servers").inner_text()
     assert HOSTNAME in servers and str(stack.ports["imap"]) in servers
-    shot(page, f"first-day-welcome-{width}")
+    shot(sheet, f"first-day-welcome-{width}")
+    sheet.reload()
+    sheet.get_by_role("heading", name="Your mailbox bob@example.org").wait_for()
+    assert sheet.locator("#welcome-password").count() == 0
+    assert generated not in sheet.content()
     context.close()
 
     # A mail program asks the panel over HTTP, then signs in where it was told.
