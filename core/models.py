@@ -22,10 +22,21 @@ class AuditEntry(models.Model):
     domain_ref = models.IntegerField(null=True, blank=True, db_index=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    # The id of the row of the event this row is part of (an import's
+    # `domain.import` row), or null for a row of its own. Not a foreign key,
+    # like the rest: the log lists rows without one and folds the others
+    # under their event.
+    parent = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         db_table = "audit_log"
         ordering = ["-at", "-id"]
+        indexes = [
+            # The log's pages, newest first: the events of everything (superadmin),
+            # or of the admin's domains, and the rows of one event.
+            models.Index(fields=["parent", "at", "id"], name="audit_log_parent_at"),
+            models.Index(fields=["domain_ref", "parent", "at"], name="audit_log_scope_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_repr}"
