@@ -48,6 +48,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     entries = scoped.filter(parent=event.pk) if event else scoped.filter(parent__isnull=True)
     if form.is_valid():
         entries = _filtered(entries, form.cleaned_data)
+    elif form.is_bound:
+        # The form says what is wrong; a list that ignored the filter would
+        # read as its answer.
+        entries = entries.none()
     page = page_of(request)
     params = request.GET.copy()
     params.pop("page", None)

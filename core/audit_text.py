@@ -14,6 +14,8 @@ from typing import Any
 
 # Byte counts: shown as 2G, 512M; 0 means no limit on these columns.
 SIZE_KEYS = frozenset({"quota", "max_quota", "default_quota"})
+# Counts where 0 means no limit (domains.models.Domain).
+LIMIT_KEYS = frozenset({"max_mailboxes", "max_aliases"})
 # Values that name another record by its number: "run #12".
 REFERENCE_KEYS = frozenset({"run", "apply", "job", "import_job"})
 # Keys never shown, should one ever reach a row (core.audit.snapshot leaves them out).
@@ -69,6 +71,8 @@ def value_text(key: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, int) and key in SIZE_KEYS:
         return human_size(value)
+    if value == 0 and key in LIMIT_KEYS:
+        return "unlimited"
     if isinstance(value, int) and key in REFERENCE_KEYS:
         return f"#{value}"
     if isinstance(value, int | float):
