@@ -19,6 +19,8 @@ from domains.reach import visible_domains
 
 # Rows of an event shown folded under it; the rest are on the event's own pages.
 EVENT_ROWS_SHOWN = 20
+# The actions whose rows may have rows of their own (core.audit's `parent`).
+EVENT_ACTIONS = frozenset({"domain.import", "domain.delete"})
 
 
 @dataclass
@@ -34,7 +36,8 @@ class Line:
 def audit_log(request: HttpRequest) -> HttpResponse:
     """Superadmins see every entry; domain admins the entries of their domains.
 
-    The rows of an event (an import's one row per mailbox) are folded under
+    The rows of an event (an import's one row per mailbox, a domain's
+    deletion's one row per mailbox, alias and alias domain) are folded under
     it: the page lists events and single rows, and `?batch=<id>` lists the
     rows of event <id>, both under the same filters and the same reach.
     """
@@ -58,7 +61,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     found = list(entries.order_by("-at", "-id")[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
     lines = [_line(e) for e in found[:PAGE_SIZE]]
     for line in lines:
-        if line.entry.action == "domain.import":
+        if line.entry.action in EVENT_ACTIONS:
             # One bounded read per import on the page (the (parent, at, id)
             # index): folding every row of a 200,000-row import is not a page.
             line.rows = [_line(e) for e in scoped.filter(parent=line.entry.pk)

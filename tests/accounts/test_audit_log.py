@@ -91,18 +91,37 @@ def test_the_rows_of_a_big_import_are_paged(world, hashed):
 
 
 def test_the_query_count_does_not_grow_with_the_size_of_an_import(world, hashed):
-    c = services.create_domain(actor="t", name="c.example")
     client = world.client_for("superadmin")
     counts = []
     for size in (3, 60):
-        AuditEntry.objects.filter(action__in=["domain.import", "mailbox.import"]).delete()
-        services.delete_domain(actor="t", domain=c, force=True)
-        c = services.create_domain(actor="t", name="c.example", kept_maildirs="remove")
-        _import(c, size, hashed)
+        domain = services.create_domain(actor="t", name=f"c{size}.example")
+        _import(domain, size, hashed)
         with CaptureQueriesContext(connection) as queries:
             assert client.get(URL).status_code == 200
         counts.append(len(queries))
+        AuditEntry.objects.filter(domain=domain.name).delete()  # the same log for the next
     assert counts[0] == counts[1]
+
+
+def test_a_domain_deletion_is_one_event_with_its_rows_under_it(world, hashed):
+    c = services.create_domain(actor="t", name="c.example")
+    _import(c, EVENT_ROWS_SHOWN + 1, hashed)
+    services.create_alias(actor="t", source="team@c.example", destinations="user000@c.example",
+                          checked_domains=None)
+    services.delete_domain(actor="t", domain=c, force=True)
+    event = AuditEntry.objects.get(action="domain.delete")
+    assert event.after == {"forced": True, "maildirs_kept": EVENT_ROWS_SHOWN + 1}
+    rows = AuditEntry.objects.filter(parent=event.pk)
+    assert sorted(set(rows.values_list("action", flat=True))) == ["alias.delete",
+                                                                 "mailbox.delete"]
+    assert rows.count() == EVENT_ROWS_SHOWN + 2
+    body = world.client_for("superadmin").get(URL, {"domain": "c.example"}).content.decode()
+    assert "deleted; forced yes, Maildirs kept 21" in html.unescape(body)
+    outside = re.sub(r"(?s)<details.*?</details>", "", body)
+    assert "<code>mailbox.delete</code>" not in outside
+    assert f'href="?batch={event.pk}"' in body
+    everything = _text(world.client_for("superadmin").get(URL, {"batch": event.pk}))
+    assert "team@c.example" in everything and "Maildir kept at" in everything
 
 
 def test_a_domain_admin_sees_only_the_imports_of_their_domains(world, hashed):
