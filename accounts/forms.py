@@ -43,11 +43,11 @@ class AuditFilterForm(forms.Form):
     domain = forms.CharField(max_length=253, required=False)
     # The page's <datalist id="audit-actions"> offers the known actions.
     action = forms.CharField(
-        max_length=65, required=False, help_text="e.g. mailbox.create, or mailbox.* for all",
+        max_length=65, required=False,
         validators=[RegexValidator(r"^[a-z_]*(\.[a-z_]*)?\*?$",
                                    "An action is like mailbox.create, or mailbox.* for a family.",
                                    flags=re.IGNORECASE)],
         widget=forms.TextInput(attrs={"list": "audit-actions", "autocomplete": "off",
-                                      "spellcheck": "false"}))
+                                      "spellcheck": "false", "placeholder": "e.g. mailbox.*"}))
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))

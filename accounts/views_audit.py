@@ -104,7 +104,8 @@ def _filtered(entries: QuerySet[AuditEntry], data: dict[str, object]) -> QuerySe
 
 def _line(entry: AuditEntry) -> Line:
     return Line(entry=entry, change=describe(entry.action, entry.before, entry.after,
-                                             domain=entry.domain, actor=entry.actor))
+                                             domain=entry.domain, actor=entry.actor,
+                                             obj=entry.object_repr))
 
 
 def _day_start(day: datetime.date, *, days_later: int = 0) -> datetime.datetime | None:

@@ -105,13 +105,18 @@ def change_line(key: str, before: Any, after: Any) -> str:
 
 
 def describe(action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
-             *, domain: str = "", actor: str = "") -> list[str]:
-    """The row's change as lines; an empty list when the row holds nothing to say."""
-    return [line for line in _lines(action, before, after, domain=domain, actor=actor) if line]
+             *, domain: str = "", actor: str = "", obj: str = "") -> list[str]:
+    """The row's change as lines; an empty list when the row holds nothing to say.
+
+    `obj`: the row's object as the page names it; a summary leaves out the
+    value that only repeats it (the email of a created mailbox).
+    """
+    lines = _lines(action, before, after, domain=domain, actor=actor, obj=obj)
+    return [line for line in lines if line]
 
 
 def _lines(action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
-           *, domain: str, actor: str) -> list[str]:
+           *, domain: str, actor: str, obj: str) -> list[str]:
     before = before if isinstance(before, Mapping) else {}
     after = after if isinstance(after, Mapping) else {}
     verb = action.rpartition(".")[2]
@@ -125,17 +130,17 @@ def _lines(action: str, before: Mapping[str, Any] | None, after: Mapping[str, An
         return ["enabled" if verb == "enable" else "disabled"]
     if verb in {"delete", "remove"}:
         # The object is named in its own column; what the row adds is how it went.
-        return ["deleted", *([_summary("", after)] if after else [])]
+        return ["deleted", *([_summary("", after, obj)] if after else [])]
     if verb in {"create", "import", "generate", "set"} and after:
-        return [_summary("created", after)]
+        return [_summary("created", after, obj)]
     if before and after:
         return [change_line(key, before.get(key), after.get(key))
                 for key in _keys(before, after)
                 if key not in QUIET_KEYS and before.get(key) != after.get(key)]
     if after:
-        return [_summary("", after)]
+        return [_summary("", after, obj)]
     if before:
-        return [_summary("was", before)]
+        return [_summary("was", before, obj)]
     return []
 
 
@@ -155,11 +160,13 @@ def _import_line(after: Mapping[str, Any], *, domain: str, actor: str) -> str:
     return f"{text}: {', '.join(parts)}"
 
 
-def _summary(opening: str, values: Mapping[str, Any]) -> str:
-    """ "created: quota 2G, name 'Bob'" from a snapshot, quiet keys and empty values left out."""
+def _summary(opening: str, values: Mapping[str, Any], obj: str = "") -> str:
+    """ "created: quota 2G, name 'Bob'" from a snapshot, quiet keys, empty values
+    and the object's own name left out."""
     parts = []
     for key, value in values.items():
-        if key in QUIET_KEYS or key.endswith("_id") or value in (None, "", [], {}):
+        if (key in QUIET_KEYS or key.endswith("_id") or value in (None, "", [], {})
+                or (obj and value == obj)):
             continue
         if key == "active":
             parts.append("enabled" if value else "disabled")

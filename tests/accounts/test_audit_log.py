@@ -47,7 +47,7 @@ def test_changes_read_as_a_history(world):
     assert "name '' -> 'Bob B'" in body
     assert re.search(r"quota (unlimited|\S+) -> 3G", body)
     assert "disabled" in body and "password changed" in body
-    assert "created: email 'bob@a.example'" in body
+    assert "mailbox.create bob@a.example created: quota unlimited, enabled" in body
     assert "{" not in body.split("Audit log", 2)[-1]  # no raw JSON any more
 
 

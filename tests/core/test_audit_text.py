@@ -182,3 +182,13 @@ def test_a_domain_admin_is_offered_only_actions_of_domains():
     assert not set(offered) & NAME_ONLY
     everything = action_choices(superadmin=True)
     assert {"admin.*", "mailhost.*", "admin.create", *NAME_ONLY} <= set(everything)
+
+
+def test_a_summary_does_not_repeat_the_object_it_is_about():
+    after = {"email": "bob@a.example", "quota": 2 * G, "active": True}
+    assert describe("mailbox.create", None, after, obj="bob@a.example") == [
+        "created: quota 2G, enabled"]
+    assert describe("mailbox.create", None, {"email": "bob@a.example"}, obj="bob@a.example") == [
+        "created"]
+    # A change of the name itself still reads in full.
+    assert describe("domain.update", {"name": "a"}, {"name": "b"}, obj="b") == ["name 'a' -> 'b'"]
