@@ -56,7 +56,8 @@ def _log_reads(client: Any, params: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("persona", ["superadmin", "admin_a"])
-@pytest.mark.parametrize("params", [{}, {"action": "mailbox.*"}, {"page": "3"}, "batch"])
+@pytest.mark.parametrize("params", [{}, {"action": "mailbox.*"}, {"page": "3"}, "batch",
+                                    {"actor": "t"}, {"domain": "a.example"}])
 def test_the_log_reads_index_ranges(big_log, persona, params):
     if params == "batch":
         params = {"batch": AuditEntry.objects.filter(
