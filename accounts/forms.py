@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
 from domains import selectors
 from domains.models import Domain
@@ -70,6 +73,13 @@ class AdminPasswordForm(forms.Form):
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(max_length=254, required=False)
     domain = forms.CharField(max_length=253, required=False)
-    action = forms.CharField(max_length=64, required=False, help_text="e.g. mailbox.create")
+    # The page's <datalist id="audit-actions"> offers the known actions.
+    action = forms.CharField(
+        max_length=65, required=False,
+        validators=[RegexValidator(r"^[a-z_]*(\.[a-z_]*)?\*?$",
+                                   "An action is like mailbox.create, or mailbox.* for a family.",
+                                   flags=re.IGNORECASE)],
+        widget=forms.TextInput(attrs={"list": "audit-actions", "autocomplete": "off",
+                                      "spellcheck": "false", "placeholder": "e.g. mailbox.*"}))
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views, views_admins
+from accounts import views, views_admins, views_audit
 
 app_name = "accounts"
 urlpatterns = [
@@ -15,5 +15,5 @@ urlpatterns = [
     path("admins/<int:pk>/password/", views_admins.admin_password, name="admin-password"),
     path("admins/<int:pk>/active/", views_admins.admin_active, name="admin-active"),
     path("admins/<int:pk>/delete/", views_admins.admin_delete, name="admin-delete"),
-    path("audit/", views_admins.audit_log, name="audit"),
+    path("audit/", views_audit.audit_log, name="audit"),
 ]

@@ -1,8 +1,6 @@
-"""Panel accounts and the audit log."""
+"""Panel accounts (the audit log is in views_audit)."""
 
 from __future__ import annotations
-
-import datetime
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -11,26 +9,19 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
-from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm, AuditFilterForm
+from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm
 from accounts.models import admin_accounts
 from core.http import (
-    PAGE_SIZE,
     actor,
     confirm_delete,
-    is_htmx,
-    page_of,
     show_errors,
     superadmin_required,
 )
-from core.models import AuditEntry
-from domains.access import admin_required
 from domains.models import DomainAdmin
-from domains.reach import visible_domains
 
 
 @superadmin_required
@@ -141,50 +132,3 @@ def admin_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
     return confirm_delete(request, "accounts/admin_delete.html", {"account": user}, delete,
                           reverse("accounts:admin-list"))
-
-
-@admin_required
-def audit_log(request: HttpRequest) -> HttpResponse:
-    """Superadmins see every entry; domain admins the entries of their domains."""
-    form = AuditFilterForm(request.GET or None)
-    entries = AuditEntry.objects.all()
-    if not request.user.is_superuser:
-        # By the domain's id: an earlier domain of the same name is someone else's history.
-        entries = entries.filter(
-            domain_ref__in=list(visible_domains(request.user).values_list("pk", flat=True)))
-    if form.is_valid():
-        data = form.cleaned_data
-        if data["actor"]:
-            entries = entries.filter(actor=data["actor"].strip().lower())
-        if data["domain"]:
-            entries = entries.filter(domain=data["domain"].strip().lower())
-        if data["action"]:
-            entries = entries.filter(action__startswith=data["action"].strip())
-        if data["since"] and (start := _day_start(data["since"])):
-            entries = entries.filter(at__gte=start)
-        if data["until"] and (end := _day_start(data["until"], days_later=1)):
-            entries = entries.filter(at__lt=end)
-    page = page_of(request)
-    params = request.GET.copy()
-    params.pop("page", None)
-    rows = list(entries.order_by("-at", "-id")[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
-    context = {"entries": rows[:PAGE_SIZE], "page": page, "has_next": len(rows) > PAGE_SIZE,
-               "form": form, "query": params.urlencode()}
-    template = "accounts/_audit_rows.html" if is_htmx(request) else "accounts/audit_log.html"
-    return render(request, template, context)
-
-
-def _day_start(day: datetime.date, *, days_later: int = 0) -> datetime.datetime | None:
-    """Midnight `days_later` days after `day` begins, in the panel's zone.
-
-    None when that instant, or its UTC form the database compares, falls past
-    either end of the calendar (0001-01-01 east of UTC, the day after
-    9999-12-31): such a bound excludes nothing, so it is dropped, not a 500.
-    """
-    try:
-        start = timezone.make_aware(datetime.datetime.combine(
-            day + datetime.timedelta(days=days_later), datetime.time()))
-        start.astimezone(datetime.UTC)
-    except OverflowError:
-        return None
-    return start

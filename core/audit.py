@@ -51,8 +51,12 @@ def entry(
     domain: AuditDomain | str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    parent: AuditEntry | None = None,
 ) -> AuditEntry:
     """An unsaved row, for callers that write many at once with bulk_create.
+
+    `parent`: the row of the event this one is part of (an import's one
+    `domain.import` row); the log shows the event and folds its rows under it.
 
     Pass the Domain itself: the row keeps its name for display and its id
     for scoping. A name alone (a string) leaves the id empty, and such a row
@@ -70,6 +74,7 @@ def entry(
         domain_ref=ref,
         before=before,
         after=after,
+        parent=parent.pk if parent is not None else None,
     )
 
 

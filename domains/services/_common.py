@@ -139,20 +139,27 @@ def _audit_change(actor: Actor, action: str, obj: Any, domain: Domain,
 
 
 def _insert_many(actor: Actor, action: str, domain: Domain, rows: Sequence[Any], key: str,
-                 batch_size: int) -> None:
-    """Bulk-insert new rows of `domain` and write one audit row for each."""
-    model = type(rows[0]) if rows else Mailbox
+                 batch_size: int, *, kind: str) -> AuditEntry | None:
+    """Bulk-insert new rows of `domain` and audit them: one `domain.import` row
+    for the whole (returned; None when there were no rows) and, under it, one
+    row each."""
+    if not rows:
+        return None
+    model = type(rows[0])
     model._default_manager.bulk_create(rows, batch_size=batch_size)
     if not all(row.pk for row in rows):
         # A database that returns no ids from a bulk insert (MariaDB < 10.5).
         ids = dict(model._default_manager.filter(domain=domain).values_list(key, "pk"))
         for row in rows:
             row.pk = ids[getattr(row, key)]
+    event = audit.record(actor=actor, action="domain.import", obj=domain, domain=domain,
+                         after={"kind": kind, "rows": len(rows), "created": len(rows)})
     AuditEntry.objects.bulk_create(
         [audit.entry(actor=actor, action=action, obj=row, domain=domain,
-                     after=audit.snapshot(row)) for row in rows],
+                     after=audit.snapshot(row), parent=event) for row in rows],
         batch_size=batch_size,
     )
+    return event
 
 
 def _insert(obj: Any, duplicate_message: str) -> None:

@@ -194,6 +194,11 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
             )
         kept: list[str] = []
         rows: list[AuditEntry] = []
+        # The deletion is one event on the audit log, its mailboxes, aliases
+        # and alias domains folded under it (a domain may hold 200,000).
+        event = audit.record(actor=actor, action="domain.delete", obj=locked, domain=locked,
+                             before=audit.snapshot(locked),
+                             after={"forced": force, "maildirs_kept": mailbox_count})
         now = timezone.now()
         ledger: list[KeptMaildir] = []
         host = MailHost.current()  # once, not a query a mailbox
@@ -204,17 +209,15 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
                                       deleted_at=now))
             rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
                                     domain=locked, before=audit.snapshot(mailbox),
-                                    after={"maildir_kept": path}))
+                                    after={"maildir_kept": path}, parent=event))
         for alias in locked.aliases.all():
             rows.append(audit.entry(actor=actor, action="alias.delete", obj=alias,
-                                    domain=locked, before=audit.snapshot(alias)))
+                                    domain=locked, before=audit.snapshot(alias), parent=event))
         for alias_domain in locked.alias_domains.all():
             rows.append(audit.entry(actor=actor, action="aliasdomain.delete", obj=alias_domain,
-                                    domain=locked, before=audit.snapshot(alias_domain)))
-        rows.append(audit.entry(actor=actor, action="domain.delete", obj=locked,
-                                domain=locked, before=audit.snapshot(locked),
-                                after={"forced": force, "maildirs_kept": len(kept)}))
-        AuditEntry.objects.bulk_create(rows)
+                                    domain=locked, before=audit.snapshot(alias_domain),
+                                    parent=event))
+        AuditEntry.objects.bulk_create(rows, batch_size=2000)
         KeptMaildir.objects.bulk_create(ledger, batch_size=2000)
         gone = set(locked.mailboxes.values_list("email", flat=True))
         gone |= {a.source for a in locked.aliases.all() if not a.is_catchall}

@@ -75,6 +75,13 @@ def import_mailboxes(
 
     Validation runs over every row first and reports every bad row at once.
     """
+    return _import_mailboxes(actor=actor, domain=domain, rows=rows, batch_size=batch_size)[0]
+
+
+def _import_mailboxes(
+    *, actor: Actor, domain: Domain, rows: Sequence[MailboxImport], batch_size: int
+) -> tuple[list[Mailbox], AuditEntry | None]:
+    """import_mailboxes, and the audit row of the import (None for no rows)."""
     errors: list[str] = []
     mailboxes: list[Mailbox] = []
     seen: set[str] = set()
@@ -107,8 +114,9 @@ def import_mailboxes(
         _check_mailbox_limits(locked, usage, adding=len(mailboxes),
                               quota=sum(m.quota for m in mailboxes),
                               any_unlimited=any(m.quota == 0 for m in mailboxes))
-        _insert_many(actor, "mailbox.import", locked, mailboxes, "email", batch_size)
-    return mailboxes
+        event = _insert_many(actor, "mailbox.import", locked, mailboxes, "email", batch_size,
+                             kind="mailboxes")
+    return mailboxes, event
 
 
 def import_mailboxes_with_state(
@@ -118,7 +126,8 @@ def import_mailboxes_with_state(
     """import_mailboxes, then disable the `inactive` addresses among them: all or nothing."""
     switched_off = {normalize_address(address) for address in inactive}
     with transaction.atomic():
-        created = import_mailboxes(actor=actor, domain=domain, rows=rows, batch_size=batch_size)
+        created, event = _import_mailboxes(actor=actor, domain=domain, rows=rows,
+                                           batch_size=batch_size)
         off = [m for m in created if m.email in switched_off]
         now = timezone.now()
         for part in _in_chunks([m.pk for m in off]):
@@ -127,9 +136,13 @@ def import_mailboxes_with_state(
             mailbox.active = False
         AuditEntry.objects.bulk_create(
             [audit.entry(actor=actor, action="mailbox.disable", obj=m, domain=domain,
-                         before={"active": True}, after={"active": False}) for m in off],
+                         before={"active": True}, after={"active": False}, parent=event)
+             for m in off],
             batch_size=batch_size,
         )
+        if event is not None and off:
+            event.after = {**(event.after or {}), "disabled": len(off)}
+            event.save(update_fields=["after"])
     return created
 
 
@@ -241,7 +254,8 @@ def import_aliases(
         _check_alias_count(locked, domain_usage(locked).aliases, adding=len(aliases))
         for alias in aliases:
             alias.domain = locked
-        _insert_many(actor, "alias.import", locked, aliases, "source", batch_size)
+        _insert_many(actor, "alias.import", locked, aliases, "source", batch_size,
+                     kind="aliases")
     return aliases
 
 

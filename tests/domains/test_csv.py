@@ -246,7 +246,8 @@ def test_round_trip_moves_mailboxes_with_their_hashes(world, django_capture_on_c
     assert (job.state, job.done, job.rows, job.error) == ("done", 2, [], "")
     actions = sorted(AuditEntry.objects.filter(domain="c.example")
                      .values_list("action", flat=True))
-    assert actions == ["domain.create", "mailbox.disable", "mailbox.import", "mailbox.import"]
+    assert actions == ["domain.create", "domain.import", "mailbox.disable", "mailbox.import",
+                       "mailbox.import"]
 
 
 def test_round_trip_of_aliases(world, django_capture_on_commit_callbacks):

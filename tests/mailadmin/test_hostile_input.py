@@ -89,7 +89,7 @@ def test_every_field_takes_hostile_text(world, persona, name, args, valid, fuzze
 
 @FUZZ
 @given(params=st.dictionaries(st.sampled_from(["actor", "domain", "action", "since", "until",
-                                               "page"]), TEXT, max_size=4))
+                                               "page", "batch"]), TEXT, max_size=4))
 def test_the_audit_filters_take_hostile_text(world, params):
     response = world.client_for("admin_a").get(reverse("accounts:audit"), params)
     assert response.status_code == 200
