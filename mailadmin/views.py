@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from core.audit_text import describe
 from core.http import is_mailbox_user
 from core.models import AuditEntry
 from dnscheck import selectors as dnscheck_selectors
@@ -33,7 +34,11 @@ def home(request: HttpRequest) -> HttpResponse:
         "counts": counts,
         # dnscheck: each domain's latest worst verdict, in the same query.
         "domains": dnscheck_selectors.with_worst(selectors.with_usage(domains))[:20],
-        "recent": recent.order_by("-at", "-id")[:15],
+        # Events, not their rows: an import of 10,000 mailboxes is one line.
+        "recent": [(entry, "; ".join(describe(entry.action, entry.before, entry.after,
+                                              domain=entry.domain, actor=entry.actor,
+                                              obj=entry.object_repr)))
+                   for entry in recent.filter(parent__isnull=True).order_by("-at", "-id")[:15]],
     }
     return render(request, "home.html", context)
 

@@ -212,3 +212,14 @@ def test_batch_numbers_past_the_ends_are_no_500(world, batch):
     response = world.client_for("superadmin").get(URL, {"batch": batch})
     assert response.status_code == 200
     assert "<code>domain.create</code>" in response.content.decode()
+
+
+def test_the_dashboard_shows_an_import_as_one_readable_event(world, hashed):
+    c = services.create_domain(actor="t", name="c.example")
+    _import(c, 30, hashed)
+    services.update_mailbox(actor="t", mailbox=world.bob, quota="3G")
+    body = _text(world.client_for("superadmin").get(reverse("home")))
+    recent = body.split("Recent changes", 1)[1]
+    assert "import of 30 mailboxes into c.example" in recent
+    assert "user000@c.example" not in recent  # its rows stay under the event
+    assert re.search(r"quota (unlimited|\S+) -> 3G", recent)
