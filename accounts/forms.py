@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -12,11 +13,20 @@ from domains.models import Domain
 # What the browser's password manager should do with a field: offer to make
 # and save a new password, or fill in the saved one.
 NEW_PASSWORD = {"autocomplete": "new-password"}
+CURRENT_PASSWORD = {"autocomplete": "current-password"}
+# The <datalist> the domain search endpoint fills (htmx); typed names work without it.
+DOMAIN_PICKER = {"list": "domain-suggestions", "autocomplete": "off", "spellcheck": "false",
+                 "hx-trigger": "input changed delay:250ms", "hx-target": "#domain-suggestions",
+                 "hx-swap": "innerHTML"}
+# At most this many names in one list: above it the request is refused, not looked up.
+MAX_NAMED_DOMAINS = 10_000
 
 
 def _domains(text: str) -> list[Domain]:
     """The domains named in a comma- or line-separated list; every unknown name at once."""
     names = [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]
+    if len(names) > MAX_NAMED_DOMAINS:
+        raise ValidationError(f"Name at most {MAX_NAMED_DOMAINS} domains at once.")
     found: list[Domain] = []
     problems: list[str] = []
     for name in dict.fromkeys(names):
@@ -37,8 +47,15 @@ class AdminForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False)
     password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False)
     superadmin = forms.BooleanField(required=False, label="Superadmin (every domain)")
-    domains = forms.CharField(max_length=20_000, required=False, widget=forms.Textarea(
-        attrs={"rows": 3}), help_text="domains this admin manages, comma-separated")
+    domains = forms.CharField(max_length=200_000, required=False,
+                              widget=forms.TextInput(attrs=DOMAIN_PICKER),
+                              help_text="domains this admin manages, comma-separated; "
+                                        "suggestions appear as you type")
+
+    def __init__(self, *args: Any, suggest_url: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if suggest_url:
+            self.fields["domains"].widget.attrs["hx-get"] = suggest_url
 
     def clean_domains(self) -> list[Domain]:
         return _domains(self.cleaned_data["domains"])
@@ -51,22 +68,60 @@ class AdminForm(forms.Form):
 
 
 class AdminDomainsForm(forms.Form):
-    domains = forms.CharField(max_length=20_000, required=False, widget=forms.Textarea(
-        attrs={"rows": 3}), help_text="comma-separated; at least one")
+    """The picker: names to add (typed, with suggestions) and granted domains to remove
+    (the chips' checkboxes). Only the change is posted, so it scales with the change,
+    not with how many domains the admin has."""
 
-    def clean_domains(self) -> list[Domain]:
-        return _domains(self.cleaned_data["domains"])
+    add = forms.CharField(max_length=200_000, required=False, label="Add domains",
+                          widget=forms.TextInput(attrs=DOMAIN_PICKER),
+                          help_text="comma-separated; suggestions appear as you type")
+    remove = forms.MultipleChoiceField(required=False, choices=(), label="Remove",
+                                       widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args: Any, granted: list[str], suggest_url: str = "",
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        remove = self.fields["remove"]
+        assert isinstance(remove, forms.MultipleChoiceField)
+        remove.choices = [(name, name) for name in granted]
+        if suggest_url:
+            self.fields["add"].widget.attrs["hx-get"] = suggest_url
+
+    def clean_add(self) -> list[Domain]:
+        return _domains(self.cleaned_data["add"])
+
+    def clean_remove(self) -> list[Domain]:
+        return _domains(",".join(self.cleaned_data["remove"]))
 
 
 class AdminPasswordForm(forms.Form):
+    """A superadmin's reset: typed, or (both fields empty) generated and shown once."""
+
     password = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
-                               label="New password")
-    password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False)
+                               label="New password", required=False,
+                               help_text="leave both empty to generate one, shown once")
+    password_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
+                                     required=False)
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
         if data.get("password") != data.get("password_again"):
             self.add_error("password_again", "The two passwords differ.")
+        return data
+
+
+class OwnAdminPasswordForm(forms.Form):
+    current = forms.CharField(widget=forms.PasswordInput(attrs=CURRENT_PASSWORD), strip=False,
+                              max_length=4096, label="Current password")
+    new = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
+                          max_length=4096, label="New password")
+    new_again = forms.CharField(widget=forms.PasswordInput(attrs=NEW_PASSWORD), strip=False,
+                                max_length=4096, label="New password again")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("new") != data.get("new_again"):
+            self.add_error("new_again", "The two passwords differ.")
         return data
 
 

@@ -1,4 +1,5 @@
 from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
 from django.db import models
 
 from core.actor import MAILBOX_ACCOUNT_PREFIX
@@ -7,3 +8,26 @@ from core.actor import MAILBOX_ACCOUNT_PREFIX
 def admin_accounts() -> models.QuerySet[User]:
     """Every panel account (superadmins and domain admins), never a mailbox user's."""
     return User.objects.exclude(username__startswith=MAILBOX_ACCOUNT_PREFIX)
+
+
+class SignIn(models.Model):
+    """One panel session of an account: when and from where it began, when it was last seen.
+
+    A row of its own beside Django's session, so a list of someone's sessions
+    reads a few indexed rows instead of decoding every session. It goes with
+    its session (sign-out, expiry, ended by hand): the foreign key cascades.
+    The session key itself is never shown; pages name a sign-in by its id.
+    """
+
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="sign_in")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sign_ins")
+    started = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        db_table = "accounts_sign_in"
+
+    def __str__(self) -> str:
+        return f"sign-in of {self.user.get_username()} at {self.started:%Y-%m-%d %H:%M}"

@@ -6,16 +6,19 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
-from accounts.models import admin_accounts
+from accounts import sessions
+from accounts.models import SignIn, admin_accounts
 from core import audit
 from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
+from core.env import generated_password
 from core.errors import FieldErrors, on_field
 from domains.models import Domain, DomainAdmin, Mailbox
+
+# A generated admin password: 20 URL-safe characters, 120 random bits.
+GENERATED_ADMIN_PASSWORD_LENGTH = 20
 
 
 def create_admin(
@@ -50,20 +53,38 @@ def create_admin(
 
 
 def set_admin_domains(*, actor: Actor, user: User, domains: Iterable[Domain]) -> None:
-    wanted = {d.pk: d for d in domains}
+    """The admin's domains become exactly `domains`."""
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        _grant(actor, locked, {d.pk: d for d in domains})
+
+
+def change_admin_domains(*, actor: Actor, user: User, add: Iterable[Domain] = (),
+                         remove: Iterable[Domain] = ()) -> None:
+    """Grants `add` and withdraws `remove` (the picker's chips), against the grants as they
+    stand when the row is locked, so two superadmins' edits do not undo each other."""
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        current = {d.pk: d for d in Domain.objects.filter(admin_grants__user=locked)}
+        gone = {d.pk for d in remove}
+        wanted = {pk: d for pk, d in current.items() if pk not in gone}
+        wanted.update({d.pk: d for d in add})
+        _grant(actor, locked, wanted)
+
+
+def _grant(actor: Actor, user: User, wanted: dict[int, Domain]) -> None:
     if not user.is_superuser and not wanted:
         raise ValidationError({"domains": "A domain admin needs at least one domain."})
-    with transaction.atomic():
-        current = set(DomainAdmin.objects.filter(user=user).values_list("domain_id", flat=True))
-        if current == set(wanted):
-            return
-        DomainAdmin.objects.filter(user=user).exclude(domain_id__in=wanted).delete()
-        DomainAdmin.objects.bulk_create(
-            DomainAdmin(user=user, domain=d) for pk, d in wanted.items() if pk not in current)
-        names = sorted(Domain.objects.filter(pk__in=current).values_list("name", flat=True))
-        audit.record(actor=actor, action="admin.domains", obj=user,
-                     before={"domains": names},
-                     after={"domains": sorted(d.name for d in wanted.values())})
+    current = set(DomainAdmin.objects.filter(user=user).values_list("domain_id", flat=True))
+    if current == set(wanted):
+        return
+    DomainAdmin.objects.filter(user=user).exclude(domain_id__in=wanted).delete()
+    DomainAdmin.objects.bulk_create(
+        DomainAdmin(user=user, domain=d) for pk, d in wanted.items() if pk not in current)
+    names = sorted(Domain.objects.filter(pk__in=current).values_list("name", flat=True))
+    audit.record(actor=actor, action="admin.domains", obj=user,
+                 before={"domains": names},
+                 after={"domains": sorted(d.name for d in wanted.values())})
 
 
 def set_admin_password(*, actor: Actor, user: User, password: str) -> None:
@@ -84,6 +105,71 @@ def set_admin_password(*, actor: Actor, user: User, password: str) -> None:
     user.password = locked.password
 
 
+def reset_admin_password(*, actor: Actor, user: User, keep_session: str | None = None) -> str:
+    """A generated password, returned to be shown once; every session of the account ends
+    but `keep_session` (a superadmin resetting their own keeps the one asking)."""
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        password = generated_password(GENERATED_ADMIN_PASSWORD_LENGTH)
+        validate_password(password, locked)
+        locked.set_password(password)
+        locked.save(update_fields=["password"])
+        sessions.end_sessions(locked, keep=keep_session)
+        audit.record(actor=actor, action="admin.password", obj=locked,
+                     after={"generated": True})
+    user.password = locked.password
+    return password
+
+
+def change_own_admin_password(*, actor: Actor, user: User, current: str, new: str,
+                              keep_session: str | None) -> int:
+    """An admin's own new password. The current one must be right; every other session
+    of the account ends (`keep_session`, the one asking, stays); how many ended.
+
+    The view keeps its session signed in (accounts.sessions.keep_signed_in).
+    """
+    problems = FieldErrors()
+    with problems.on("current"):
+        if not user.check_password(current):
+            raise ValidationError("That is not your current password.")
+    with problems.on("new"):
+        if new == current:
+            raise ValidationError("The new password is the one you have now.")
+        validate_password(new, user)
+    problems.raise_any()
+    with transaction.atomic():
+        locked = _admin_for_update(user)
+        locked.set_password(new)
+        locked.save(update_fields=["password"])
+        ended = sessions.end_sessions(locked, keep=keep_session)
+        audit.record(actor=actor, action="admin.own_password", obj=locked,
+                     after={"other_sessions_ended": ended})
+    user.password = locked.password
+    return ended
+
+
+def end_session(*, actor: Actor, user: User, sign_in_id: int) -> None:
+    """Ends one session of `user` (theirs only: another account's id is 'not found')."""
+    with transaction.atomic():
+        row = (SignIn.objects.select_for_update().select_related("session")
+               .filter(pk=sign_in_id, user=user).first())
+        if row is None:
+            raise ValidationError("That session has ended already.")
+        audit.record(actor=actor, action="session.end", obj=user, after={
+            "started": row.started.isoformat(), "ip": row.ip,
+            "browser": sessions.browser(row.user_agent)})
+        row.session.delete()
+
+
+def end_other_sessions(*, actor: Actor, user: User, keep_session: str | None) -> int:
+    """Ends every session of `user` but the one asking; how many ended."""
+    with transaction.atomic():
+        ended = sessions.end_sessions(user, keep=keep_session)
+        audit.record(actor=actor, action="session.end_others", obj=user,
+                     after={"ended": ended})
+    return ended
+
+
 def set_admin_active(*, actor: Actor, user: User, active: bool) -> None:
     """Enable or disable an admin; a disable ends every session of the account for good."""
     if not active:
@@ -99,7 +185,7 @@ def set_admin_active(*, actor: Actor, user: User, active: bool) -> None:
         if not active:
             # Django only ignores an inactive account's sessions: enabled again,
             # the sessions opened before would come back. They end here.
-            _end_admin_sessions(locked)
+            sessions.end_sessions(locked)
         audit.record(actor=actor, action="admin.enable" if active else "admin.disable",
                      obj=locked, before={"active": not active}, after={"active": active})
     user.is_active = active
@@ -116,7 +202,7 @@ def delete_admin(*, actor: Actor, user: User) -> None:
         audit.record(actor=actor, action="admin.delete", obj=locked,
                      before={"username": locked.username, "superadmin": locked.is_superuser,
                              "active": locked.is_active, "domains": domains})
-        _end_admin_sessions(locked)
+        sessions.end_sessions(locked)
         locked.delete()
 
 
@@ -142,17 +228,6 @@ def _keep_a_superadmin(locked: User, verb: str) -> None:
     if not others.exists():
         raise ValidationError(
             f"{locked.username} is the last active superadmin; add another before you {verb} it.")
-
-
-def _end_admin_sessions(user: User) -> None:
-    """Delete the stored sessions of this account (database sessions, the default).
-
-    Only live sessions are read; their number is bounded by
-    MAILADMIN_SESSION_SECONDS of sign-ins.
-    """
-    stale = [s.pk for s in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
-             if str(s.get_decoded().get("_auth_user_id")) == str(user.pk)]
-    Session.objects.filter(pk__in=stale).delete()
 
 
 def create_superadmin(*, actor: Actor, username: str, password: str) -> User:

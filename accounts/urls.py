@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views, views_admins, views_audit
+from accounts import views, views_admins, views_audit, views_own
 
 app_name = "accounts"
 urlpatterns = [
@@ -8,9 +8,17 @@ urlpatterns = [
     path("me/", views.me, name="me"),
     path("me/password/", views.password, name="password"),
     path("me/password/hint/", views.password_hint, name="password-hint"),
+    # Every account's own sessions; an admin's own account and password.
+    path("sessions/", views_own.session_list, name="sessions"),
+    path("sessions/<int:pk>/end/", views_own.session_end, name="session-end"),
+    path("sessions/end-others/", views_own.session_end_others, name="session-end-others"),
+    path("account/", views_own.account, name="account"),
+    path("account/password/", views_own.own_password, name="own-password"),
     # Panel accounts and the audit log.
     path("admins/", views_admins.admin_list, name="admin-list"),
     path("admins/new/", views_admins.admin_create, name="admin-create"),
+    path("admins/domain-suggestions/", views_admins.admin_domain_suggest,
+         name="admin-domain-suggest"),
     path("admins/<int:pk>/", views_admins.admin_edit, name="admin-edit"),
     path("admins/<int:pk>/password/", views_admins.admin_password, name="admin-password"),
     path("admins/<int:pk>/active/", views_admins.admin_active, name="admin-active"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import authenticate, update_session_auth_hash
+from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.sessions import keep_signed_in
 from core.http import show_errors
 from domains import services
 from domains.access import mailbox_required, own_mailbox
@@ -51,7 +52,7 @@ def password(request: HttpRequest) -> HttpResponse:
         else:
             # The change ended every session of this mailbox; this one goes on.
             account = User.objects.get(username=request.user.get_username())
-            update_session_auth_hash(request, account)
+            keep_signed_in(request, account)
             messages.success(request, "Your password is changed, for mail programs too.")
             return redirect("accounts:me")
     return render(request, "accounts/password.html", {"form": form, "mailbox": mailbox},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services
+from accounts import selectors, services, sessions
 from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm
 from accounts.models import admin_accounts
 from core.http import (
@@ -39,7 +38,7 @@ def admin_list(request: HttpRequest) -> HttpResponse:
 @superadmin_required
 @require_http_methods(["GET", "POST"])
 def admin_create(request: HttpRequest) -> HttpResponse:
-    form = AdminForm(request.POST or None)
+    form = AdminForm(request.POST or None, suggest_url=reverse("accounts:admin-domain-suggest"))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -61,20 +60,30 @@ def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
     user = admin_accounts().filter(pk=pk, is_superuser=False).first()
     if user is None:
         raise Http404
-    current = ", ".join(sorted(DomainAdmin.objects.filter(user=user)
-                               .values_list("domain__name", flat=True)))
-    form = AdminDomainsForm(request.POST or None, initial={"domains": current})
+    granted = sorted(DomainAdmin.objects.filter(user=user).values_list("domain__name", flat=True))
+    form = AdminDomainsForm(request.POST or None, granted=granted,
+                            suggest_url=reverse("accounts:admin-domain-suggest"))
     if request.method == "POST" and form.is_valid():
         try:
-            services.set_admin_domains(actor=actor(request), user=user,
-                                       domains=form.cleaned_data["domains"])
+            services.change_admin_domains(actor=actor(request), user=user,
+                                          add=form.cleaned_data["add"],
+                                          remove=form.cleaned_data["remove"])
         except ValidationError as error:
-            show_errors(form, error)
+            show_errors(form, error, {"domains": "add"})
         else:
             messages.success(request, f"Saved the domains of {user.username}.")
-            return redirect("accounts:admin-list")
-    return render(request, "accounts/admin_form.html",
-                  {"form": form, "title": f"Domains of {user.username}", "account": user})
+            return redirect("accounts:admin-edit", user.pk)
+    return render(request, "accounts/admin_domains.html",
+                  {"form": form, "title": f"Domains of {user.username}", "account": user},
+                  status=400 if form.errors else 200)
+
+
+@superadmin_required
+def admin_domain_suggest(request: HttpRequest) -> HttpResponse:
+    """<option>s for the picker's <datalist>: domains starting with the last name typed."""
+    typed = next((request.GET[k] for k in ("add", "domains", "q") if k in request.GET), "")
+    head, names = selectors.domain_suggestions(typed)
+    return render(request, "accounts/_domain_suggestions.html", {"head": head, "names": names})
 
 
 def _admin_or_404(pk: int) -> User:
@@ -90,16 +99,27 @@ def _admin_or_404(pk: int) -> User:
 @require_http_methods(["GET", "POST"])
 def admin_password(request: HttpRequest, pk: int) -> HttpResponse:
     user = _admin_or_404(pk)
-    form = AdminPasswordForm(request.POST or None)
+    # Bound on every POST: an empty one (both fields left empty) asks for a generated password.
+    form = AdminPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+        own = user.pk == request.user.pk
+        typed = form.cleaned_data["password"]
         try:
-            services.set_admin_password(actor=actor(request), user=user,
-                                        password=form.cleaned_data["password"])
+            if typed:
+                services.set_admin_password(actor=actor(request), user=user, password=typed)
+                generated = ""
+            else:
+                generated = services.reset_admin_password(
+                    actor=actor(request), user=user,
+                    keep_session=request.session.session_key if own else None)
         except ValidationError as error:
             show_errors(form, error)
         else:
-            if user.pk == request.user.pk:
-                update_session_auth_hash(request, user)
+            if own:
+                sessions.keep_signed_in(request, user)
+            if generated:
+                return render(request, "accounts/admin_password_shown.html",
+                              {"account": user, "password": generated})
             messages.success(request, f"Changed the password of {user.username}; "
                                       "its other sessions are ended.")
             return redirect("accounts:admin-list")

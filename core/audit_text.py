@@ -124,6 +124,14 @@ def _lines(action: str, before: Mapping[str, Any] | None, after: Mapping[str, An
         return [_import_line(after, domain=domain, actor=actor)]
     if action in FIXED:
         return [FIXED[action]]
+    if action == "admin.own_password":
+        return [f"own password changed; other sessions ended: "
+                f"{_count(after.get('other_sessions_ended', 0))}"]
+    if action == "session.end":
+        where = ", ".join(str(after[key]) for key in ("browser", "ip") if after.get(key))
+        return [f"session ended{f' ({where})' if where else ''}"]
+    if action == "session.end_others":
+        return [f"other sessions ended: {_count(after.get('ended', 0))}"]
     if action == "domain.import_passwords_download":
         return [f"generated passwords downloaded (import {value_text('job', after.get('job'))})"]
     if verb in {"enable", "disable"} and set(before) | set(after) <= {"active"}:
@@ -214,7 +222,8 @@ ACTIONS = (
     "dkim.domain_deleted", "dkim.rotation", "dkim.rotate",
     "dnscheck.request",
     "admin.create", "admin.domains", "admin.password", "admin.enable", "admin.disable",
-    "admin.delete",
+    "admin.delete", "admin.own_password",
+    "session.end", "session.end_others",
     "mailhost.update", "mailhost.apply_request", "mailhost.apply_check", "mailhost.apply",
     "tables.adopt",
 )

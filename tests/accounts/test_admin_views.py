@@ -22,7 +22,7 @@ def test_a_superadmin_adds_a_domain_admin_and_assigns_domains(world):
     eve = User.objects.get(username="eve@a.example")
     assert sorted(DomainAdmin.objects.filter(user=eve).values_list("domain__name", flat=True)) \
         == ["a.example", "b.example"]
-    response = client.post(reverse("accounts:admin-edit", args=[eve.pk]), {"domains": "b.example"})
+    response = client.post(reverse("accounts:admin-edit", args=[eve.pk]), {"remove": "a.example"})
     assert response.status_code == 302
     assert list(DomainAdmin.objects.filter(user=eve).values_list("domain__name", flat=True)) \
         == ["b.example"]

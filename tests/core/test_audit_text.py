@@ -192,3 +192,13 @@ def test_a_summary_does_not_repeat_the_object_it_is_about():
         "created"]
     # A change of the name itself still reads in full.
     assert describe("domain.update", {"name": "a"}, {"name": "b"}, obj="b") == ["name 'a' -> 'b'"]
+
+
+def test_an_accounts_own_changes_read_as_sentences():
+    assert describe("admin.own_password", None, {"other_sessions_ended": 2}) == [
+        "own password changed; other sessions ended: 2"]
+    assert describe("session.end", None, {"started": "2026-12-03T08:00:00+00:00",
+                                          "ip": "192.0.2.7",
+                                          "browser": "Firefox on Linux"}) == [
+        "session ended (Firefox on Linux, 192.0.2.7)"]
+    assert describe("session.end_others", None, {"ended": 3}) == ["other sessions ended: 3"]
