@@ -169,3 +169,24 @@ def test_a_public_panel_and_host_need_no_warning(served):
     change_host(**SET_UP)
     assert client_setup.dns_warnings(panel_host="panel.example.org") == []
     assert client_setup.dns_warnings(panel_host="192.0.2.7:443") == []
+
+
+@pytest.mark.parametrize("panel_host", ["localhost:8000", "127.0.0.1", "[::1]:8000"])
+def test_the_welcome_sheet_gives_no_loopback_panel_address(served, settings, panel_host):
+    # The defaults allow only loopback names (MAILADMIN_ALLOWED_HOSTS): a fresh
+    # install's admin prints the sheet from http://localhost:8000, and its reader
+    # is elsewhere.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "[::1]"]
+    change_host(**SET_UP)
+    sheet = text(served.client_for("admin_a").get(
+        reverse("clientsetup:welcome", args=["bob@a.example"]), HTTP_HOST=panel_host))
+    assert f"://{panel_host}" not in sheet
+    assert f"<code>{reverse('accounts:password')}</code>" in sheet
+    assert "ask your administrator" in sheet
+
+
+def test_the_welcome_sheet_gives_a_public_panel_address(served):
+    change_host(**SET_UP)
+    sheet = text(served.client_for("admin_a").get(
+        reverse("clientsetup:welcome", args=["bob@a.example"]), HTTP_HOST="panel.example.org"))
+    assert f"<code>http://panel.example.org{reverse('accounts:password')}</code>" in sheet
