@@ -83,6 +83,16 @@ def test_setup_saves_the_names_and_addresses_with_an_audit_row(fresh):
     ("mail_hostname", "mailserver", "is not a public DNS name"),
     ("mail_hostname", "mail.example.lan.local", "is not a public DNS name"),
     ("mx_hosts", "mx.localdomain", "is not a public DNS name"),
+    # What a fresh cloud or home machine calls itself (getfqdn), never in public DNS.
+    ("mail_hostname", "ip-172-31-5-6.eu-west-1.compute.internal", "is not a public DNS name"),
+    ("mail_hostname", "mail.home.arpa", "is not a public DNS name"),
+    ("mail_hostname", "debian.lan", "is not a public DNS name"),
+    # Private ranges (RFC 1918, RFC 6598, RFC 4193): SPF and A records of them reach nobody.
+    ("public_ipv4", "10.0.0.5", "cannot be reached from other machines"),
+    ("public_ipv4", "172.31.5.6", "cannot be reached from other machines"),
+    ("public_ipv4", "192.168.1.10", "cannot be reached from other machines"),
+    ("public_ipv4", "100.64.0.1", "cannot be reached from other machines"),
+    ("public_ipv6", "fd12:3456::1", "cannot be reached from other machines"),
     ("public_ipv4", "127.0.0.1", "cannot be reached from other machines"),
     ("public_ipv6", "::1", "cannot be reached from other machines"),
     ("public_ipv4", "2001:db8::1", "is not an IPv4 address"),
@@ -190,3 +200,12 @@ def test_the_welcome_sheet_gives_a_public_panel_address(served):
     sheet = text(served.client_for("admin_a").get(
         reverse("clientsetup:welcome", args=["bob@a.example"]), HTTP_HOST="panel.example.org"))
     assert f"<code>http://panel.example.org{reverse('accounts:password')}</code>" in sheet
+
+
+def test_a_cloud_machine_name_is_no_default_to_give_out(served):
+    # An EC2 instance's getfqdn(): the embedded default there, as localhost elsewhere.
+    change_host(**{**SET_UP, "mail_hostname": "ip-172-31-5-6.eu-west-1.compute.internal"})
+    assert not MailHost.current().has_public_name
+    answer = Client().get("/mail/config-v1.1.xml", {"emailaddress": "bob@a.example"})
+    assert answer.status_code == 404
+    assert not client_setup.dns_records("a.example", panel_host="10.0.0.5")
