@@ -209,3 +209,20 @@ def test_a_cloud_machine_name_is_no_default_to_give_out(served):
     answer = Client().get("/mail/config-v1.1.xml", {"emailaddress": "bob@a.example"})
     assert answer.status_code == 404
     assert not client_setup.dns_records("a.example", panel_host="10.0.0.5")
+
+
+def test_a_new_name_says_where_host_work_now_queues(fresh, settings):
+    # Host operations go to the queue host.<mail hostname>; the agent consumes the
+    # queue it was started with (MAILADMIN_AGENT_QUEUE, `-Q host.$(hostname -f)`).
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    page = text(fresh.post(reverse("mailhost:setup"), SETUP_POST, follow=True))
+    assert "host.mail.example.org" in page and "MAILADMIN_AGENT_QUEUE" in page
+    # The same name again moves nothing: no warning.
+    page = text(fresh.post(reverse("mailhost:setup"), SETUP_POST, follow=True))
+    assert "MAILADMIN_AGENT_QUEUE" not in page
+
+
+def test_without_a_broker_host_work_runs_inline_and_nothing_moves(fresh, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    page = text(fresh.post(reverse("mailhost:setup"), SETUP_POST, follow=True))
+    assert "MAILADMIN_AGENT_QUEUE" not in page
