@@ -316,3 +316,12 @@ def test_the_alias_form_takes_hostile_text(world, field, value):
     check(response, before)
     Alias.objects.filter(source__in=["sales@a.example", "@a.example"]).delete()
     AuditEntry.objects.filter(action="alias.create").delete()
+
+
+def test_a_second_catch_all_is_refused_on_the_choice_not_the_address(world):
+    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example",
+                          checked_domains=None)
+    response = create(world.client_for("admin_a"), {"kind": "catchall", "local_part": "",
+                                                    "destinations": "bob@a.example"})
+    errors = response.context["form"].errors
+    assert "already the catch-all" in " ".join(errors["kind"]) and "local_part" not in errors
