@@ -111,7 +111,10 @@ def welcome_sheet(request: HttpRequest, email: str) -> HttpResponse:
     mailbox = mailbox_or_404(request, email)
     return render(request, "clientsetup/welcome.html", {
         "mailbox": mailbox, "found": selectors.client_settings(),
-        "password": handover.take_for_sheet(request, mailbox)})
+        "password": handover.take_for_sheet(request, mailbox),
+        # Opened as localhost (the default allowed hosts), the panel's address
+        # would send the sheet's reader to their own machine: the path only then.
+        "panel_is_public": selectors.panel_is_public(request.get_host())})
 
 
 @admin_required

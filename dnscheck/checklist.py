@@ -17,12 +17,17 @@ ZONE_CHECKS = ("mx", "spf", "dkim", "dmarc")
 
 def records_published(domain: Domain) -> Item:
     run = (CheckRun.objects.filter(domain=domain, state=CheckRun.State.DONE)
-           .order_by("-finished", "-pk").only("pk", "finished").first())
+           .order_by("-finished", "-pk").only("pk", "finished", "silent_resolver").first())
     health = reverse("dnscheck:health", args=[domain.name])
     label = "DNS records published"
     if run is None:
         return Item(label, False, "no DNS check has run yet: publish the records below, "
                     "then check", health, "Check DNS now", order=10)
+    if run.silent_resolver:
+        # Every lookup went unanswered: the check saw nothing of the records, as the
+        # DNS health section's banner says (it names the resolver).
+        return Item(label, False, "not known: the DNS resolver did not answer the latest "
+                    "check", health, "See the DNS health", order=10)
     problems = CheckResult.objects.filter(
         run=run, check_name__in=ZONE_CHECKS,
         verdict__in=[Verdict.UNKNOWN, Verdict.ERROR]).count()

@@ -28,10 +28,18 @@ def validate_host_name(value: str) -> None:
         raise ValidationError(f"{value!r} is not a host name.")
 
 
-# Names that never resolve on the Internet (RFC 6761, RFC 6762): an MX or PTR
-# record naming one would send mail nowhere. (.test is kept: the integration
-# tests serve a zone of their own under it.)
-PRIVATE_SUFFIXES = frozenset({"localhost", "localdomain", "local", "invalid"})
+# Names that never resolve on the Internet (RFC 6761, RFC 6762, RFC 8375,
+# ICANN's .internal; .lan, .home and .corp are never delegated): an MX or PTR
+# record naming one would send mail nowhere. A fresh machine's own name is
+# often under one (localhost, debian.lan, ip-10-0-0-5.ec2.internal). (.test is
+# kept: the integration tests serve a zone of their own under it.)
+PRIVATE_SUFFIXES = frozenset({"localhost", "localdomain", "local", "invalid", "internal",
+                              "home.arpa", "lan", "home", "corp"})
+
+# Addresses no other network routes to this host: RFC 1918, RFC 6598 (carrier-grade
+# NAT), RFC 4193 (unique local IPv6). A cloud machine's own address is often one.
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(net) for net in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
 
 
 def is_public_host_name(name: str) -> bool:
@@ -48,18 +56,20 @@ def is_public_host_name(name: str) -> bool:
         pass
     else:
         return False
-    last = name.rsplit(".", 1)[-1]
-    return "." in name and last not in PRIVATE_SUFFIXES and not last.isdigit()
+    labels = name.split(".")
+    private = any(".".join(labels[-n:]) in PRIVATE_SUFFIXES for n in (1, 2))
+    return len(labels) > 1 and not private and not labels[-1].isdigit()
 
 
 def is_reachable_address(value: str) -> bool:
     """Whether an address can be another machine's way to this one: not loopback,
-    unspecified or link-local (documentation ranges pass: the tests use them)."""
+    unspecified, link-local or private (documentation ranges pass: the tests use them)."""
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
         return False
-    return not (address.is_loopback or address.is_unspecified or address.is_link_local)
+    return not (address.is_loopback or address.is_unspecified or address.is_link_local
+                or any(address in network for network in PRIVATE_NETWORKS))
 
 
 def validate_host_names(value: Any) -> None:

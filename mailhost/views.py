@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -21,12 +22,13 @@ def mail_host(request: HttpRequest) -> HttpResponse:
     form = MailHostForm.of(host, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_mail_host(actor=actor(request), **form.cleaned_data)
+            saved = services.update_mail_host(actor=actor(request), **form.cleaned_data)
         except ValidationError as error:
             show_errors(form, error)
         else:
             messages.success(request, "Saved the mail host. Run render_config to apply it to "
                                       "Postfix and Dovecot.")
+            _warn_if_queue_moved(request, host.queue, saved)
             return redirect("mailhost:mail-host")
     return render(request, "mailhost/mail_host.html",
                   {"form": form, "host": host, "applies": apply.history(host)},
@@ -42,14 +44,26 @@ def setup(request: HttpRequest) -> HttpResponse:
     form = SetupForm.of(host, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_mail_host(actor=actor(request), **form.cleaned_data)
+            saved = services.update_mail_host(actor=actor(request), **form.cleaned_data)
         except ValidationError as error:
             show_errors(form, error)
         else:
             messages.success(request, f"Saved the mail host {form.cleaned_data['mail_hostname']}.")
+            _warn_if_queue_moved(request, host.queue, saved)
             return redirect("home")
     return render(request, "mailhost/setup.html", {"form": form, "host": host},
                   status=400 if form.errors else 200)
+
+
+def _warn_if_queue_moved(request: HttpRequest, before: str, host: MailHost) -> None:
+    """Host work goes to host.<mail hostname>, and the agent consumes the queue it was
+    started with: a new name leaves applies and DKIM keys waiting until it follows."""
+    if host.queue != before and not settings.CELERY_TASK_ALWAYS_EAGER:
+        messages.warning(request, (
+            f"Host operations (applying the configuration, DKIM keys, Maildir removal) now "
+            f"queue on {host.queue}, no longer {before}: set MAILADMIN_AGENT_QUEUE="
+            f"{host.queue} in the agent's environment (/etc/mailadmin/agent.env) and restart "
+            "it (mailadmin-agent), or they wait."))
 
 
 @superadmin_required

@@ -3,13 +3,16 @@ its errors and any live message under it, focus on the form's first problem."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import template
 from django.forms import BaseForm, BoundField
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
+
+_FIRST_INPUT = re.compile(r"<input\b")
 
 
 def first_invalid(form: BaseForm) -> str | None:
@@ -41,14 +44,20 @@ def form_field(field: BoundField) -> dict[str, Any]:
         described.append(error_id)
     if live_id:
         described.append(live_id)
+    fieldset = field.field.widget.use_fieldset
     attrs: dict[str, Any] = {}
-    if described and not field.field.widget.use_fieldset:
+    if described and not fieldset:
         attrs["aria-describedby"] = " ".join(described)
-    if field.errors and field.name == first_invalid(form):
+    focus = bool(field.errors) and field.name == first_invalid(form)
+    if focus and not fieldset:
         # Only the first: the browser moves focus there as the page loads, no script needed.
         attrs["autofocus"] = True
     widget: SafeString = field.as_widget(attrs=attrs)
+    if focus and fieldset:
+        # A group of inputs (radios) would give each the attribute: its first option only.
+        # Safe: Django's escaped markup with a constant attribute added to one tag.
+        widget = mark_safe(_FIRST_INPUT.sub("<input autofocus", widget, count=1))  # noqa: S308
     return {"field": field, "widget": widget, "error_id": error_id, "help_id": help_id,
             "live_id": live_id, "described": " ".join(described),
             "is_checkbox": field.widget_type == "checkbox",
-            "is_fieldset": field.field.widget.use_fieldset}
+            "is_fieldset": fieldset}

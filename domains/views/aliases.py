@@ -75,7 +75,8 @@ def alias_create(request: HttpRequest, name: str) -> HttpResponse:
                 actor=actor(request), source=f"{local}@{domain.name}",
                 destinations=data["destinations"], checked_domains=checked_domains(request.user))
         except ValidationError as error:
-            show_errors(form, error, {"source": "local_part"})
+            # The address is the typed part, or the catch-all choice itself.
+            show_errors(form, error, {"source": "kind" if form.is_catchall else "local_part"})
         else:
             messages.success(request, f"Added {alias.source}.")
             return redirect("domains:alias-list", name=domain.name)

@@ -11,7 +11,10 @@
     if (!button) return;
     var source = document.getElementById(button.getAttribute("data-copy"));
     if (!source) return;
-    var status = button.closest("section") && button.closest("section").querySelector(".copy-status");
+    // The status line of the block the button sits in: a page section, or the welcome
+    // sheet (an <article>).
+    var block = button.closest("section, article");
+    var status = block && block.querySelector(".copy-status");
     navigator.clipboard.writeText(source.textContent).then(function () {
       if (status) status.textContent = "Copied to the clipboard.";
     }, function () {

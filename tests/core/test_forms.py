@@ -220,3 +220,14 @@ def test_hostile_input_is_an_error_on_its_field_never_markup(world, hostile):
     assert "<script>alert" not in page and 'onfocus="alert' not in page
     assert response.context["form"].errors.get("local_part")
     assert "autofocus" in tag(page, "local_part")
+
+
+def test_a_refused_choice_gets_one_autofocus_on_its_first_option(world):
+    # A radio group is one field of several inputs: focus goes to the first of them
+    # only (two autofocus attributes in a document are invalid HTML).
+    response = world.client_for("admin_a").post(
+        reverse("domains:alias-create", args=["a.example"]),
+        {"kind": "everything", "local_part": "x", "destinations": "bob@a.example"})
+    page = html(response)
+    assert page.count("autofocus") == 1
+    assert re.search(r'<input[^>]*autofocus[^>]*id="id_kind_0"', page)

@@ -20,7 +20,7 @@ from dkim.models import DkimKey
 from domains import services
 from domains.checklist import checklist
 from domains.models import Alias, Domain, Mailbox
-from tests.dnscheck import ERROR, OK, WARNING, make_run
+from tests.dnscheck import ERROR, OK, UNKNOWN, WARNING, make_run
 from tests.mailadmin.test_hostile_input import FUZZ, TEXT, check, counts
 
 NEW_DOMAIN = {"name": "new.example", "description": "", "max_mailboxes": "0",
@@ -151,6 +151,19 @@ def test_a_failed_record_or_a_disabled_alias_is_not_ticked(world):
     found = {item.label: item.done for item in checklist(world.a)}
     assert not found["DNS records published"]
     assert not found["postmaster@a.example receives mail"]
+
+
+def test_a_silent_resolver_is_not_reported_as_missing_records(world):
+    # The domain page's banner says the resolver did not answer and the zone shows
+    # no verdicts: the checklist must not say the records are missing or wrong.
+    run = make_run(world.a, [("mx", "", UNKNOWN), ("spf", "", UNKNOWN), ("dmarc", "", UNKNOWN),
+                             ("dkim", "", UNKNOWN)])
+    run.silent_resolver = "192.0.2.53"
+    run.save()
+    item = {item.label: item for item in checklist(world.a)}["DNS records published"]
+    assert not item.done
+    assert "missing or wrong" not in item.detail
+    assert "did not answer" in item.detail and "192.0.2.53" not in item.detail
 
 
 def test_a_catch_all_receives_for_both(world):
@@ -303,3 +316,12 @@ def test_the_alias_form_takes_hostile_text(world, field, value):
     check(response, before)
     Alias.objects.filter(source__in=["sales@a.example", "@a.example"]).delete()
     AuditEntry.objects.filter(action="alias.create").delete()
+
+
+def test_a_second_catch_all_is_refused_on_the_choice_not_the_address(world):
+    services.create_alias(actor="t", source="@a.example", destinations="bob@a.example",
+                          checked_domains=None)
+    response = create(world.client_for("admin_a"), {"kind": "catchall", "local_part": "",
+                                                    "destinations": "bob@a.example"})
+    errors = response.context["form"].errors
+    assert "already the catch-all" in " ".join(errors["kind"]) and "local_part" not in errors

@@ -61,6 +61,8 @@ def test_errors_focus_live_checks_and_the_welcome_password(transactional_db, liv
     assert page.locator("#welcome-password").text_content() == secret
     page.get_by_role("button", name="Copy").click()
     assert page.evaluate("navigator.clipboard.readText()") == secret
+    # The sheet's own live status says so (the sheet is an <article>, not a <section>).
+    page.get_by_role("status").get_by_text("Copied to the clipboard.").wait_for(timeout=5000)
     shot(page, "welcome-sheet-with-password")
     page.reload()
     page.get_by_text("the one your administrator gave you").wait_for()

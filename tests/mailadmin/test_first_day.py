@@ -83,6 +83,16 @@ def test_setup_saves_the_names_and_addresses_with_an_audit_row(fresh):
     ("mail_hostname", "mailserver", "is not a public DNS name"),
     ("mail_hostname", "mail.example.lan.local", "is not a public DNS name"),
     ("mx_hosts", "mx.localdomain", "is not a public DNS name"),
+    # What a fresh cloud or home machine calls itself (getfqdn), never in public DNS.
+    ("mail_hostname", "ip-172-31-5-6.eu-west-1.compute.internal", "is not a public DNS name"),
+    ("mail_hostname", "mail.home.arpa", "is not a public DNS name"),
+    ("mail_hostname", "debian.lan", "is not a public DNS name"),
+    # Private ranges (RFC 1918, RFC 6598, RFC 4193): SPF and A records of them reach nobody.
+    ("public_ipv4", "10.0.0.5", "cannot be reached from other machines"),
+    ("public_ipv4", "172.31.5.6", "cannot be reached from other machines"),
+    ("public_ipv4", "192.168.1.10", "cannot be reached from other machines"),
+    ("public_ipv4", "100.64.0.1", "cannot be reached from other machines"),
+    ("public_ipv6", "fd12:3456::1", "cannot be reached from other machines"),
     ("public_ipv4", "127.0.0.1", "cannot be reached from other machines"),
     ("public_ipv6", "::1", "cannot be reached from other machines"),
     ("public_ipv4", "2001:db8::1", "is not an IPv4 address"),
@@ -169,3 +179,50 @@ def test_a_public_panel_and_host_need_no_warning(served):
     change_host(**SET_UP)
     assert client_setup.dns_warnings(panel_host="panel.example.org") == []
     assert client_setup.dns_warnings(panel_host="192.0.2.7:443") == []
+
+
+@pytest.mark.parametrize("panel_host", ["localhost:8000", "127.0.0.1", "[::1]:8000"])
+def test_the_welcome_sheet_gives_no_loopback_panel_address(served, settings, panel_host):
+    # The defaults allow only loopback names (MAILADMIN_ALLOWED_HOSTS): a fresh
+    # install's admin prints the sheet from http://localhost:8000, and its reader
+    # is elsewhere.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "[::1]"]
+    change_host(**SET_UP)
+    sheet = text(served.client_for("admin_a").get(
+        reverse("clientsetup:welcome", args=["bob@a.example"]), HTTP_HOST=panel_host))
+    assert f"://{panel_host}" not in sheet
+    assert f"<code>{reverse('accounts:password')}</code>" in sheet
+    assert "ask your administrator" in sheet
+
+
+def test_the_welcome_sheet_gives_a_public_panel_address(served):
+    change_host(**SET_UP)
+    sheet = text(served.client_for("admin_a").get(
+        reverse("clientsetup:welcome", args=["bob@a.example"]), HTTP_HOST="panel.example.org"))
+    assert f"<code>http://panel.example.org{reverse('accounts:password')}</code>" in sheet
+
+
+def test_a_cloud_machine_name_is_no_default_to_give_out(served):
+    # An EC2 instance's getfqdn(): the embedded default there, as localhost elsewhere.
+    change_host(**{**SET_UP, "mail_hostname": "ip-172-31-5-6.eu-west-1.compute.internal"})
+    assert not MailHost.current().has_public_name
+    answer = Client().get("/mail/config-v1.1.xml", {"emailaddress": "bob@a.example"})
+    assert answer.status_code == 404
+    assert not client_setup.dns_records("a.example", panel_host="10.0.0.5")
+
+
+def test_a_new_name_says_where_host_work_now_queues(fresh, settings):
+    # Host operations go to the queue host.<mail hostname>; the agent consumes the
+    # queue it was started with (MAILADMIN_AGENT_QUEUE, `-Q host.$(hostname -f)`).
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    page = text(fresh.post(reverse("mailhost:setup"), SETUP_POST, follow=True))
+    assert "host.mail.example.org" in page and "MAILADMIN_AGENT_QUEUE" in page
+    # The same name again moves nothing: no warning.
+    page = text(fresh.post(reverse("mailhost:setup"), SETUP_POST, follow=True))
+    assert "MAILADMIN_AGENT_QUEUE" not in page
+
+
+def test_without_a_broker_host_work_runs_inline_and_nothing_moves(fresh, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    page = text(fresh.post(reverse("mailhost:setup"), SETUP_POST, follow=True))
+    assert "MAILADMIN_AGENT_QUEUE" not in page
