@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import signin, twofactor
 from accounts.forms import CodeForm, EnrolForm
 from accounts.security import lockout_response
-from core.actor import Actor
+from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
 from core.http import show_errors
 
 
@@ -108,7 +108,7 @@ def sign_in_enrol(request: HttpRequest) -> HttpResponse:
 
 def enrolment(secret: str, username: str) -> dict[str, str]:
     """What the set-up page shows: the QR code (inline SVG) and the key as text."""
-    account = username.removeprefix("mailbox:")
+    account = username.removeprefix(MAILBOX_ACCOUNT_PREFIX)
     url = twofactor.otpauth_url(secret=secret, account=account)
     return {"qr_svg": twofactor.qr_svg(url), "secret_text": twofactor.secret_text(secret),
             "account_name": account}
