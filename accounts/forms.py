@@ -138,3 +138,41 @@ class AuditFilterForm(forms.Form):
                                       "spellcheck": "false", "placeholder": "e.g. mailbox.*"}))
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+# Two-factor sign-in. A code: six digits from the app, or a recovery code.
+ONE_TIME_CODE = {"autocomplete": "one-time-code", "autocapitalize": "off",
+                 "spellcheck": "false", "inputmode": "text"}
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(label="Code from your authenticator app, or a recovery code",
+                           max_length=64, strip=True,
+                           widget=forms.TextInput(attrs={**ONE_TIME_CODE, "autofocus": True}))
+
+
+class EnrolForm(forms.Form):
+    code = forms.CharField(label="The six-digit code the app shows now", max_length=64,
+                           strip=True, widget=forms.TextInput(attrs={**ONE_TIME_CODE,
+                                                                     "inputmode": "numeric"}))
+
+
+class DisableTwoFactorForm(forms.Form):
+    password = forms.CharField(label="Your password", max_length=4096, strip=False,
+                               widget=forms.PasswordInput(attrs=CURRENT_PASSWORD))
+    code = forms.CharField(label="Code from your authenticator app, or a recovery code",
+                           max_length=64, strip=True, widget=forms.TextInput(attrs=ONE_TIME_CODE))
+
+
+class RequireForDomainForm(forms.Form):
+    # "add": the name the domain picker's suggestions endpoint reads.
+    add = forms.CharField(label="Domain whose admins must use it", max_length=253,
+                          widget=forms.TextInput(attrs=DOMAIN_PICKER))
+
+    def __init__(self, *args: Any, suggest_url: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if suggest_url:
+            self.fields["add"].widget.attrs["hx-get"] = suggest_url
+
+    def clean_add(self) -> Domain:
+        return selectors.domain_by_name(self.cleaned_data["add"])

@@ -1,8 +1,11 @@
+from __future__ import annotations
+
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.db import models
 
 from core.actor import MAILBOX_ACCOUNT_PREFIX
+from domains.models import Domain
 
 
 def admin_accounts() -> models.QuerySet[User]:
@@ -31,3 +34,28 @@ class SignIn(models.Model):
 
     def __str__(self) -> str:
         return f"sign-in of {self.user.get_username()} at {self.started:%Y-%m-%d %H:%M}"
+
+
+class TwoFactorPolicy(models.Model):
+    """Who must sign in with a second step (a code): one row, id 1.
+
+    `all_admins`: every panel account (superadmins too). `domains`: the admins
+    of these domains (an admin of one of them must, whatever else they
+    administer). Mailbox users are never required; they may turn it on.
+    Rows of the domain list go with their domain when it is deleted.
+    """
+
+    all_admins = models.BooleanField(default=False)
+    domains = models.ManyToManyField(Domain, blank=True, related_name="+",
+                                     db_table="accounts_two_factor_domain")
+
+    class Meta:
+        db_table = "accounts_two_factor_policy"
+
+    def __str__(self) -> str:
+        return "two-factor sign-in policy"
+
+    @classmethod
+    def current(cls) -> TwoFactorPolicy:
+        policy, _ = cls.objects.get_or_create(pk=1)
+        return policy

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views, views_admins, views_audit, views_own
+from accounts import views, views_admins, views_audit, views_own, views_signin, views_twofactor
 
 app_name = "accounts"
 urlpatterns = [
@@ -24,4 +24,13 @@ urlpatterns = [
     path("admins/<int:pk>/active/", views_admins.admin_active, name="admin-active"),
     path("admins/<int:pk>/delete/", views_admins.admin_delete, name="admin-delete"),
     path("audit/", views_audit.audit_log, name="audit"),
+    # Two-factor sign-in: the second step of sign-in, an account's own set-up, the policy.
+    path("login/code/", views_signin.sign_in_code, name="sign-in-code"),
+    path("login/enrol/", views_signin.sign_in_enrol, name="sign-in-enrol"),
+    path("two-factor/", views_twofactor.two_factor, name="two-factor"),
+    path("two-factor/enrol/", views_twofactor.two_factor_enrol, name="two-factor-enrol"),
+    path("two-factor/disable/", views_twofactor.two_factor_disable, name="two-factor-disable"),
+    path("two-factor/recovery-codes/", views_twofactor.two_factor_recovery,
+         name="two-factor-recovery"),
+    path("two-factor/policy/", views_twofactor.two_factor_policy, name="two-factor-policy"),
 ]

@@ -224,6 +224,8 @@ ACTIONS = (
     "admin.create", "admin.domains", "admin.password", "admin.enable", "admin.disable",
     "admin.delete", "admin.own_password",
     "session.end", "session.end_others",
+    "twofactor.enable", "twofactor.disable", "twofactor.recovery_codes", "twofactor.policy",
+    "twofactor.domain",
     "mailhost.update", "mailhost.apply_request", "mailhost.apply_check", "mailhost.apply",
     "tables.adopt",
 )

@@ -54,6 +54,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    # Second sign-in step: TOTP authenticators and recovery codes (accounts.twofactor).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "core",
     "accounts",
     "mailhost",
@@ -177,6 +181,19 @@ AXES_HANDLER = "accounts.security.LockoutHandler"
 AXES_LOCKOUT_CALLABLE = "accounts.security.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLE_ADMIN = False  # django.contrib.admin is not installed
+
+# Two-factor sign-in (accounts.twofactor, accounts.signin). The issuer is the name
+# authenticator apps show beside the account; a password accepted for an
+# account with a second step waits this long for its code, then sign-in starts over.
+MAILADMIN_TWO_FACTOR_ISSUER = env_str("MAILADMIN_TWO_FACTOR_ISSUER", "mailadmin")
+MAILADMIN_TWO_FACTOR_STEP_SECONDS = env_int("MAILADMIN_TWO_FACTOR_STEP_SECONDS", 300)
+if not 30 <= MAILADMIN_TWO_FACTOR_STEP_SECONDS <= 3600 or not MAILADMIN_TWO_FACTOR_ISSUER.strip():
+    raise ImproperlyConfigured("MAILADMIN_TWO_FACTOR_STEP_SECONDS must be 30 to 3600 and "
+                               "MAILADMIN_TWO_FACTOR_ISSUER not empty")
+# django-otp's guessing throttle: after n wrong codes in a row the next is not
+# even checked for 2**(n-1) seconds (each failure also counts toward the lockout).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("MAILADMIN_SESSION_SECONDS", 8 * 3600)

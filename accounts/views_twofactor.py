@@ -1,0 +1,198 @@
+"""Every account's own two-factor sign-in, and the superadmins' policy of who must use it."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import authenticate
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import signin, twofactor
+from accounts.forms import CodeForm, DisableTwoFactorForm, EnrolForm, RequireForDomainForm
+from accounts.models import TwoFactorPolicy
+from accounts.security import lockout_response
+from accounts.views_signin import enrolment
+from core.actor import Actor
+from core.http import actor, page_of, show_errors, superadmin_required
+from domains.models import Domain
+
+
+def _account(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+def _own_actor(user: User) -> Actor:
+    if twofactor.is_mailbox_account(user):
+        return Actor.mailbox(user.email)
+    return Actor.account(user.get_username())
+
+
+def _sign_in_name(user: User) -> str:
+    """The name this account signs in with (a mailbox user: the address)."""
+    return user.email if twofactor.is_mailbox_account(user) else user.get_username()
+
+
+def _code_counts(request: HttpRequest, user: User, code: str) -> twofactor.Check:
+    """A code typed on a signed-in page: a wrong one counts like a failed sign-in."""
+    result = twofactor.check(user=user, code=code)
+    if not result.passed:
+        step = signin.Pending(user=user, backend="", name=_sign_in_name(user), next_url="",
+                              enrol=False)
+        signin.failed(request, step)
+    return result
+
+
+@login_required
+@never_cache
+def two_factor(request: HttpRequest) -> HttpResponse:
+    user = _account(request)
+    return render(request, "accounts/two_factor.html", {
+        "enabled": twofactor.has_two_factor(user), "required": twofactor.required_for(user),
+        "codes_left": twofactor.recovery_codes_left(user),
+        "back": reverse("accounts:me" if twofactor.is_mailbox_account(user)
+                        else "accounts:account"),
+        "disable_form": DisableTwoFactorForm(), "renew_form": CodeForm(),
+    })
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def two_factor_enrol(request: HttpRequest) -> HttpResponse:
+    user = _account(request)
+    if twofactor.has_two_factor(user):
+        return redirect("accounts:two-factor")
+    form = EnrolForm(request.POST or None)
+    secret = request.session.get(signin.ENROLLING) or twofactor.new_secret()
+    request.session[signin.ENROLLING] = secret
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = twofactor.enable(actor=_own_actor(user), user=user, secret=secret,
+                                     code=form.cleaned_data["code"])
+        except ValidationError as error:
+            show_errors(form, error)
+        else:
+            request.session.pop(signin.ENROLLING, None)
+            request.session[signin.VERIFIED] = True
+            return render(request, "accounts/recovery_codes.html",
+                          {"codes": codes, "next_url": reverse("accounts:two-factor")})
+    return render(request, "accounts/two_factor_enrol.html", {
+        "form": form, "required": False, **enrolment(secret, user.get_username()),
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+@never_cache
+@require_POST
+def two_factor_disable(request: HttpRequest) -> HttpResponse:
+    """Off, with the password and a code (or a recovery code): both are checked and counted."""
+    user = _account(request)
+    form = DisableTwoFactorForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        if authenticate(request, username=_sign_in_name(user), password=data["password"]) \
+                is None:
+            form.add_error("password", "That is not your password.")
+        elif not _code_counts(request, user, data["code"]).passed:
+            form.add_error("code", "That code is wrong, or was used already.")
+        else:
+            try:
+                twofactor.disable(actor=_own_actor(user), user=user)
+            except ValidationError as error:
+                show_errors(form, error)
+            else:
+                request.session.pop(signin.VERIFIED, None)
+                messages.success(request, "Two-factor sign-in is off.")
+                return redirect("accounts:two-factor")
+    if getattr(request, "axes_locked_out", False):
+        return lockout_response(request)
+    return _page_with(request, user, status=400, disable_form=form)
+
+
+@login_required
+@never_cache
+@require_POST
+def two_factor_recovery(request: HttpRequest) -> HttpResponse:
+    """New recovery codes, with a code (or a recovery code); the old ones stop working."""
+    user = _account(request)
+    form = CodeForm(request.POST)
+    if form.is_valid():
+        if _code_counts(request, user, form.cleaned_data["code"]).passed:
+            try:
+                codes = twofactor.renew_recovery_codes(actor=_own_actor(user), user=user)
+            except ValidationError as error:
+                show_errors(form, error)
+            else:
+                return render(request, "accounts/recovery_codes.html",
+                              {"codes": codes, "next_url": reverse("accounts:two-factor")})
+        else:
+            form.add_error("code", "That code is wrong, or was used already.")
+    if getattr(request, "axes_locked_out", False):
+        return lockout_response(request)
+    return _page_with(request, user, status=400, renew_form=form)
+
+
+def _page_with(request: HttpRequest, user: User, *, status: int,
+               disable_form: DisableTwoFactorForm | None = None,
+               renew_form: CodeForm | None = None) -> HttpResponse:
+    return render(request, "accounts/two_factor.html", {
+        "enabled": twofactor.has_two_factor(user), "required": twofactor.required_for(user),
+        "codes_left": twofactor.recovery_codes_left(user),
+        "back": reverse("accounts:me" if twofactor.is_mailbox_account(user)
+                        else "accounts:account"),
+        "disable_form": disable_form or DisableTwoFactorForm(),
+        "renew_form": renew_form or CodeForm(),
+    }, status=status)
+
+
+@superadmin_required
+@require_http_methods(["GET", "POST"])
+def two_factor_policy(request: HttpRequest) -> HttpResponse:
+    """Who must sign in with a second step: every admin, or the admins of chosen domains."""
+    policy = TwoFactorPolicy.current()
+    suggest = reverse("accounts:admin-domain-suggest")
+    add_form = RequireForDomainForm(suggest_url=suggest)
+    if request.method == "POST":
+        what = request.POST.get("change", "")
+        if what == "all_admins":
+            twofactor.set_required_for_all_admins(
+                actor=actor(request), required=request.POST.get("required") == "on")
+            messages.success(request, "Saved.")
+            return redirect("accounts:two-factor-policy")
+        if what == "add":
+            add_form = RequireForDomainForm(request.POST, suggest_url=suggest)
+            if add_form.is_valid():
+                twofactor.set_required_for_domain(actor=actor(request),
+                                                  domain=add_form.cleaned_data["add"],
+                                                  required=True)
+                messages.success(request, f"The admins of {add_form.cleaned_data['add'].name} "
+                                          "must use two-factor sign-in.")
+                return redirect("accounts:two-factor-policy")
+        elif what == "remove":
+            domain = Domain.objects.filter(pk=_int(request.POST.get("domain"))).first()
+            if domain is not None:
+                twofactor.set_required_for_domain(actor=actor(request), domain=domain,
+                                                  required=False)
+                messages.success(request, f"The admins of {domain.name} no longer must.")
+            return redirect("accounts:two-factor-policy")
+        else:
+            return HttpResponse("Unknown change.", status=400)
+    domains = Paginator(policy.domains.order_by("name"), 50).get_page(page_of(request))
+    return render(request, "accounts/two_factor_policy.html", {
+        "policy": policy, "domains": domains, "add_form": add_form,
+    }, status=400 if add_form.errors else 200)
+
+
+def _int(value: str | None) -> int:
+    """A posted id, or 0 (never a row) for anything that is not a short number."""
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) <= 18 \
+        else 0

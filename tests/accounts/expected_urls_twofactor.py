@@ -1,0 +1,13 @@
+# Two-factor sign-in (issue 13 §4). GET status for anonymous, superadmin, admin_a, admin_b,
+# mailbox. The second sign-in steps send a session without a right password back to sign
+# in and a signed-in one home; tests/accounts/test_two_factor.py walks every URL with a
+# half-signed-in session.
+EXPECTED = {
+    ("accounts:sign-in-code", ()): ("login", 302, 302, 302, 302),
+    ("accounts:sign-in-enrol", ()): ("login", 302, 302, 302, 302),
+    ("accounts:two-factor", ()): ("login", 200, 200, 200, 200),
+    ("accounts:two-factor-enrol", ()): ("login", 200, 200, 200, 200),
+    ("accounts:two-factor-disable", ()): ("login", 405, 405, 405, 405),
+    ("accounts:two-factor-recovery", ()): ("login", 405, 405, 405, 405),
+    ("accounts:two-factor-policy", ()): ("login", 200, 404, 404, 404),
+}
