@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "dnscheck",
     "dkim",
     "clientsetup",
+    "apppasswords",
 ]
 
 MIDDLEWARE = [
