@@ -127,3 +127,14 @@ def test_the_hashes_reach_neither_the_login_nor_the_mail_process(stack, mailbox)
     login = stack.doveadm("auth", "login", "-x", "service=imap", ADDRESS, token)
     assert login.returncode == 0, login.stdout + login.stderr
     assert "mailadmin_app_stored" not in login.stdout and stored not in login.stdout
+
+
+def test_with_the_login_check_a_revocation_holds_even_without_a_flush(stack, mailbox, settings):
+    # The Lua check's cache key holds the app password's hash, which only a
+    # live row hands over; the flush is the belt to these braces.
+    token = create(mailbox, "imap")
+    assert stack.imap_login_ok(ADDRESS, token)
+    assert stack.imap_login_ok(ADDRESS, token)
+    settings.MAILADMIN_HELPER_COMMAND = []  # this host has no helper: nothing is flushed
+    apppasswords.revoke_app_password(actor="t", app_password=mailbox.app_passwords.get())
+    assert not stack.imap_login_ok(ADDRESS, token)
