@@ -178,3 +178,14 @@ def test_an_admin_requires_app_passwords_for_a_domain(world):
     assert client.post(other, {"required": "on"}).status_code == 404
     world.b.refresh_from_db()
     assert not world.b.require_app_passwords
+
+
+def test_deleting_the_mailbox_or_its_domain_deletes_its_app_passwords(world):
+    from domains import services as domain_services
+
+    create(world.bob)
+    create(world.carol)
+    domain_services.delete_mailbox(actor="t", mailbox=world.bob)
+    assert not AppPassword.objects.filter(mailbox__email="bob@a.example").exists()
+    domain_services.delete_domain(actor="t", domain=world.b, force=True)
+    assert not AppPassword.objects.exists()
