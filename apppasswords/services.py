@@ -43,7 +43,9 @@ def _clean_name(name: str) -> str:
     cleaned = " ".join(str(name).split())
     if not cleaned:
         raise ValidationError({"name": "Name it after the program or device, e.g. \"Phone\"."})
-    if len(cleaned) > NAME_MAX or any(ord(c) < 32 or ord(c) == 127 for c in cleaned):
+    # isprintable() refuses control and format characters too (a right-to-left
+    # override would make a listed name read as another).
+    if len(cleaned) > NAME_MAX or not cleaned.isprintable():
         raise ValidationError({"name": f"At most {NAME_MAX} printable characters."})
     return cleaned
 

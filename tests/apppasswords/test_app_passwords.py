@@ -189,3 +189,19 @@ def test_deleting_the_mailbox_or_its_domain_deletes_its_app_passwords(world):
     assert not AppPassword.objects.filter(mailbox__email="bob@a.example").exists()
     domain_services.delete_domain(actor="t", domain=world.b, force=True)
     assert not AppPassword.objects.exists()
+
+
+@pytest.mark.parametrize("persona, url_name", [("mailbox", "own"), ("admin_a", "mailbox")])
+def test_hostile_names_give_a_form_error_or_a_clean_row(world, persona, url_name):
+    from tests.mailadmin.test_hostile_input import HOSTILE
+
+    client = world.client_for(persona)
+    url = reverse(f"apppasswords:{url_name}", args=[] if url_name == "own" else ["bob@a.example"])
+    for value in HOSTILE:
+        response = client.post(url, {"name": value, "protocols": ["imap", value]})
+        assert response.status_code == 400, value  # the protocol is refused either way
+        response = client.post(url, {"name": value, "protocols": ["imap"]})
+        assert response.status_code in (200, 400), value
+    for row in AppPassword.objects.all():
+        assert row.name.isprintable() and len(row.name) <= services.NAME_MAX
+    AppPassword.objects.all().delete()
