@@ -55,7 +55,7 @@ DB_NAME = "mailadmin_bench"
 # same server, and this script drops its user at the end.
 RO_USER = "mailadmin_bench_ro"
 RO_HOSTS = ("127.0.0.1", "localhost")
-DAEMON_TABLES = ("domains", "users", "aliases", "alias_domains")
+DAEMON_TABLES = ("domains", "users", "aliases", "alias_domains", "app_passwords")
 POSTMAP = "/usr/sbin/postmap"
 
 POSTMAP_MAPS = (

@@ -26,6 +26,9 @@ class Domain(models.Model):
     max_aliases = models.PositiveIntegerField(default=0)
     max_quota = models.PositiveBigIntegerField(default=0, help_text="bytes, all mailboxes")
     default_quota = models.PositiveBigIntegerField(default=0, help_text="bytes, per mailbox")
+    # Mail programs sign in with app passwords only: the main password then
+    # signs in to the panel alone (Dovecot's main passdb query leaves it out).
+    require_app_passwords = models.BooleanField(default=False, db_default=False)
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)
 

@@ -214,11 +214,16 @@ def dovecot_queries(dialect: str, host: MailHost, *, login_cache: bool = False
         "WHERE u.email = '%u' AND u.active = 1 AND " + ACTIVE_DOMAIN
     )
     quota_rule = _concat(dialect, "'*:bytes='", "u.quota")
-    password_columns = (f"NULL AS password, u.password AS userdb_{LOGIN_CACHE_FIELD}, "
-                        "'Y' AS noauthenticate"
+    # A domain whose mail programs must use app passwords: the main password
+    # answers no Dovecot service (the panel checks it itself). The login
+    # cache's lookup still finds the mailbox, with no hash to check against,
+    # so the app-password passdbs behind it run.
+    password_columns = (f"NULL AS password, CASE WHEN d.require_app_passwords = 0 THEN "
+                        f"u.password END AS userdb_{LOGIN_CACHE_FIELD}, 'Y' AS noauthenticate"
                         if login_cache else "u.password")
+    main_only = "" if login_cache else " AND d.require_app_passwords = 0"
     return {
-        "password_query": f"SELECT u.email AS user, {password_columns} {active_user}",
+        "password_query": f"SELECT u.email AS user, {password_columns} {active_user}{main_only}",
         "user_query": (
             f"SELECT '{host.dovecot_home}' AS home, {host.vmail_uid} AS uid, "
             f"{host.vmail_gid} AS gid, {quota_rule} AS quota_rule {active_user}"
@@ -228,6 +233,36 @@ def dovecot_queries(dialect: str, host: MailHost, *, login_cache: bool = False
             "WHERE u.active = 1 AND " + ACTIVE_DOMAIN
         ),
     }
+
+
+# The app password's stored hash, handed to the Lua passdb like LOGIN_CACHE_FIELD.
+APP_PASSWORD_FIELD = "mailadmin_app_stored"  # noqa: S105 (a field name, no secret)
+# Dovecot's %s (the service asking) -> the app_passwords column allowing it.
+# Postfix's SMTP AUTH through Dovecot SASL asks as "smtp"; ManageSieve as "sieve".
+APP_PASSWORD_SERVICES = {"imap": "imap", "smtp": "smtp", "submission": "smtp", "sieve": "sieve"}
+
+
+def dovecot_app_password_query(*, login_cache: bool = False) -> str:
+    """The second passdb's password_query: the app password whose selector
+    starts the typed password (%w), for this mailbox (%u), live, allowed for
+    the asking service (%s), in an active mailbox of an active domain.
+
+    One row at most: the selector is a unique column (Dovecot 2.3's SQL passdb
+    fails when a query returns several rows, it does not try each). SUBSTR
+    is the same in MariaDB and SQLite. Every value Dovecot puts in is
+    SQL-escaped by Dovecot. The hash covers the whole token, selector included.
+    """
+    length = 8  # apppasswords.models.SELECTOR_LENGTH (tests/apppasswords checks they agree)
+    service = " OR ".join(
+        f"('%s' = '{name}' AND a.{column} = 1)" for name, column in APP_PASSWORD_SERVICES.items())
+    columns = (f"NULL AS password, a.password AS userdb_{APP_PASSWORD_FIELD}, "
+               "'Y' AS noauthenticate" if login_cache else "a.password")
+    return (
+        f"SELECT u.email AS user, {columns} FROM app_passwords a "
+        "JOIN users u ON u.id = a.mailbox_id JOIN domains d ON d.id = u.domain_id "
+        f"WHERE a.selector = SUBSTR('%w', 1, {length}) AND u.email = '%u' "
+        f"AND a.revoked IS NULL AND u.active = 1 AND {ACTIVE_DOMAIN} AND ({service})"
+    )
 
 
 @dataclass
@@ -438,6 +473,8 @@ def render(options: RenderOptions) -> dict[str, str]:
         "login_mode": settings.MAILADMIN_DOVECOT_LOGIN_MODE,
         "cpu_count": os.cpu_count() or 1,
         "login_cache_field": LOGIN_CACHE_FIELD,
+        "app_password_field": APP_PASSWORD_FIELD,
+        "app_password_query": dovecot_app_password_query(login_cache=bool(login_cache)),
         "username_chars": dovecot_username_chars(),
         "auth_cache": {"size": settings.MAILADMIN_DOVECOT_AUTH_CACHE_SIZE,
                        "ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL,
@@ -459,6 +496,8 @@ def render(options: RenderOptions) -> dict[str, str]:
         ("postfix/master.cf", "postfix/master.cf"),
         ("dovecot/90-mailadmin.conf", "dovecot/conf.d/90-mailadmin.conf"),
         ("dovecot/dovecot-sql.conf.ext", "dovecot/dovecot-sql.conf.ext"),
+        ("dovecot/dovecot-sql-app-passwords.conf.ext",
+         "dovecot/dovecot-sql-app-passwords.conf.ext"),
     ]:
         files[target] = engine.get_template(template).render(Context(common, autoescape=False))
     if options.with_rspamd and common["milter"]:
@@ -469,7 +508,8 @@ def render(options: RenderOptions) -> dict[str, str]:
 
 
 # Files holding the daemon database password are readable by their daemon only.
-SECRET_FILES = ("postfix/mailadmin/", "dovecot/dovecot-sql.conf.ext")
+SECRET_FILES = ("postfix/mailadmin/", "dovecot/dovecot-sql.conf.ext",
+                "dovecot/dovecot-sql-app-passwords.conf.ext")
 
 # Postfix rereads main.cf in 300 ms pauses while its mtime is within the last
 # second or so (util/dict.c, dict_load_file_xt: a file that may still be being

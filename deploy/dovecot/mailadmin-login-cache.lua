@@ -26,16 +26,30 @@ function script_init()
   return 0
 end
 
-function auth_password_verify(req, password)
-  local stored = req:var_expand("%{userdb:mailadmin_stored}")
+local function matches(req, stored, password)
   if stored == nil or stored == "" then
-    return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, {}
+    return false
   end
   if stored:sub(1, 1) ~= "{" then
     -- A bare crypt string: the SQL passdb's default_pass_scheme.
     stored = "{BLF-CRYPT}" .. stored
   end
-  if req:password_verify(stored, password) == 1 then
+  return req:password_verify(stored, password) == 1
+end
+
+-- Two hashes may have been handed over: the mailbox's own (none when its
+-- domain requires app passwords for mail programs) and, when the typed
+-- password starts with a live app password's selector allowed for this
+-- service, that app password's. Either one signs in. The cache key holds
+-- both, so a revoked app password (no row, no hash) never matches an entry
+-- made while it was live.
+function auth_password_verify(req, password)
+  local stored = req:var_expand("%{userdb:mailadmin_stored}")
+  local app = req:var_expand("%{userdb:mailadmin_app_stored}")
+  if (stored == nil or stored == "") and (app == nil or app == "") then
+    return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, {}
+  end
+  if matches(req, app, password) or matches(req, stored, password) then
     return dovecot.auth.PASSDB_RESULT_OK, {}
   end
   return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, {}

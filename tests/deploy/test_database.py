@@ -63,7 +63,7 @@ def test_the_database_and_both_users_are_made_once(mariadb_root, capsys):
             f"database user '{ro}'@'127.0.0.1'", f"grants of '{ro}'@'127.0.0.1'"]
         assert f"GRANT ALL PRIVILEGES ON `{name}`.*" in grants(panel, "localhost")
         ro_grants = grants(ro, "127.0.0.1")
-        for table in ("domains", "users", "aliases", "alias_domains"):
+        for table in ("domains", "users", "aliases", "alias_domains", "app_passwords"):
             assert f"GRANT SELECT ON `{name}`.`{table}`" in ro_grants
         assert "audit_log" not in ro_grants and f"`{name}`.*" not in ro_grants
         # The read-only user signs in with the password of the environment file.

@@ -242,7 +242,7 @@ def _daemon_database_url(stack: MailStack) -> str:
             f"{db['PORT'] or 3306}/{db['NAME']}")
 
 
-DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains"]
+DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains", "app_passwords"]
 
 
 def grant_read_only(database: str, user: str, password: str) -> None:
@@ -323,7 +323,8 @@ service imap-login {{
 }}
 !include {stack.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"}
 """)
-    shutil.chown(stack.etc / "dovecot" / "dovecot-sql.conf.ext", group="dovecot")
+    for sql_file in ("dovecot-sql.conf.ext", "dovecot-sql-app-passwords.conf.ext"):
+        shutil.chown(stack.etc / "dovecot" / sql_file, group="dovecot")
     stack.vmail.mkdir()
     os.chown(stack.vmail, VMAIL_UID, VMAIL_UID)
     # The daemon keeps inherited pipes open, so its output goes to a file.

@@ -81,10 +81,13 @@ def test_a_repeated_login_is_answered_from_the_cache(stack, mailbox):
     # `doveadm auth test` is a passdb check only (no userdb lookup), and the
     # SQL lookup in front is never cached: each hit counted is the password
     # check answered from the cache, without bcrypt.
+    # The app-password lookup behind it finds no app password for this typed
+    # password: that "unknown" is cached too (auth_cache_negative_ttl), so the
+    # second and third logins count a hit there as well.
     cache_hits(stack)  # the count starts again after each report
     for _ in range(3):
         assert stack.auth_ok(ADDRESS, OLD)
-    assert cache_hits(stack) == 3
+    assert cache_hits(stack) == 3 + 2
 
 
 def test_even_without_a_flush_the_old_password_is_refused_at_the_next_login(

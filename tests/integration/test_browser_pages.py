@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
 from accounts import services as account_services
+from apppasswords import services as app_password_services
 from dkim import services as dkim_services
 from dnscheck import services as dnscheck_services
 from domains import services
@@ -112,8 +113,14 @@ def realistic_data() -> dict[str, str]:
                                 password=USER_PW, name=name, quota="2G")
     dave = Mailbox.objects.get(email="dave@example.org")
     services.set_mailbox_active(actor="root@panel.test", mailbox=dave, active=False)
-    services.create_mailbox(actor="root@panel.test", email=f"{LONG_LOCAL}@{LONG_DOMAIN}",
-                            password=USER_PW, name="Christopher Alexander Montgomery-Wellington")
+    longest = services.create_mailbox(
+        actor="root@panel.test", email=f"{LONG_LOCAL}@{LONG_DOMAIN}", password=USER_PW,
+        name="Christopher Alexander Montgomery-Wellington")
+    for name, protocols in [("Phone", ["imap", "smtp"]),
+                            ("The shared family tablet in the living room upstairs", ["imap",
+                                                                                      "sieve"])]:
+        app_password_services.create_app_password(actor="root@panel.test", mailbox=longest,
+                                                  name=name, protocols=protocols)
     services.create_alias(actor="root@panel.test", source="postmaster@example.org",
                           destinations=["bob@example.org", "carol@example.org",
                                         f"{LONG_LOCAL}@{LONG_DOMAIN}",
@@ -156,11 +163,12 @@ def realistic_data() -> dict[str, str]:
         "kept-maildirs": "/kept-maildirs/",
         "welcome-sheet": f"/mailboxes/{LONG_LOCAL}@{LONG_DOMAIN}/welcome/",
         "client-records": "/domains/example.org/mail-clients/",
+        "app-passwords": f"/mailboxes/{LONG_LOCAL}@{LONG_DOMAIN}/app-passwords/",
     }
 
 
 USER_PAGES = {"my-mailbox": "/me/", "connect": "/me/mail-client/",
-              "change-password": "/me/password/"}
+              "change-password": "/me/password/", "app-passwords": "/me/app-passwords/"}
 
 
 def luminance(css: str) -> float:

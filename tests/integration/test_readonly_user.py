@@ -23,7 +23,7 @@ def ro_cursor(stack):
 
 
 def test_it_reads_every_daemon_table(ro_cursor):
-    for table in ("domains", "users", "aliases", "alias_domains"):
+    for table in ("domains", "users", "aliases", "alias_domains", "app_passwords"):
         ro_cursor.execute(f"SELECT COUNT(*) FROM {table}")
         assert ro_cursor.fetchone() == (0,)
 

@@ -49,16 +49,20 @@ def test_passwords_are_checked_by_the_lua_passdb_behind_an_uncached_lookup(live,
     text = rendered_dovecot()
     lua = settings.MAILADMIN_DOVECOT_LOGIN_CACHE
     assert lua.endswith("deploy/dovecot/mailadmin-login-cache.lua")
-    sql, lua_passdb = text.split("passdb {")[1:3]
+    sql, app_sql, lua_passdb = text.split("passdb {")[1:4]
     assert "result_success = continue\n" in sql and "result_failure = return-fail\n" in sql
-    # Keyed by the stored hash: an entry never answers for a changed password.
-    assert (f"args = file={lua} blocking=yes cache_key=%u%{{userdb:mailadmin_stored}}\n"
-            in lua_passdb)
-    assert "override_fields = mailadmin_stored:remove=\n" in text
+    # The app-password lookup in between: no row is no verdict.
+    assert "dovecot-sql-app-passwords.conf.ext" in app_sql
+    assert "result_failure = continue\n" in app_sql
+    # Keyed by the stored hashes: an entry never answers for a changed password
+    # or a revoked app password.
+    assert (f"args = file={lua} blocking=yes cache_key=%u%{{userdb:mailadmin_stored}}"
+            "%{userdb:mailadmin_app_stored}\n" in lua_passdb)
+    assert "override_fields = mailadmin_stored:remove= mailadmin_app_stored:remove=\n" in text
     query = render.dovecot_queries("sqlite", MailHost.current(), login_cache=True)
     assert query["password_query"].startswith(
-        "SELECT u.email AS user, NULL AS password, u.password AS userdb_mailadmin_stored, "
-        "'Y' AS noauthenticate FROM users")
+        "SELECT u.email AS user, NULL AS password, CASE WHEN d.require_app_passwords = 0 "
+        "THEN u.password END AS userdb_mailadmin_stored, 'Y' AS noauthenticate FROM users")
 
 
 @pytest.mark.django_db
@@ -66,7 +70,8 @@ def test_none_renders_the_plain_sql_passdb(live, settings):
     settings.MAILADMIN_DOVECOT_LOGIN_CACHE = ""
     text = rendered_dovecot()
     assert "driver = lua" not in text and "mailadmin_stored" not in text
-    assert text.count("passdb {") == 1
+    # The main SQL passdb, then the app passwords' one.
+    assert text.count("passdb {") == 2
 
 
 @pytest.mark.django_db
