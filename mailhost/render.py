@@ -16,6 +16,7 @@ daemons' database) comes from its MailHost row, passed in.
 from __future__ import annotations
 
 import os
+import pwd
 import string
 import tempfile
 import time
@@ -252,6 +253,16 @@ def quota_dict_connect(db: DaemonDatabase) -> str:
     return db.dovecot_connect
 
 
+def vmail_user(uid: int) -> str:
+    """The vmail uid's user name, or "" when it has none. Dovecot names a
+    socket's or a service's user only by name, so without one the dict socket
+    stays open to every local user and no quota warnings are rendered."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
 def quota_warning_script() -> str:
     """The script Dovecot's quota-warning service runs (root's, beside the helper)."""
     path = str(settings.MAILADMIN_DOVECOT_QUOTA_WARNING)
@@ -470,6 +481,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         "quota_columns": QUOTA_DICT_COLUMNS,
         "quota_warnings": sorted(QUOTA_WARNINGS, reverse=True),
         "quota_warning_script": quota_warning_script(),
+        "vmail_user": vmail_user(host.vmail_uid),
         "login_mode": settings.MAILADMIN_DOVECOT_LOGIN_MODE,
         "cpu_count": os.cpu_count() or 1,
         "login_cache_field": LOGIN_CACHE_FIELD,

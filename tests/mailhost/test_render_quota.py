@@ -71,16 +71,34 @@ def test_it_refuses_a_quota_file_dovecot_could_not_use(out, mail_settings, path)
         render_config(out)
 
 
-def test_the_dict_socket_is_the_mail_users_only(out):
+def dict_service(conf: str) -> str:
+    service = conf[conf.index("service dict {"):]
+    return service[:service.index("\n}\n")]
+
+
+def test_the_dict_socket_is_the_mail_users_only(out, mail_settings):
+    # Debian's `mail` (uid 8) stands for a named vmail user.
+    mail_settings.MAILADMIN_VMAIL_UID = 8
+    render_config(out)
+    service = dict_service(conf_of(out))
+    assert setting(service, "    mode") == "0600"
+    assert setting(service, "    user") == "mail"
+
+
+def test_a_vmail_uid_without_a_name_gets_no_warnings_and_an_open_socket(out, mail_settings):
+    """Dovecot names socket and service users by name only (it refuses to start
+    with `user = 5000`)."""
+    mail_settings.MAILADMIN_VMAIL_UID = 5000
     render_config(out)
     conf = conf_of(out)
-    service = conf[conf.index("service dict {"):]
-    service = service[:service.index("\n}\n")]
-    assert setting(service, "    mode") == "0600"
-    assert setting(service, "    user") == "5000"
+    assert setting(dict_service(conf), "    mode") == "0666"
+    assert "quota_warning" not in conf.replace("No quota warnings", "")
+    assert "service quota-warning" not in conf
+    assert "useradd --system --uid 5000 vmail" in conf
 
 
-def test_users_are_warned_at_95_and_80_percent(out):
+def test_users_are_warned_at_95_and_80_percent(out, mail_settings):
+    mail_settings.MAILADMIN_VMAIL_UID = 8
     render_config(out)
     conf = conf_of(out)
     # The highest first: Dovecot runs only the first level crossed.
@@ -91,7 +109,7 @@ def test_users_are_warned_at_95_and_80_percent(out):
     service = conf[conf.index("service quota-warning {"):]
     service = service[:service.index("\n}\n")]
     assert setting(service, "  executable") == f"script {SCRIPT}"
-    assert setting(service, "  user") == "5000"
+    assert setting(service, "  user") == "mail"
 
 
 @pytest.mark.processes
@@ -104,11 +122,12 @@ def test_the_warning_script_refuses_what_it_was_not_meant_to_get(tmp_path):
 
 
 @pytest.mark.processes
-def test_the_rendered_configuration_parses(out, tmp_path):
+def test_the_rendered_configuration_parses(out, mail_settings, tmp_path):
     """doveconf reads the rendered file (exit 89 on an unknown setting)."""
     doveconf = Path("/usr/bin/doveconf")
     if not doveconf.exists():
         pytest.skip("doveconf is not installed")
+    mail_settings.MAILADMIN_VMAIL_UID = 8
     render_config(out)
     wrapper = tmp_path / "dovecot.conf"
     wrapper.write_text(f"base_dir = {tmp_path}/run\nssl = no\n"
