@@ -23,9 +23,13 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['-bytes'], name='quota_usage_bytes')],
             },
         ),
-        migrations.AddField(
-            model_name='mailbox',
-            name='usage',
-            field=models.ForeignObject(from_fields=['email'], null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='domains.quotausage', to_fields=['username']),
-        ),
+        # A join on the address, with no column or constraint: state only (and
+        # Django's SQLite schema editor cannot reverse a ForeignObject).
+        migrations.SeparateDatabaseAndState(state_operations=[
+            migrations.AddField(
+                model_name='mailbox',
+                name='usage',
+                field=models.ForeignObject(from_fields=['email'], null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='domains.quotausage', to_fields=['username']),
+            ),
+        ]),
     ]
