@@ -51,7 +51,8 @@ def near_limit(mailboxes: QuerySet[Mailbox]) -> QuerySet[Mailbox]:
 
     One join on unique keys, but no index can hold a ratio of two tables'
     columns: the database reads every row that has a usage row. Pages cut it
-    (LIMIT); the cost is one pass, measured in the README.
+    (LIMIT); the cost is one pass: about 200 ms on MariaDB and 135 ms on
+    SQLite for all of 200,000 mailboxes, a few ms within one domain (README).
     """
     fill = ExpressionWrapper(F("usage__bytes") * 1.0 / F("quota"), output_field=FloatField())
     return (mailboxes.filter(quota__gt=0)
@@ -61,8 +62,10 @@ def near_limit(mailboxes: QuerySet[Mailbox]) -> QuerySet[Mailbox]:
 
 
 def largest_first(mailboxes: QuerySet[Mailbox]) -> QuerySet[Mailbox]:
-    """Mailboxes by bytes used, biggest first (the quota_usage bytes index)."""
-    return mailboxes.filter(usage__bytes__gt=0).order_by("-usage__bytes", "email")
+    """Mailboxes by bytes used, biggest first, read in the order of the
+    quota_usage index (bytes, then the address). No second sort key: Django
+    would name users.email for it, and the database would sort every row."""
+    return mailboxes.filter(usage__bytes__gt=0).order_by("-usage__bytes")
 
 
 def domain_used(domain: Domain) -> int:

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'quota_usage',
-                'indexes': [models.Index(fields=['-bytes'], name='quota_usage_bytes')],
+                'indexes': [models.Index(fields=['-bytes', 'username'], name='quota_usage_bytes')],
             },
         ),
         # A join on the address, with no column or constraint: state only (and
