@@ -111,5 +111,29 @@ def test_crossing_80_percent_mails_the_user_a_warning(stack, domain):
         raise AssertionError(f"no warning; dovecot log:\n{stack.tail('dovecot.log')}") from None
     assert "Auto-Submitted: auto-generated" in warning
     assert "From: Mail system <postmaster@example.org>" in warning
-    # Nothing else: the 95 % level was not crossed.
+    # Nothing else: the 95 % level was not crossed, and the notice itself (which
+    # adds to the usage) warns about nothing.
     assert not [m for m in stack.maildir_messages("warned@example.org") if "95% full" in m]
+
+
+def test_a_jump_past_95_percent_sends_only_the_95_percent_warning(stack, domain):
+    services.create_mailbox(actor="t", email="jumped@example.org", password=PW, quota="100K")
+    deliver(stack, "jumped@example.org", "w" * 99_000, subject="at once")
+    try:
+        stack.wait_for_mail("jumped@example.org", "Your mailbox is 95% full")
+    except AssertionError:
+        raise AssertionError(f"no warning; dovecot log:\n{stack.tail('dovecot.log')}") from None
+    # Dovecot runs only the first level crossed (quota_warning before quota_warning2).
+    assert not [m for m in stack.maildir_messages("jumped@example.org") if "80% full" in m]
+
+
+def test_the_notice_itself_never_warns_again(stack, domain):
+    """94.8 % after delivery: the 80 % notice (some 600 bytes) takes the mailbox past
+    95 %; saving it must not run the 95 % warning (as it did before the script
+    turned the warnings off for its own delivery)."""
+    services.create_mailbox(actor="t", email="edge@example.org", password=PW, quota="100K")
+    deliver(stack, "edge@example.org", "v" * 97_000, subject="edge")
+    stack.wait_for_mail("edge@example.org", "Your mailbox is 80% full")
+    time.sleep(2)
+    assert not [m for m in stack.maildir_messages("edge@example.org") if "95% full" in m]
+    assert dovecot_bytes(stack, "edge@example.org") >= 95 * 1024
