@@ -37,7 +37,8 @@ from dnscheck import changes as moves
 from dnscheck import selectors, services
 from dnscheck.changes import Change
 from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
-from domains.models import Domain, DomainAdmin
+from domains import quota
+from domains.models import Domain, DomainAdmin, Mailbox
 from mailhost.models import MailHost
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,17 @@ MIN_INTERVAL = timedelta(hours=20)
 CHUNK = 500
 # Changed domains named in the subject line.
 SUBJECT_DOMAINS = 3
+# Mailboxes at 90 % of their quota or more: read at most this many (fullest
+# first) and list at most FULL_LISTED in one report, with a count of the rest.
+FULL_READ = 5000
+FULL_LISTED = 50
+
+
+@dataclass(frozen=True)
+class FullMailbox:
+    email: str
+    domain_id: int
+    used: quota.Used
 
 
 @dataclass
@@ -98,6 +110,7 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
     summaries = domain_summaries(now, since)
     send_unchanged = force or settings.MAILADMIN_REPORT_WHEN_UNCHANGED
     sender = report_sender()
+    full = full_mailboxes()
     messages = []
     for recipient in recipients():
         mine = (list(summaries.values()) if recipient.everything else
@@ -106,9 +119,11 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
             continue
         changes = sorted((c for s in mine for c in s.changes),
                          key=lambda c: (moves.ORDER[c.kind], c.domain, c.position))
-        if changes or send_unchanged:
+        # A full mailbox is news every day until someone acts on it.
+        my_full = [f for f in full if recipient.everything or f.domain_id in recipient.domain_ids]
+        if changes or my_full or send_unchanged:
             messages.append(build_message(recipient.address, mine, changes, since, now,
-                                          sender=sender))
+                                          sender=sender, full=my_full))
     if not messages:
         log.info("health report: nothing changed; no report sent")
         return 0
@@ -209,6 +224,15 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
         yield chunk
 
 
+def full_mailboxes() -> list[FullMailbox]:
+    """Mailboxes of active domains at quota.NEAR_PERCENT of their limit or more,
+    the fullest first (at most FULL_READ)."""
+    rows = (quota.near_limit(Mailbox.objects.filter(domain__active=True))
+            .values_list("email", "domain_id", "quota", "usage__bytes")[:FULL_READ])
+    return [FullMailbox(email, domain_id, quota.Used(bytes=used or 0, limit=limit))
+            for email, domain_id, limit, used in rows]
+
+
 # ---------------------------------------------------------------- who gets it
 
 
@@ -263,8 +287,8 @@ def report_sender() -> str:
 
 
 def build_message(address: str, summaries: Sequence[DomainSummary], changes: Sequence[Change],
-                  since: datetime | None, now: datetime, *, sender: str
-                  ) -> mail.EmailMultiAlternatives:
+                  since: datetime | None, now: datetime, *, sender: str,
+                  full: Sequence[FullMailbox] = ()) -> mail.EmailMultiAlternatives:
     by_kind: dict[str, list[Change]] = {kind: [] for kind in moves.ORDER}
     for change in changes:
         by_kind[change.kind].append(change)
@@ -279,6 +303,9 @@ def build_message(address: str, summaries: Sequence[DomainSummary], changes: Seq
         "sections": [(title, by_kind[kind]) for kind, title in moves.TITLES.items()
                      if by_kind[kind]],
         "summaries": ordered, "name_width": max(len(s.name) for s in summaries),
+        "full": full[:FULL_LISTED], "full_more": max(0, len(full) - FULL_LISTED),
+        "full_count": len(full),
+        "near_percent": quota.NEAR_PERCENT,
     }
     # One line whatever the template does: a header holds no line breaks.
     subject = " ".join(render_to_string("dnscheck/email/subject.txt", context).split())

@@ -153,7 +153,8 @@ def _plan_columns(cursor: Any, model: type[models.Model], plan: Plan) -> None:
             "`destination` is another recipe); rename it in your database and your Postfix "
             "query first")
         return
-    for model_field in model._meta.local_fields:
+    # Concrete fields only: Mailbox.usage is a join on the address, not a column.
+    for model_field in model._meta.local_concrete_fields:
         column = model_field.column
         if column not in columns:
             plan.add_columns.append(f"{table}.{column}")
@@ -371,7 +372,7 @@ def _field(by_table: dict[str, type[models.Model]], item: str
            ) -> tuple[type[models.Model], Any]:
     table, column = item.split(".")
     model = by_table[table]
-    return model, next(f for f in model._meta.local_fields if f.column == column)
+    return model, next(f for f in model._meta.local_concrete_fields if f.column == column)
 
 
 def _size(cursor: Any, model: type[models.Model], column: str) -> int:

@@ -51,6 +51,12 @@ class Mailbox(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)
     password_changed = models.DateTimeField(null=True, blank=True)
+    # What Dovecot counted in it (QuotaUsage), joined on the address: Dovecot
+    # knows no ids. No column and no constraint: a mailbox Dovecot has not
+    # written yet has no row, and a deleted one's row may linger.
+    usage = models.ForeignObject(
+        "QuotaUsage", on_delete=models.DO_NOTHING, from_fields=["email"],
+        to_fields=["username"], related_name="+", null=True)
 
     class Meta:
         db_table = "users"
@@ -232,3 +238,32 @@ class DomainAdmin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user.username} -> {self.domain.name}"
+
+
+class QuotaUsage(models.Model):
+    """What Dovecot counts in a mailbox, written by Dovecot itself.
+
+    Dovecot's `quota_clone` plugin copies each mailbox's quota usage here
+    through its dict-sql map (deploy/templates/dovecot/dovecot-dict-sql.conf.ext)
+    after every change: the table and column names are the daemons' and must
+    not change. On MariaDB the daemons' user may write this table and no other;
+    on SQLite Dovecot writes a small file of its own that `quota_usage sync`
+    copies here (domains.quota_file). The panel only reads it, keyed by address
+    (Dovecot knows no ids), so a deleted mailbox's row is harmless.
+    """
+
+    username = models.CharField(max_length=254, primary_key=True)
+    # Dovecot inserts one column at a time: the other needs a database default.
+    bytes = models.BigIntegerField(default=0, db_default=0)
+    messages = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "quota_usage"
+        indexes = [
+            # The mailbox list's "most stored first", in index order (the
+            # address breaks ties, so a page needs no sort).
+            models.Index(fields=["-bytes", "username"], name="quota_usage_bytes"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.bytes} bytes"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import os
 
+from celery import shared_task
+from django.conf import settings
+
+from core.actor import BEAT
 from domains import csv_io, services
 from domains.models import ImportJob
 
@@ -57,3 +61,14 @@ def remove_kept_maildir(kept_id: int, path: str) -> bool:
 def purge_expired_kept_maildirs() -> int:
     """Beat's daily hand-over of kept Maildirs past MAILADMIN_KEPT_MAILDIR_DAYS."""
     return services.purge_expired_kept_maildirs()
+
+
+@shared_task(name="domains.sync_quota_usage", soft_time_limit=240, time_limit=270,
+             ignore_result=True)
+def sync_quota_usage() -> int:
+    """Beat's copy of Dovecot's quota file into the panel (SQLite daemons only: on
+    MariaDB Dovecot writes the table itself and there is no file)."""
+    path = settings.MAILADMIN_DOVECOT_QUOTA_DB
+    if not os.path.exists(path):
+        return 0
+    return services.sync_quota_usage(actor=BEAT, path=path)

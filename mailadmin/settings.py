@@ -401,6 +401,16 @@ if MAILADMIN_DOVECOT_LOGIN_MODE not in ("high-security", "high-performance"):
 # Where Dovecot's auth modules are: the login cache needs its Lua passdb
 # (Debian's dovecot-auth-lua).
 MAILADMIN_DOVECOT_MODULE_DIR = env_str("MAILADMIN_DOVECOT_MODULE_DIR", "/usr/lib/dovecot/modules")
+# Quota usage: on SQLite, the file Dovecot's dict process writes usage into
+# (its directory writable by Dovecot's internal user; `manage.py quota_usage
+# init` makes it), copied into the panel's table by `quota_usage sync`. Unused
+# on MariaDB, where Dovecot writes the panel's quota_usage table itself.
+MAILADMIN_DOVECOT_QUOTA_DB = env_str("MAILADMIN_DOVECOT_QUOTA_DB",
+                                     "/var/lib/mailadmin-quota/quota.sqlite3")
+# The script Dovecot runs to mail a user crossing 80 % and 95 % of the quota.
+MAILADMIN_DOVECOT_QUOTA_WARNING = env_str(
+    "MAILADMIN_DOVECOT_QUOTA_WARNING",
+    str(BASE_DIR / "deploy" / "dovecot" / "mailadmin-quota-warning"))
 
 # How the panel and the agent reach the root helper (deploy/helper/mailadmin-helper):
 # a command line, split like a shell would (no shell runs it). `none` (an empty
@@ -530,6 +540,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=MAILADMIN_DKIM_CHECK_MINUTES),
     },
     # Import jobs past MAILADMIN_IMPORT_PENDING_HOURS lose their password hashes.
+    # SQLite daemons: Dovecot's quota file copied into the panel (domains.quota_file).
+    "domains-sync-quota-usage": {
+        "task": "domains.sync_quota_usage",
+        "schedule": timedelta(minutes=5),
+    },
     "domains-sweep-import-jobs": {
         "task": "domains.sweep_import_jobs",
         "schedule": timedelta(minutes=15),

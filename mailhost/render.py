@@ -16,6 +16,7 @@ daemons' database) comes from its MailHost row, passed in.
 from __future__ import annotations
 
 import os
+import pwd
 import string
 import tempfile
 import time
@@ -265,6 +266,47 @@ def dovecot_app_password_query(*, login_cache: bool = False) -> str:
     )
 
 
+# quota_clone's two values (Dovecot's dict keys) and the column each lands in.
+QUOTA_DICT_COLUMNS = {"priv/quota/storage": "bytes", "priv/quota/messages": "messages"}
+QUOTA_WARNINGS = (80, 95)
+
+
+def quota_dict_connect(db: DaemonDatabase) -> str:
+    """Where Dovecot's dict process writes quota usage (dovecot-dict-sql.conf.ext).
+
+    MariaDB: the panel's own `quota_usage` table, as the daemons' user, which
+    may write that table and no other (README). SQLite: the daemons may only
+    read the panel's file, so Dovecot writes a small file of its own
+    (MAILADMIN_DOVECOT_QUOTA_DB) that the panel copies in (domains.quota_file).
+    """
+    if db.dialect == "sqlite":
+        path = settings.MAILADMIN_DOVECOT_QUOTA_DB
+        if not os.path.isabs(path) or any(c.isspace() for c in path):
+            raise ImproperlyConfigured(
+                f"MAILADMIN_DOVECOT_QUOTA_DB={path!r}: an absolute path without spaces")
+        return str(path)
+    return db.dovecot_connect
+
+
+def vmail_user(uid: int) -> str:
+    """The vmail uid's user name, or "" when it has none. Dovecot names a
+    socket's or a service's user only by name, so without one the dict socket
+    stays open to every local user and no quota warnings are rendered."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+def quota_warning_script() -> str:
+    """The script Dovecot's quota-warning service runs (root's, beside the helper)."""
+    path = str(settings.MAILADMIN_DOVECOT_QUOTA_WARNING)
+    if not os.path.isabs(path) or any(c.isspace() or c in '"\\' for c in path):
+        raise ImproperlyConfigured(
+            f"MAILADMIN_DOVECOT_QUOTA_WARNING={path!r}: an absolute path without spaces")
+    return path
+
+
 @dataclass
 class DaemonDatabase:
     dialect: str  # "mysql" or "sqlite"
@@ -470,6 +512,11 @@ def render(options: RenderOptions) -> dict[str, str]:
         "dovecot_dir": options.dovecot_dir.rstrip("/"),
         "dovecot": dovecot_queries(db.dialect, host, login_cache=bool(login_cache)),
         "login_cache": login_cache,
+        "quota_connect": quota_dict_connect(db),
+        "quota_columns": QUOTA_DICT_COLUMNS,
+        "quota_warnings": sorted(QUOTA_WARNINGS, reverse=True),
+        "quota_warning_script": quota_warning_script(),
+        "vmail_user": vmail_user(host.vmail_uid),
         "login_mode": settings.MAILADMIN_DOVECOT_LOGIN_MODE,
         "cpu_count": os.cpu_count() or 1,
         "login_cache_field": LOGIN_CACHE_FIELD,
@@ -498,6 +545,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         ("dovecot/dovecot-sql.conf.ext", "dovecot/dovecot-sql.conf.ext"),
         ("dovecot/dovecot-sql-app-passwords.conf.ext",
          "dovecot/dovecot-sql-app-passwords.conf.ext"),
+        ("dovecot/dovecot-dict-sql.conf.ext", "dovecot/dovecot-dict-sql.conf.ext"),
     ]:
         files[target] = engine.get_template(template).render(Context(common, autoescape=False))
     if options.with_rspamd and common["milter"]:
@@ -509,7 +557,8 @@ def render(options: RenderOptions) -> dict[str, str]:
 
 # Files holding the daemon database password are readable by their daemon only.
 SECRET_FILES = ("postfix/mailadmin/", "dovecot/dovecot-sql.conf.ext",
-                "dovecot/dovecot-sql-app-passwords.conf.ext")
+                "dovecot/dovecot-sql-app-passwords.conf.ext",
+                "dovecot/dovecot-dict-sql.conf.ext")
 
 # Postfix rereads main.cf in 300 ms pauses while its mtime is within the last
 # second or so (util/dict.c, dict_load_file_xt: a file that may still be being

@@ -69,6 +69,7 @@ from domains.services.password_policy import (
     generate_password,
     password_policy_problems,
 )
+from domains.services.quota import sync_quota_usage
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -114,6 +115,7 @@ __all__ = [
     "set_mailbox_active",
     "set_mailbox_password",
     "sweep_import_jobs",
+    "sync_quota_usage",
     "take_generated_passwords",
     "update_alias",
     "update_domain",

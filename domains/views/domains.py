@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
@@ -19,7 +20,7 @@ from core.http import (
     show_errors,
     superadmin_required,
 )
-from domains import search, selectors, services
+from domains import quota, search, selectors, services
 from domains.access import admin_required, domain_or_404
 from domains.checklist import checklist
 from domains.forms import DomainCreateForm, DomainEditForm
@@ -69,6 +70,7 @@ def domain_create(request: HttpRequest) -> HttpResponse:
 def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
     usage = services.domain_usage(domain)
+    used = quota.domain_used(domain)
     context = {
         "domain": domain,
         "usage": usage,
@@ -77,10 +79,14 @@ def domain_detail(request: HttpRequest, name: str) -> HttpResponse:
              str(domain.max_mailboxes or "no limit")),
             ("Aliases", usage.aliases, domain.max_aliases, str(usage.aliases),
              str(domain.max_aliases or "no limit")),
-            ("Quota", usage.quota_total, domain.max_quota, format_size(usage.quota_total),
+            # The sum of the mailboxes' limits, against the domain's.
+            ("Quota allocated", usage.quota_total, domain.max_quota,
+             format_size(usage.quota_total), format_limit(domain.max_quota)),
+            # What Dovecot counted in them, against the same limit.
+            ("Quota used", used, domain.max_quota, filesizeformat(used),
              format_limit(domain.max_quota)),
         ],
-        "mailboxes": domain.mailboxes.order_by("email")[:PAGE_SIZE],
+        "mailboxes": quota.with_usage(domain.mailboxes.order_by("email"))[:PAGE_SIZE],
         "aliases": domain.aliases.order_by("source")[:PAGE_SIZE],
         "alias_domains": domain.alias_domains.order_by("name"),
         "checklist": checklist(domain),

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from core.http import PAGE_SIZE, actor, confirm_delete, is_htmx, page_of, show_errors
-from domains import handover, selectors, services
+from domains import handover, quota, selectors, services
 from domains.access import admin_required, domain_or_404, mailbox_or_404
 from domains.forms import MailboxEditForm, MailboxForm
 from domains.models import Mailbox
@@ -26,16 +26,23 @@ def mailbox_list(request: HttpRequest) -> HttpResponse:
     domain_name = request.GET.get("domain", "")
     if domain_name:
         mailboxes = mailboxes.filter(domain=domain_or_404(request, domain_name))
-    mailboxes = mailboxes.only("email", "name", "quota", "active")
+    mailboxes = quota.with_usage(mailboxes.only(
+        "email", "name", "quota", "active", "usage__bytes"))
+    # Unknown values fall back to the plain list, never an error.
+    near = request.GET.get("usage") == "near"
+    by_used = request.GET.get("sort") == "used"
     page = page_of(request)
     if typed:
         rows, has_next = selectors.mailbox_search_page(mailboxes, typed, page=page,
                                                        size=PAGE_SIZE)
     else:
-        rows = list(mailboxes.order_by("email")[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
+        ordered = (quota.near_limit(mailboxes) if near else
+                   quota.largest_first(mailboxes) if by_used else mailboxes.order_by("email"))
+        rows = list(ordered[(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
         has_next = len(rows) > PAGE_SIZE
     context = {"mailboxes": rows[:PAGE_SIZE], "page": page, "has_next": has_next,
-               "q": typed, "domain_name": domain_name}
+               "q": typed, "domain_name": domain_name, "near": near and not typed,
+               "by_used": by_used and not near and not typed}
     template = "domains/_mailbox_rows.html" if is_htmx(request) else "domains/mailbox_list.html"
     return render(request, template, context)
 

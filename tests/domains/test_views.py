@@ -316,7 +316,7 @@ def test_it_shows_a_quota_limit_with_nothing_allocated_as_zero_not_unlimited(wor
     response = world.client_for("superadmin").get(
         reverse("domains:domain-detail", args=["quota.example"]))
     assert response.status_code == 200
-    quota_row = next(row for row in response.context["limits"] if row[0] == "Quota")
+    quota_row = next(row for row in response.context["limits"] if row[0] == "Quota allocated")
     assert quota_row[3:] == ("0B", "50G")
     assert "0B of 50G" in text_of(response)
     assert "unlimited of" not in text_of(response)
@@ -326,7 +326,7 @@ def test_it_still_shows_a_domain_without_a_quota_limit_as_unlimited(world):
     services.create_mailbox(actor="t", email="big@b.example", password="x" * 16, quota="2G")
     response = world.client_for("superadmin").get(
         reverse("domains:domain-detail", args=["b.example"]))
-    quota_row = next(row for row in response.context["limits"] if row[0] == "Quota")
+    quota_row = next(row for row in response.context["limits"] if row[0] == "Quota allocated")
     assert quota_row[3:] == ("2G", "unlimited")
 
 

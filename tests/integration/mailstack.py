@@ -30,6 +30,7 @@ from django.db import connection
 from django.test import override_settings
 
 from core.env import private_data
+from domains import quota_file
 
 ROOT = Path("/var/tmp/mailadmin-tests")  # maillog_file must live under /var
 HELPER = Path(__file__).resolve().parents[2] / "deploy" / "helper" / "mailadmin-helper"
@@ -243,6 +244,8 @@ def _daemon_database_url(stack: MailStack) -> str:
 
 
 DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains", "app_passwords"]
+# The one table the daemons write: Dovecot's quota usage (quota_clone).
+DAEMON_WRITES = "quota_usage"
 
 
 def grant_read_only(database: str, user: str, password: str) -> None:
@@ -252,6 +255,8 @@ def grant_read_only(database: str, user: str, password: str) -> None:
             cursor.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY %s", [password])
             for table in DAEMON_TABLES:
                 cursor.execute(f"GRANT SELECT ON `{database}`.`{table}` TO '{user}'@'{host}'")
+            cursor.execute(f"GRANT SELECT, INSERT, UPDATE ON `{database}`.`{DAEMON_WRITES}` "
+                           f"TO '{user}'@'{host}'")
 
 
 def drop_read_only(user: str) -> None:
@@ -323,8 +328,11 @@ service imap-login {{
 }}
 !include {stack.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"}
 """)
-    for sql_file in ("dovecot-sql.conf.ext", "dovecot-sql-app-passwords.conf.ext"):
-        shutil.chown(stack.etc / "dovecot" / sql_file, group="dovecot")
+    for name in ("dovecot-sql.conf.ext", "dovecot-sql-app-passwords.conf.ext",
+                 "dovecot-dict-sql.conf.ext"):
+        shutil.chown(stack.etc / "dovecot" / name, group="dovecot")
+    # Where the rendered quota warning finds the configuration (dovecot_dir/dovecot.conf).
+    (stack.etc / "dovecot" / "dovecot.conf").write_text(f"!include {stack.dovecot_conf}\n")
     stack.vmail.mkdir()
     os.chown(stack.vmail, VMAIL_UID, VMAIL_UID)
     # The daemon keeps inherited pipes open, so its output goes to a file.
@@ -489,6 +497,10 @@ def mail_stack(*, rspamd: bool = False, rspamd_nameserver: str = "") -> Iterator
         # listens on the default port.
         "MAILADMIN_RSPAMD_MILTER": f"inet:127.0.0.1:{ports['rspamd_milter']}" if rspamd else "",
     }
+    if dialect == "sqlite":
+        # Dovecot's own quota file (domains.quota_file), as `quota_usage init` makes it.
+        overrides["MAILADMIN_DOVECOT_QUOTA_DB"] = str(root / "quota" / "quota.sqlite3")
+        quota_file.create(overrides["MAILADMIN_DOVECOT_QUOTA_DB"], owner="dovecot")
     stack = MailStack(root=root, dialect=dialect, ports=ports, overrides=overrides)
     try:
         with override_settings(**overrides):

@@ -1,4 +1,4 @@
-"""The daemons' MariaDB user can read the four tables and nothing more."""
+"""The daemons' MariaDB user can read the four tables, write quota usage, and nothing more."""
 
 import io
 
@@ -41,6 +41,19 @@ def test_it_cannot_write_or_read_elsewhere(ro_cursor, statement):
     with pytest.raises(MySQLdb.OperationalError) as denied:
         ro_cursor.execute(statement)
     assert denied.value.args[0] in (1142, 1044)  # command denied / access denied
+
+
+def test_it_writes_quota_usage_and_only_as_dovecot_does(ro_cursor):
+    """Dovecot's dict-sql upsert (quota_clone): insert, update, read; no delete."""
+    ro_cursor.execute("INSERT INTO quota_usage (bytes, username) VALUES (5, 'a@b.example') "
+                      "ON DUPLICATE KEY UPDATE bytes = 5")
+    ro_cursor.execute("INSERT INTO quota_usage (messages, username) VALUES (2, 'a@b.example') "
+                      "ON DUPLICATE KEY UPDATE messages = 2")
+    ro_cursor.execute("SELECT bytes, messages FROM quota_usage")
+    assert ro_cursor.fetchall() == ((5, 2),)
+    with pytest.raises(MySQLdb.OperationalError) as denied:
+        ro_cursor.execute("DELETE FROM quota_usage")
+    assert denied.value.args[0] == 1142
 
 
 def test_the_maps_answer_over_the_unix_socket(stack, ro_cursor, tmp_path):
