@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "dnscheck",
     "dkim",
     "clientsetup",
+    "vacation",
 ]
 
 MIDDLEWARE = [

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("mailhost.urls")),
     path("", include("dkim.urls")),
     path("", include("clientsetup.urls")),
+    path("", include("vacation.urls")),
 ]

@@ -174,6 +174,9 @@ class MailStack:
         raise AssertionError(f"no message with {marker!r} in {email}'s Maildir; "
                              f"postfix log:\n{self.tail('postfix.log')}")
 
+    def run_queue(self) -> None:
+        run(["postqueue", "-c", str(self.postfix_dir), "-f"], check=False)
+
     def tail(self, log: str, lines: int = 30) -> str:
         path = self.root / log
         if not path.exists():
@@ -242,7 +245,7 @@ def _daemon_database_url(stack: MailStack) -> str:
             f"{db['PORT'] or 3306}/{db['NAME']}")
 
 
-DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains"]
+DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains", "sieve_scripts"]
 
 
 def grant_read_only(database: str, user: str, password: str) -> None:
@@ -313,6 +316,9 @@ service anvil {{
 }}
 default_internal_user = dovecot
 default_login_user = dovenull
+# Auto-replies and forwards (Sieve) go out through this stack's Postfix, not
+# the host's sendmail: they land in the stack's mailboxes.
+submission_host = 127.0.0.1:{stack.ports["smtp"]}
 service imap-login {{
   inet_listener imap {{
     port = {stack.ports["imap"]}
@@ -324,6 +330,7 @@ service imap-login {{
 !include {stack.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"}
 """)
     shutil.chown(stack.etc / "dovecot" / "dovecot-sql.conf.ext", group="dovecot")
+    shutil.chown(stack.etc / "dovecot" / "dovecot-dict-sieve.conf.ext", group="dovecot")
     stack.vmail.mkdir()
     os.chown(stack.vmail, VMAIL_UID, VMAIL_UID)
     # The daemon keeps inherited pipes open, so its output goes to a file.
