@@ -247,6 +247,12 @@ def dovecot_sieve(host: MailHost) -> dict[str, str]:
     every local user (`user` empty): they could read the scripts (reply texts,
     forward addresses), never change them (the database user reads only).
     """
+    # Without Pigeonhole, `mail_plugins = sieve` makes LMTP refuse every message.
+    plugin = os.path.join(settings.MAILADMIN_DOVECOT_MODULE_DIR, "lib90_sieve_plugin.so")
+    if not os.path.exists(plugin):
+        raise ImproperlyConfigured(
+            f"auto-reply and forwarding need Dovecot's Sieve plugin ({plugin} is missing): "
+            "apt install dovecot-sieve")
     try:
         user = pwd.getpwuid(host.vmail_uid).pw_name
     except KeyError:
