@@ -35,6 +35,14 @@ LABELS = {
     "mx_hosts": "MX hosts",
     "public_ipv4": "IPv4",
     "public_ipv6": "IPv6",
+    "reply_enabled": "auto-reply on",
+    "reply_subject": "auto-reply subject",
+    "reply_text": "auto-reply text",
+    "reply_from": "auto-reply from",
+    "reply_until": "auto-reply until",
+    "reply_days": "one auto-reply per sender every (days)",
+    "forward_to": "forward to",
+    "forward_keep": "keep a copy",
 }
 VALUE_MAX = 80
 LIST_MAX = 10
@@ -213,7 +221,7 @@ ACTIONS = (
     "mailbox.create", "mailbox.update", "mailbox.enable", "mailbox.disable", "mailbox.password",
     "mailbox.delete", "mailbox.import", "mailbox.rehash", "mailbox.first_sign_in",
     "mailbox.maildirs_reserved", "mailbox.maildir_removed", "mailbox.maildir_remove_failed",
-    "mailbox.maildir_purge",
+    "mailbox.maildir_purge", "mailbox.auto_reply", "mailbox.forwarding",
     "alias.create", "alias.update", "alias.delete",
     "alias.import",
     "aliasdomain.create", "aliasdomain.enable", "aliasdomain.disable", "aliasdomain.delete",

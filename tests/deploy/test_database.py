@@ -40,7 +40,8 @@ def test_the_database_and_both_users_are_made_once(mariadb_root, capsys):
     def migrate(values: dict[str, str]) -> None:
         migrated.append(values)
         tables = "; ".join(f"CREATE TABLE IF NOT EXISTS `{name}`.`{t}` (id int)" for t in
-                           ("domains", "users", "aliases", "alias_domains", "audit_log"))
+                           ("domains", "users", "aliases", "alias_domains", "sieve_scripts",
+                            "audit_log"))
         subprocess.run([*mariadb_root, "-e", tables], check=True, capture_output=True)
 
     def installer():  # type: ignore[no-untyped-def]
@@ -63,7 +64,7 @@ def test_the_database_and_both_users_are_made_once(mariadb_root, capsys):
             f"database user '{ro}'@'127.0.0.1'", f"grants of '{ro}'@'127.0.0.1'"]
         assert f"GRANT ALL PRIVILEGES ON `{name}`.*" in grants(panel, "localhost")
         ro_grants = grants(ro, "127.0.0.1")
-        for table in ("domains", "users", "aliases", "alias_domains"):
+        for table in ("domains", "users", "aliases", "alias_domains", "sieve_scripts"):
             assert f"GRANT SELECT ON `{name}`.`{table}`" in ro_grants
         assert "audit_log" not in ro_grants and f"`{name}`.*" not in ro_grants
         # The read-only user signs in with the password of the environment file.

@@ -159,3 +159,11 @@ def test_hostile_input_gives_a_form_error_never_a_500(world, data):
     response = client.post(reverse("vacation:own"), data)
     assert response.status_code == 400
     assert not SieveScript.objects.exists()
+
+
+def test_the_audit_log_shows_the_change_in_words(world):
+    from core.audit_text import describe
+    reply(world, subject="Gone fishing")
+    row = AuditEntry.objects.get(action="mailbox.auto_reply")
+    text = describe(row.action, row.before, row.after, domain="a.example", actor=row.actor)
+    assert "Gone fishing" in str(text)
