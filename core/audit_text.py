@@ -35,6 +35,14 @@ LABELS = {
     "mx_hosts": "MX hosts",
     "public_ipv4": "IPv4",
     "public_ipv6": "IPv6",
+    "reply_enabled": "auto-reply on",
+    "reply_subject": "auto-reply subject",
+    "reply_text": "auto-reply text",
+    "reply_from": "auto-reply from",
+    "reply_until": "auto-reply until",
+    "reply_days": "one auto-reply per sender every (days)",
+    "forward_to": "forward to",
+    "forward_keep": "keep a copy",
 }
 VALUE_MAX = 80
 LIST_MAX = 10
@@ -215,6 +223,7 @@ ACTIONS = (
     "mailbox.maildirs_reserved", "mailbox.maildir_removed", "mailbox.maildir_remove_failed",
     "mailbox.maildir_purge", "mailbox.app_password_create", "mailbox.app_password_revoke",
     "domain.app_passwords_required",
+    "mailbox.auto_reply", "mailbox.forwarding",
     "alias.create", "alias.update", "alias.delete",
     "alias.import",
     "aliasdomain.create", "aliasdomain.enable", "aliasdomain.disable", "aliasdomain.delete",

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "dkim",
     "clientsetup",
     "apppasswords",
+    "vacation",
 ]
 
 MIDDLEWARE = [
@@ -398,8 +399,9 @@ MAILADMIN_DOVECOT_LOGIN_MODE = env_str("MAILADMIN_DOVECOT_LOGIN_MODE", "high-sec
 if MAILADMIN_DOVECOT_LOGIN_MODE not in ("high-security", "high-performance"):
     raise ImproperlyConfigured("MAILADMIN_DOVECOT_LOGIN_MODE must be high-security or "
                                f"high-performance, not {MAILADMIN_DOVECOT_LOGIN_MODE!r}")
-# Where Dovecot's auth modules are: the login cache needs its Lua passdb
-# (Debian's dovecot-auth-lua).
+# Where Dovecot's modules are: the login cache needs its Lua passdb
+# (Debian's dovecot-auth-lua), auto-reply and forwarding its Sieve plugin
+# (dovecot-sieve).
 MAILADMIN_DOVECOT_MODULE_DIR = env_str("MAILADMIN_DOVECOT_MODULE_DIR", "/usr/lib/dovecot/modules")
 # Quota usage: on SQLite, the file Dovecot's dict process writes usage into
 # (its directory writable by Dovecot's internal user; `manage.py quota_usage

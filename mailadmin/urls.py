@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("dkim.urls")),
     path("", include("clientsetup.urls")),
     path("", include("apppasswords.urls")),
+    path("", include("vacation.urls")),
 ]

@@ -307,6 +307,35 @@ def quota_warning_script() -> str:
     return path
 
 
+# The dict service's socket Pigeonhole asks for each mailbox's panel script
+# (relative to Dovecot's base_dir), separate from any other dict listener.
+SIEVE_DICT_SOCKET = "mailadmin-sieve-dict"
+
+
+def dovecot_sieve(host: MailHost) -> dict[str, str]:
+    """What the auto-reply and forwarding block of the Dovecot fragment needs
+    (deploy/templates/dovecot/sieve.conf and dovecot-dict-sieve.conf.ext).
+
+    The dict socket is the mail user's alone: delivery (LMTP) asks it as that
+    user, and nobody else may read other mailboxes' scripts through it.
+    Dovecot names a listener's owner by user name only; a mail uid without a
+    passwd entry (which Dovecot otherwise accepts) leaves the socket open to
+    every local user (`user` empty): they could read the scripts (reply texts,
+    forward addresses), never change them (the database user reads only).
+    """
+    # Without Pigeonhole, `mail_plugins = sieve` makes LMTP refuse every message.
+    plugin = os.path.join(settings.MAILADMIN_DOVECOT_MODULE_DIR, "lib90_sieve_plugin.so")
+    if not os.path.exists(plugin):
+        raise ImproperlyConfigured(
+            f"auto-reply and forwarding need Dovecot's Sieve plugin ({plugin} is missing): "
+            "apt install dovecot-sieve")
+    try:
+        user = pwd.getpwuid(host.vmail_uid).pw_name
+    except KeyError:
+        user = ""
+    return {"socket": SIEVE_DICT_SOCKET, "user": user}
+
+
 @dataclass
 class DaemonDatabase:
     dialect: str  # "mysql" or "sqlite"
@@ -517,6 +546,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         "quota_warnings": sorted(QUOTA_WARNINGS, reverse=True),
         "quota_warning_script": quota_warning_script(),
         "vmail_user": vmail_user(host.vmail_uid),
+        "sieve": dovecot_sieve(host),
         "login_mode": settings.MAILADMIN_DOVECOT_LOGIN_MODE,
         "cpu_count": os.cpu_count() or 1,
         "login_cache_field": LOGIN_CACHE_FIELD,
@@ -546,6 +576,7 @@ def render(options: RenderOptions) -> dict[str, str]:
         ("dovecot/dovecot-sql-app-passwords.conf.ext",
          "dovecot/dovecot-sql-app-passwords.conf.ext"),
         ("dovecot/dovecot-dict-sql.conf.ext", "dovecot/dovecot-dict-sql.conf.ext"),
+        ("dovecot/dovecot-dict-sieve.conf.ext", "dovecot/dovecot-dict-sieve.conf.ext"),
     ]:
         files[target] = engine.get_template(template).render(Context(common, autoescape=False))
     if options.with_rspamd and common["milter"]:
@@ -558,7 +589,7 @@ def render(options: RenderOptions) -> dict[str, str]:
 # Files holding the daemon database password are readable by their daemon only.
 SECRET_FILES = ("postfix/mailadmin/", "dovecot/dovecot-sql.conf.ext",
                 "dovecot/dovecot-sql-app-passwords.conf.ext",
-                "dovecot/dovecot-dict-sql.conf.ext")
+                "dovecot/dovecot-dict-sql.conf.ext", "dovecot/dovecot-dict-sieve.conf.ext")
 
 # Postfix rereads main.cf in 300 ms pauses while its mtime is within the last
 # second or so (util/dict.c, dict_load_file_xt: a file that may still be being

@@ -157,7 +157,8 @@ def _written_actions() -> set[str]:
     patterns = [re.compile(r'action(?:=f?|: str = )"([a-z]+\.[a-z_]+)"'),
                 re.compile(r'_audit_change\(\w+, "([a-z]+\.[a-z_]+)"'),
                 re.compile(r'"([a-z]+\.(?:enable|disable|apply_check|apply))"')]
-    for app in ("accounts", "core", "dkim", "dnscheck", "domains", "mailhost", "clientsetup"):
+    for app in ("accounts", "core", "dkim", "dnscheck", "domains", "mailhost", "clientsetup",
+                "vacation"):
         for path in (ROOT / app).rglob("*.py"):
             if "migrations" in path.parts:
                 continue

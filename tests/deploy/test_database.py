@@ -42,7 +42,7 @@ def test_the_database_and_both_users_are_made_once(mariadb_root, capsys):
         migrated.append(values)
         tables = "; ".join(f"CREATE TABLE IF NOT EXISTS `{name}`.`{t}` (id int)" for t in
                            ("domains", "users", "aliases", "alias_domains", "audit_log",
-                            "quota_usage"))
+                            "quota_usage", "sieve_scripts"))
         subprocess.run([*mariadb_root, "-e", tables], check=True, capture_output=True)
 
     def installer():  # type: ignore[no-untyped-def]
@@ -65,7 +65,8 @@ def test_the_database_and_both_users_are_made_once(mariadb_root, capsys):
             f"database user '{ro}'@'127.0.0.1'", f"grants of '{ro}'@'127.0.0.1'"]
         assert f"GRANT ALL PRIVILEGES ON `{name}`.*" in grants(panel, "localhost")
         ro_grants = grants(ro, "127.0.0.1")
-        for table in ("domains", "users", "aliases", "alias_domains", "app_passwords"):
+        for table in ("domains", "users", "aliases", "alias_domains", "app_passwords",
+                      "sieve_scripts"):
             assert f"GRANT SELECT ON `{name}`.`{table}`" in ro_grants
         assert f"GRANT SELECT, INSERT, UPDATE ON `{name}`.`quota_usage`" in ro_grants
         assert "audit_log" not in ro_grants and f"`{name}`.*" not in ro_grants

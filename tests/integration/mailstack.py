@@ -175,6 +175,9 @@ class MailStack:
         raise AssertionError(f"no message with {marker!r} in {email}'s Maildir; "
                              f"postfix log:\n{self.tail('postfix.log')}")
 
+    def run_queue(self) -> None:
+        run(["postqueue", "-c", str(self.postfix_dir), "-f"], check=False)
+
     def tail(self, log: str, lines: int = 30) -> str:
         path = self.root / log
         if not path.exists():
@@ -243,7 +246,8 @@ def _daemon_database_url(stack: MailStack) -> str:
             f"{db['PORT'] or 3306}/{db['NAME']}")
 
 
-DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains", "app_passwords"]
+DAEMON_TABLES = ["domains", "users", "aliases", "alias_domains", "app_passwords",
+                 "sieve_scripts"]
 # The one table the daemons write: Dovecot's quota usage (quota_clone).
 DAEMON_WRITES = "quota_usage"
 
@@ -318,6 +322,9 @@ service anvil {{
 }}
 default_internal_user = dovecot
 default_login_user = dovenull
+# Auto-replies and forwards (Sieve) go out through this stack's Postfix, not
+# the host's sendmail: they land in the stack's mailboxes.
+submission_host = 127.0.0.1:{stack.ports["smtp"]}
 service imap-login {{
   inet_listener imap {{
     port = {stack.ports["imap"]}
@@ -329,7 +336,7 @@ service imap-login {{
 !include {stack.etc / "dovecot" / "conf.d" / "90-mailadmin.conf"}
 """)
     for name in ("dovecot-sql.conf.ext", "dovecot-sql-app-passwords.conf.ext",
-                 "dovecot-dict-sql.conf.ext"):
+                 "dovecot-dict-sql.conf.ext", "dovecot-dict-sieve.conf.ext"):
         shutil.chown(stack.etc / "dovecot" / name, group="dovecot")
     # Where the rendered quota warning finds the configuration (dovecot_dir/dovecot.conf).
     (stack.etc / "dovecot" / "dovecot.conf").write_text(f"!include {stack.dovecot_conf}\n")

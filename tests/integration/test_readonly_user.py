@@ -1,4 +1,4 @@
-"""The daemons' MariaDB user can read the four tables, write quota usage, and nothing more."""
+"""The daemons' MariaDB user can read the daemon tables, write quota usage, and nothing more."""
 
 import io
 
@@ -23,7 +23,8 @@ def ro_cursor(stack):
 
 
 def test_it_reads_every_daemon_table(ro_cursor):
-    for table in ("domains", "users", "aliases", "alias_domains", "app_passwords"):
+    for table in ("domains", "users", "aliases", "alias_domains", "app_passwords",
+                  "sieve_scripts"):
         ro_cursor.execute(f"SELECT COUNT(*) FROM {table}")
         assert ro_cursor.fetchone() == (0,)
 
@@ -36,6 +37,9 @@ def test_it_reads_every_daemon_table(ro_cursor):
     "DROP TABLE alias_domains",
     "SELECT * FROM audit_log",
     "SELECT * FROM auth_user",
+    # The auto-reply settings are the panel's; Dovecot reads only the scripts.
+    "SELECT * FROM mail_rules",
+    "DELETE FROM sieve_scripts",
 ])
 def test_it_cannot_write_or_read_elsewhere(ro_cursor, statement):
     with pytest.raises(MySQLdb.OperationalError) as denied:

@@ -189,6 +189,25 @@ def test_the_drift_guard_sees_a_setting_the_renderer_would_add():
     ("dovecot", "dovecot-sql.conf.ext", "passdb {\n", "is not a section the helper allows"),
     ("dovecot", "dovecot-sql.conf.ext", "driver = ldap\n", "not a database driver"),
     ("dovecot", "dovecot-sql.conf.ext", "connect = </etc/shadow\n", "read from files"),
+    # The auto-reply and forwarding block (deploy/templates/dovecot/sieve.conf).
+    ("dovecot", "conf.d/90-mailadmin.conf", "plugin {\n  sieve_before = /tmp/evil.sieve\n}\n",
+     "sieve_before may only name the panel's dict script"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "plugin {\n  sieve_redirect_envelope_from = x@evil.example\n}\n", "takes orig_recipient"),
+    # A dict section may name the panel's dict only (dict drivers load modules).
+    ("dovecot", "conf.d/90-mailadmin.conf", "dict {\n  other = sqlite:/etc/passwd\n}\n",
+     "line 2: setting 'other'"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "dict {\n  mailadmin_sieve = sqlite:/tmp/x.conf\n}\n", "must read dovecot-dict-sieve"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "dict {\n  mailadmin_sieve = ldap:/etc/dovecot/dovecot-dict-sieve.conf.ext\n}\n",
+     "not a database driver"),
+    ("dovecot", "dovecot-dict-sieve.conf.ext", "map {\n  table = users\n}\n",
+     "table 'users' is not one"),
+    ("dovecot", "dovecot-dict-sieve.conf.ext", "map {\n  value_field = x\n  passdb {\n",
+     "is not a section the helper allows"),
+    ("dovecot", "dovecot-dict-sieve.conf.ext", "driver = mysql\n", "setting 'driver'"),
+    ("dovecot", "dovecot-dict-sieve.conf.ext", "connect = </etc/shadow\n", "read from files"),
     ("rspamd", "milter_headers.conf", '.include "/tmp/evil.conf"\n', "Lua are not"),
 ])
 def test_a_setting_outside_the_allow_lists_is_refused(daemon, relative, content, words):

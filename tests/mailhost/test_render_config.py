@@ -40,7 +40,8 @@ MAPS = ["domains.cf", "mailboxes.cf", "aliases.cf", "mailbox-self.cf",
         "sender-login.cf", "aliasdomain-sender-login.cf"]
 MAP_FILES = [f"postfix/mailadmin/{name}" for name in MAPS]
 SECRET_FILES = [*MAP_FILES, "dovecot/dovecot-sql.conf.ext",
-                "dovecot/dovecot-sql-app-passwords.conf.ext", "dovecot/dovecot-dict-sql.conf.ext"]
+                "dovecot/dovecot-sql-app-passwords.conf.ext", "dovecot/dovecot-dict-sql.conf.ext",
+                "dovecot/dovecot-dict-sieve.conf.ext"]
 RSPAMD_FILES = [f"rspamd/local.d/{name}" for name in (
     "worker-proxy.inc", "milter_headers.conf", "dkim_signing.conf", "arc.conf")]
 PUBLIC_FILES = ["postfix/main.cf", "postfix/master.cf", "dovecot/conf.d/90-mailadmin.conf",

@@ -1,0 +1,152 @@
+"""Writes of a mailbox's auto-reply and forwarding: validate, one transaction,
+one audit row, and the Sieve script Dovecot reads replaced by a new row."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from core import audit
+from core.actor import Actor
+from domains.models import Alias, AliasDomain, Mailbox
+from domains.validators import normalize_address
+from vacation import sieve
+from vacation.models import SCRIPT_NAME, MailRules, SieveScript
+
+SUBJECT_MAX = 200
+TEXT_MAX = 4000
+# Pigeonhole's own bounds are 1 day (sieve_vacation_min_period) and 60 days.
+DAYS_MIN, DAYS_MAX = 1, 30
+# Pigeonhole follows at most sieve_max_redirects (4 by default) per message.
+FORWARD_MAX = 4
+# Addresses the reply answers for beyond the mailbox's own (:addresses).
+ALIASES_MAX = 50
+# Any control character but tab and newline; in the subject, none at all.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SUBJECT_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+
+
+def rules_of(mailbox: Mailbox) -> MailRules:
+    """The mailbox's rules, or unsaved defaults."""
+    return MailRules.objects.filter(mailbox=mailbox).first() or MailRules(mailbox=mailbox)
+
+
+def reply_addresses(mailbox: Mailbox) -> list[str]:
+    """The other addresses that deliver to the mailbox, for vacation :addresses:
+    the aliases listing it and its address in the domain's alias domains.
+
+    Bounded (ALIASES_MAX). Computed when the rules are saved; Dovecot is also
+    told to count the original recipient as the user's own
+    (sieve_vacation_use_original_recipient), which covers an alias made later.
+    """
+    found: list[str] = []
+    candidates = (Alias.objects.filter(active=True, destinations__contains=mailbox.email)
+                  .exclude(source__startswith="@").order_by("source")
+                  .values_list("source", "destinations")[:ALIASES_MAX * 4])
+    for source, destinations in candidates:
+        if mailbox.email in destinations.lower().replace(" ", ",").split(","):
+            found.append(source)
+    local = mailbox.local_part
+    found += [f"{local}@{name}" for name in AliasDomain.objects.filter(
+        target_id=mailbox.domain_id, active=True).order_by("name")
+        .values_list("name", flat=True)[:ALIASES_MAX]]
+    return sorted(set(found) - {mailbox.email})[:ALIASES_MAX]
+
+
+def _clean_reply(*, enabled: bool, subject: str, text: str, start: datetime.date | None,
+                 end: datetime.date | None, days: int) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if _SUBJECT_CONTROL.search(subject):
+        errors["subject"] = ["The subject must be one line, without control characters."]
+    elif len(subject) > SUBJECT_MAX:
+        errors["subject"] = [f"The subject is {len(subject)} characters; at most {SUBJECT_MAX}."]
+    elif enabled and not subject.strip():
+        errors["subject"] = ["Give the reply a subject."]
+    if _CONTROL.search(text):
+        errors["text"] = ["The text cannot contain control characters."]
+    elif len(text) > TEXT_MAX:
+        errors["text"] = [f"The text is {len(text)} characters; at most {TEXT_MAX}."]
+    elif enabled and not text.strip():
+        errors["text"] = ["Write the text of the reply."]
+    if not DAYS_MIN <= days <= DAYS_MAX:
+        errors["days"] = [f"Between {DAYS_MIN} and {DAYS_MAX} days."]
+    if start and end and end < start:
+        errors["until"] = ["The last day comes before the first."]
+    return errors
+
+
+def clean_forward_to(raw: str, mailbox: Mailbox) -> list[str]:
+    """The forward targets, normalised, deduplicated, in the order given."""
+    parts = [p for p in re.split(r"[\s,;]+", raw.strip()) if p]
+    if len(parts) > FORWARD_MAX:
+        raise ValidationError({"forward_to": [f"At most {FORWARD_MAX} addresses."]})
+    targets: list[str] = []
+    for part in parts:
+        try:
+            address = normalize_address(part)
+        except ValidationError as error:
+            raise ValidationError({"forward_to": error.messages}) from None
+        if address == mailbox.email:
+            raise ValidationError({"forward_to": [
+                "That is this mailbox; choose “keep a copy” to keep mail here."]})
+        if address not in targets:
+            targets.append(address)
+    return targets
+
+
+def _script_for(rules: MailRules) -> str:
+    reply = None
+    if rules.reply_enabled:
+        reply = sieve.Reply(subject=rules.reply_subject, text=rules.reply_text,
+                            days=rules.reply_days, start=rules.reply_from,
+                            end=rules.reply_until, addresses=reply_addresses(rules.mailbox))
+    return sieve.script(reply=reply, forward_to=rules.forward_list, keep=rules.forward_keep)
+
+
+def _install_script(rules: MailRules) -> None:
+    """Replace the mailbox's script row: a new id, so Dovecot compiles it afresh."""
+    SieveScript.objects.filter(mailbox=rules.mailbox).delete()
+    text = _script_for(rules)
+    if text:
+        SieveScript.objects.create(mailbox=rules.mailbox, username=rules.mailbox.email,
+                                   name=SCRIPT_NAME, script=text)
+
+
+def _save(actor: Actor, mailbox: Mailbox, action: str, changes: dict[str, object]) -> MailRules:
+    with transaction.atomic():
+        locked = Mailbox.objects.select_for_update().filter(pk=mailbox.pk).first()
+        if locked is None:
+            raise ValidationError(f"{mailbox} no longer exists.")
+        rules = MailRules.objects.select_for_update().filter(mailbox=locked).first() \
+            or MailRules(mailbox=locked)
+        fields = list(changes)
+        before = audit.snapshot(rules, fields) if rules.pk else None
+        for name, value in changes.items():
+            setattr(rules, name, value)
+        rules.save()
+        _install_script(rules)
+        audit.record(actor=actor, action=action, obj=locked, domain=locked.domain,
+                     before=before, after=audit.snapshot(rules, fields))
+    return rules
+
+
+def set_auto_reply(*, actor: Actor, mailbox: Mailbox, enabled: bool, subject: str, text: str,
+                   start: datetime.date | None = None, end: datetime.date | None = None,
+                   days: int = 7) -> MailRules:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    errors = _clean_reply(enabled=enabled, subject=subject, text=text, start=start, end=end,
+                          days=days)
+    if errors:
+        raise ValidationError(errors)
+    return _save(actor, mailbox, "mailbox.auto_reply", {
+        "reply_enabled": enabled, "reply_subject": subject.strip(), "reply_text": text,
+        "reply_from": start, "reply_until": end, "reply_days": days})
+
+
+def set_forwarding(*, actor: Actor, mailbox: Mailbox, forward_to: str, keep: bool) -> MailRules:
+    targets = clean_forward_to(forward_to, mailbox)
+    return _save(actor, mailbox, "mailbox.forwarding", {
+        "forward_to": ",".join(targets), "forward_keep": keep or not targets})
