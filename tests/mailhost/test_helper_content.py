@@ -141,10 +141,14 @@ def test_the_drift_guard_sees_a_setting_the_renderer_would_add():
      "line 2: setting 'chroot'"),
     # Quota usage and warnings (mailhost/render.py): only the SQL dict of the
     # panel's root-owned file, through the dict service, and only the panel's script.
-    ("dovecot", "conf.d/90-mailadmin.conf", "dict {\n  x = file:/etc/shadow\n}\n",
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "dict {\n  mailadmin_quota = file:/etc/shadow\n}\n",
      "line 2: a dict is DRIVER:/path/dovecot-dict-sql.conf.ext"),
     ("dovecot", "conf.d/90-mailadmin.conf",
-     "dict {\n  x = mysql:/nonexistent/dovecot-dict-sql.conf.ext\n}\n",
+     "dict {\n  x = mysql:/etc/dovecot/dovecot-dict-sql.conf.ext\n}\n",
+     "line 2: setting 'x' is not a dict the panel names"),
+    ("dovecot", "conf.d/90-mailadmin.conf",
+     "dict {\n  mailadmin_quota = mysql:/nonexistent/dovecot-dict-sql.conf.ext\n}\n",
      "/nonexistent does not exist"),
     ("dovecot", "conf.d/90-mailadmin.conf", "plugin {\n  quota_clone_dict = file:/tmp/x\n}\n",
      "quota_clone_dict takes proxy::NAME"),
