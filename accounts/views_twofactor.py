@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import signin, twofactor
-from accounts.forms import CodeForm, DisableTwoFactorForm, EnrolForm, RequireForDomainForm
+from accounts.forms import CodeForm, DisableTwoFactorForm, OwnEnrolForm, RequireForDomainForm
 from accounts.models import TwoFactorPolicy
 from accounts.security import lockout_response
 from accounts.views_signin import enrolment
@@ -71,15 +71,21 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user = _account(request)
     if twofactor.has_two_factor(user):
         return redirect("accounts:two-factor")
-    form = EnrolForm(request.POST or None)
+    form = OwnEnrolForm(request.POST or None)
     secret = request.session.get(signin.ENROLLING) or twofactor.new_secret()
     request.session[signin.ENROLLING] = secret
     if request.method == "POST" and form.is_valid():
         try:
+            # Through authenticate(): a wrong password is counted and logged as at sign-in.
+            if authenticate(request, username=_sign_in_name(user),
+                            password=form.cleaned_data["password"]) is None:
+                raise ValidationError({"password": "That is not your password."})
             codes = twofactor.enable(actor=_own_actor(user), user=user, secret=secret,
                                      code=form.cleaned_data["code"])
         except ValidationError as error:
             show_errors(form, error)
+            if getattr(request, "axes_locked_out", False):
+                return lockout_response(request)
         else:
             request.session.pop(signin.ENROLLING, None)
             request.session[signin.VERIFIED] = True

@@ -231,7 +231,8 @@ def test_a_mailbox_user_may_turn_it_on_and_then_needs_the_code(world):
     page = client.get(reverse("accounts:two-factor-enrol"))
     assert page.status_code == 200 and b"<svg" in page.content and b"style=" not in page.content
     secret = client.session["mailadmin.two_factor.secret"]
-    response = client.post(reverse("accounts:two-factor-enrol"), {"code": code(secret)})
+    response = client.post(reverse("accounts:two-factor-enrol"),
+                           {"password": MAILBOX_PASSWORD, "code": code(secret)})
     assert response.status_code == 200 and b"recovery-codes" in response.content
     client.post(reverse("logout"))
     fresh, response = password_step(world.bob.email, MAILBOX_PASSWORD)
@@ -344,6 +345,33 @@ def test_a_session_from_before_the_policy_reaches_only_the_set_up(world):
     page = client.get(reverse("accounts:two-factor-enrol"))
     assert page.status_code == 200
     secret = client.session["mailadmin.two_factor.secret"]
-    assert client.post(reverse("accounts:two-factor-enrol"), {"code": code(secret)}
-                       ).status_code == 200
+    assert client.post(reverse("accounts:two-factor-enrol"),
+                       {"password": ADMIN_PASSWORD, "code": code(secret)}).status_code == 200
     assert client.get(reverse("domains:domain-list")).status_code == 200
+
+
+def test_turning_it_on_in_a_session_needs_the_password(world, caplog):
+    """Whoever holds only a session (a cookie) cannot put their own authenticator on
+    the account, which would shut its owner out of the panel."""
+    caplog.set_level(logging.INFO)
+    client = world.client_for("admin_a")
+    url = reverse("accounts:two-factor-enrol")
+    client.get(url)
+    secret = client.session["mailadmin.two_factor.secret"]
+    assert client.post(url, {"code": code(secret)}).status_code == 400
+    response = client.post(url, {"password": "not the password", "code": code(secret)})
+    assert response.status_code == 400 and b"not your password" in response.content
+    assert not twofactor.has_two_factor(world.admin_a)
+    assert auth_lines(caplog) == [
+        f'mailadmin: authentication failure for "{world.admin_a.username}" from 127.0.0.1']
+    response = client.post(url, {"password": ADMIN_PASSWORD, "code": code(secret)})
+    assert response.status_code == 200 and twofactor.has_two_factor(world.admin_a)
+
+
+@pytest.mark.parametrize("evil", ["", "x" * 5000, "pw\x00", "<svg>"])
+def test_hostile_passwords_on_the_set_up_are_form_errors(world, evil):
+    client = world.client_for("mailbox")
+    url = reverse("accounts:two-factor-enrol")
+    client.get(url)
+    response = client.post(url, {"password": evil, "code": "123456"})
+    assert response.status_code == 400 and b"<svg>" not in response.content.split(b"</figure>")[-1]
