@@ -375,3 +375,25 @@ def test_hostile_passwords_on_the_set_up_are_form_errors(world, evil):
     client.get(url)
     response = client.post(url, {"password": evil, "code": "123456"})
     assert response.status_code == 400 and b"<svg>" not in response.content.split(b"</figure>")[-1]
+
+
+def test_the_password_asked_is_this_accounts_not_a_mailbox_of_the_same_name(world):
+    """An admin named like a mailbox: sign-in's backends would accept the mailbox's
+    password for that name too, but it is not the admin's password."""
+    from domains import services as domain_services
+
+    mailbox_password = "the mailbox's own passphrase 7"
+    domain_services.create_mailbox(actor="t", email=world.admin_a.username,
+                                   password=mailbox_password)
+    client = world.client_for("admin_a")
+    url = reverse("accounts:two-factor-enrol")
+    client.get(url)
+    secret = client.session["mailadmin.two_factor.secret"]
+    response = client.post(url, {"password": mailbox_password, "code": code(secret)})
+    assert response.status_code == 400 and not twofactor.has_two_factor(world.admin_a)
+
+    enrol(world.admin_a)
+    client = verified(world, "admin_a")
+    response = client.post(reverse("accounts:two-factor-disable"),
+                           {"password": mailbox_password, "code": code(steps=1)})
+    assert response.status_code == 400 and twofactor.has_two_factor(world.admin_a)
