@@ -157,6 +157,15 @@ class EnrolForm(forms.Form):
                                                                      "inputmode": "numeric"}))
 
 
+class OwnEnrolForm(EnrolForm):
+    """Set-up in a signed-in session: the password first, so a session alone (a stolen
+    cookie) cannot put someone else's authenticator on the account."""
+
+    password = forms.CharField(label="Your password", max_length=4096, strip=False,
+                               widget=forms.PasswordInput(attrs=CURRENT_PASSWORD))
+    field_order = ["password", "code"]
+
+
 class DisableTwoFactorForm(forms.Form):
     password = forms.CharField(label="Your password", max_length=4096, strip=False,
                                widget=forms.PasswordInput(attrs=CURRENT_PASSWORD))

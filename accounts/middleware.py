@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 
-from accounts import sessions
+from accounts import sessions, signin, twofactor
 
 
 class LastSeenMiddleware:
@@ -19,3 +23,30 @@ class LastSeenMiddleware:
         if request.user.is_authenticated:
             sessions.touch(request)
         return response
+
+
+class TwoFactorSessionMiddleware:
+    """A signed-in session that never passed the second step, of an account that has one
+    or must set one up now: sign-in checks that, but the session may be older than the
+    account's authenticator (turned on in another session) or the policy.
+
+    The first kind ends (it may be the very session the owner turned it on against);
+    the second reaches only the set-up and sign-out until it sets one up. Sessions
+    that passed the step (or set it up) carry signin.VERIFIED and cost nothing here;
+    others pay one or two indexed lookups a request.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and not request.session.get(signin.VERIFIED):
+            if twofactor.has_two_factor(user):  # type: ignore[arg-type]
+                logout(request)
+                return redirect_to_login(request.get_full_path())
+            enrol = reverse("accounts:two-factor-enrol")
+            if twofactor.required_for(user) and \
+                    request.path not in (enrol, reverse("logout")):  # type: ignore[arg-type]
+                return redirect(enrol)
+        return self.get_response(request)

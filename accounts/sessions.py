@@ -25,9 +25,10 @@ from accounts.security import client_ip
 # Live sessions kept per account. One more sign-in ends the longest idle one:
 # a bound on what the list shows and on what an end-all has to delete.
 MAX_SESSIONS = 30
-# last_seen moves at most this often: one cheap UPDATE per request that
-# usually matches no row, and never a write to the session itself (that
-# would turn the fixed session lifetime into a sliding one).
+# last_seen moves at most this often: a read per request, a write only when
+# it is due (on SQLite even an UPDATE matching no row waits for the write
+# lock, so every page would queue behind a long write elsewhere), and never a
+# write to the session itself (that would make the fixed lifetime sliding).
 SEEN_EVERY = datetime.timedelta(minutes=1)
 USER_AGENT_LENGTH = 255
 
@@ -61,7 +62,9 @@ def touch(request: HttpRequest) -> None:
     if not key:
         return
     now = timezone.now()
-    SignIn.objects.filter(session_id=key, last_seen__lt=now - SEEN_EVERY).update(last_seen=now)
+    due = SignIn.objects.filter(session_id=key, last_seen__lt=now - SEEN_EVERY)
+    if due.exists():
+        due.update(last_seen=now)
 
 
 def live_sign_ins(user: User) -> list[SignIn]:

@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import signin, twofactor
-from accounts.forms import CodeForm, DisableTwoFactorForm, EnrolForm, RequireForDomainForm
+from accounts.forms import CodeForm, DisableTwoFactorForm, OwnEnrolForm, RequireForDomainForm
 from accounts.models import TwoFactorPolicy
 from accounts.security import lockout_response
 from accounts.views_signin import enrolment
@@ -41,13 +41,30 @@ def _sign_in_name(user: User) -> str:
     return user.email if twofactor.is_mailbox_account(user) else user.get_username()
 
 
+def _password_is_right(request: HttpRequest, user: User, password: str) -> bool:
+    """This account's own password, through authenticate() so a wrong one is counted and
+    logged as at sign-in. The account it returns must be this one: an admin named like
+    a mailbox would otherwise pass with the mailbox's password (the mailbox backend)."""
+    found = authenticate(request, username=_sign_in_name(user), password=password)
+    if found is None:
+        return False
+    if found.pk != user.pk:
+        _count_failure(request, user)
+        return False
+    return True
+
+
+def _count_failure(request: HttpRequest, user: User) -> None:
+    step = signin.Pending(user=user, backend="", name=_sign_in_name(user), next_url="",
+                          enrol=False)
+    signin.failed(request, step)
+
+
 def _code_counts(request: HttpRequest, user: User, code: str) -> twofactor.Check:
     """A code typed on a signed-in page: a wrong one counts like a failed sign-in."""
     result = twofactor.check(user=user, code=code)
     if not result.passed:
-        step = signin.Pending(user=user, backend="", name=_sign_in_name(user), next_url="",
-                              enrol=False)
-        signin.failed(request, step)
+        _count_failure(request, user)
     return result
 
 
@@ -71,15 +88,19 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user = _account(request)
     if twofactor.has_two_factor(user):
         return redirect("accounts:two-factor")
-    form = EnrolForm(request.POST or None)
+    form = OwnEnrolForm(request.POST or None)
     secret = request.session.get(signin.ENROLLING) or twofactor.new_secret()
     request.session[signin.ENROLLING] = secret
     if request.method == "POST" and form.is_valid():
         try:
+            if not _password_is_right(request, user, form.cleaned_data["password"]):
+                raise ValidationError({"password": "That is not your password."})
             codes = twofactor.enable(actor=_own_actor(user), user=user, secret=secret,
                                      code=form.cleaned_data["code"])
         except ValidationError as error:
             show_errors(form, error)
+            if getattr(request, "axes_locked_out", False):
+                return lockout_response(request)
         else:
             request.session.pop(signin.ENROLLING, None)
             request.session[signin.VERIFIED] = True
@@ -99,8 +120,7 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
     form = DisableTwoFactorForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        if authenticate(request, username=_sign_in_name(user), password=data["password"]) \
-                is None:
+        if not _password_is_right(request, user, data["password"]):
             form.add_error("password", "That is not your password.")
         elif not _code_counts(request, user, data["code"]).passed:
             form.add_error("code", "That code is wrong, or was used already.")

@@ -23,6 +23,10 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS quota_usage ("
           "username VARCHAR(254) NOT NULL PRIMARY KEY, "
           "bytes INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0)")
 CHUNK = 2000
+# What a row may hold to be copied: an address's length, a count the panel's
+# BIGINT columns hold.
+MAX_USERNAME = 254
+MAX_COUNT = 2**63 - 1
 
 
 def create(path: str | Path, *, owner: str) -> Path:
@@ -54,7 +58,22 @@ def read(path: str | Path) -> Iterator[list[tuple[str, int, int]]]:
                 "ORDER BY username LIMIT ?", (after, CHUNK)).fetchall()
             if not rows:
                 return
-            yield [(str(u), int(b or 0), int(m or 0)) for u, b, m in rows]
+            yield [row for row in map(_usable, rows) if row is not None]
             after = rows[-1][0]
     finally:
         db.close()
+
+
+def _usable(row: tuple[object, object, object]) -> tuple[str, int, int] | None:
+    """A row as the panel stores it, or None for one no mailbox could have.
+
+    Dovecot's user writes this file, not the panel: a row with text for a count
+    or a name longer than an address is skipped, not a failed copy of all rows.
+    """
+    username, used, messages = (0 if value is None else value for value in row)
+    if not isinstance(username, str) or len(username) > MAX_USERNAME:
+        return None
+    if type(used) is not int or type(messages) is not int \
+            or not (0 <= used <= MAX_COUNT and 0 <= messages <= MAX_COUNT):
+        return None
+    return username, used, messages

@@ -8,7 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import given
@@ -82,6 +84,18 @@ def test_last_seen_moves_at_most_once_a_minute(world):
     assert seen > long_ago + datetime.timedelta(hours=1)
     client.get(reverse("domains:domain-list"))
     assert own_row(client).last_seen == seen
+
+
+def test_a_page_within_the_minute_writes_nothing(world):
+    """On SQLite even an UPDATE that matches no row waits for the write lock: a long
+    write elsewhere (an import) would hold up every signed-in page behind it."""
+    client = sign_in()
+    client.get(reverse("domains:domain-list"))
+    with CaptureQueriesContext(connection) as seen:
+        assert client.get(reverse("domains:domain-list")).status_code == 200
+    writes = [q["sql"] for q in seen.captured_queries
+              if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
+    assert writes == []
 
 
 def test_the_number_of_sessions_is_bounded(world, monkeypatch):

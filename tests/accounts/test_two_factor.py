@@ -17,7 +17,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import twofactor
+from accounts import signin, twofactor
 from core.actor import Actor
 from core.models import AuditEntry
 from tests.conftest import ADMIN_PASSWORD, MAILBOX_PASSWORD
@@ -60,6 +60,15 @@ def second_step(client: Client, typed: str):
 
 def signed_in(client: Client) -> bool:
     return "_auth_user_id" in client.session
+
+
+def verified(world, persona: str) -> Client:
+    """A session of `persona` that passed the second step (as sign-in leaves it)."""
+    client = world.client_for(persona)
+    session = client.session
+    session[signin.VERIFIED] = True
+    session.save()
+    return client
 
 
 def auth_lines(caplog):
@@ -222,7 +231,8 @@ def test_a_mailbox_user_may_turn_it_on_and_then_needs_the_code(world):
     page = client.get(reverse("accounts:two-factor-enrol"))
     assert page.status_code == 200 and b"<svg" in page.content and b"style=" not in page.content
     secret = client.session["mailadmin.two_factor.secret"]
-    response = client.post(reverse("accounts:two-factor-enrol"), {"code": code(secret)})
+    response = client.post(reverse("accounts:two-factor-enrol"),
+                           {"password": MAILBOX_PASSWORD, "code": code(secret)})
     assert response.status_code == 200 and b"recovery-codes" in response.content
     client.post(reverse("logout"))
     fresh, response = password_step(world.bob.email, MAILBOX_PASSWORD)
@@ -254,7 +264,7 @@ def test_a_required_admin_without_a_device_is_sent_to_enrol_and_reaches_nothing_
 
 def test_disable_needs_the_password_and_a_code(world):
     enrol(world.admin_a)
-    client = world.client_for("admin_a")
+    client = verified(world, "admin_a")
     url = reverse("accounts:two-factor-disable")
     assert client.post(url, {"password": "wrong password 1", "code": code(steps=1)}
                        ).status_code == 400
@@ -270,7 +280,7 @@ def test_disable_needs_the_password_and_a_code(world):
 def test_a_required_account_cannot_turn_it_off(world):
     codes = enrol(world.admin_a)
     twofactor.set_required_for_all_admins(actor=Actor.account("root"), required=True)
-    client = world.client_for("admin_a")
+    client = verified(world, "admin_a")
     response = client.post(reverse("accounts:two-factor-disable"),
                            {"password": ADMIN_PASSWORD, "code": codes[0]})
     assert response.status_code == 400 and twofactor.has_two_factor(world.admin_a)
@@ -278,7 +288,7 @@ def test_a_required_account_cannot_turn_it_off(world):
 
 def test_new_recovery_codes_replace_the_old(world):
     old = enrol(world.admin_a)
-    client = world.client_for("admin_a")
+    client = verified(world, "admin_a")
     response = client.post(reverse("accounts:two-factor-recovery"), {"code": old[0]})
     assert response.status_code == 200
     new = re.findall(r"<li><code>([a-z2-7]{8})</code></li>", response.content.decode())
@@ -291,7 +301,8 @@ def test_new_recovery_codes_replace_the_old(world):
 
 
 def test_the_policy_page(world):
-    client = world.client_for("superadmin")
+    enrol(world.superadmin)  # it applies to them too once all admins must
+    client = verified(world, "superadmin")
     url = reverse("accounts:two-factor-policy")
     assert client.post(url, {"change": "all_admins", "required": "on"}).status_code == 302
     assert twofactor.required_for(world.admin_b)
@@ -310,3 +321,79 @@ def test_the_policy_page(world):
     for persona in ("admin_a", "mailbox"):
         assert world.client_for(persona).post(
             url, {"change": "all_admins", "required": "on"}).status_code == 404
+
+
+# --- sessions that began before the second step applied to them ------------------
+
+
+def test_a_session_from_before_enrolment_ends_when_the_account_turns_it_on(world):
+    stolen = world.client_for("admin_a")  # the password alone, while it was enough
+    assert stolen.get(reverse("home")).status_code == 200
+    enrol(world.admin_a)  # in another session
+    response = stolen.get(reverse("domains:domain-list"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert not signed_in(stolen)
+
+
+def test_a_session_from_before_the_policy_reaches_only_the_set_up(world):
+    client = world.client_for("admin_a")
+    twofactor.set_required_for_domain(actor=Actor.account("root"), domain=world.a, required=True)
+    response = client.get(reverse("domains:domain-list"))
+    assert response.status_code == 302 and response["Location"] == "/two-factor/enrol/"
+    assert client.get(reverse("accounts:admin-domain-suggest") + "?q=a")["Location"] == \
+        "/two-factor/enrol/"
+    page = client.get(reverse("accounts:two-factor-enrol"))
+    assert page.status_code == 200
+    secret = client.session["mailadmin.two_factor.secret"]
+    assert client.post(reverse("accounts:two-factor-enrol"),
+                       {"password": ADMIN_PASSWORD, "code": code(secret)}).status_code == 200
+    assert client.get(reverse("domains:domain-list")).status_code == 200
+
+
+def test_turning_it_on_in_a_session_needs_the_password(world, caplog):
+    """Whoever holds only a session (a cookie) cannot put their own authenticator on
+    the account, which would shut its owner out of the panel."""
+    caplog.set_level(logging.INFO)
+    client = world.client_for("admin_a")
+    url = reverse("accounts:two-factor-enrol")
+    client.get(url)
+    secret = client.session["mailadmin.two_factor.secret"]
+    assert client.post(url, {"code": code(secret)}).status_code == 400
+    response = client.post(url, {"password": "not the password", "code": code(secret)})
+    assert response.status_code == 400 and b"not your password" in response.content
+    assert not twofactor.has_two_factor(world.admin_a)
+    assert auth_lines(caplog) == [
+        f'mailadmin: authentication failure for "{world.admin_a.username}" from 127.0.0.1']
+    response = client.post(url, {"password": ADMIN_PASSWORD, "code": code(secret)})
+    assert response.status_code == 200 and twofactor.has_two_factor(world.admin_a)
+
+
+@pytest.mark.parametrize("evil", ["", "x" * 5000, "pw\x00", "<svg>"])
+def test_hostile_passwords_on_the_set_up_are_form_errors(world, evil):
+    client = world.client_for("mailbox")
+    url = reverse("accounts:two-factor-enrol")
+    client.get(url)
+    response = client.post(url, {"password": evil, "code": "123456"})
+    assert response.status_code == 400 and b"<svg>" not in response.content.split(b"</figure>")[-1]
+
+
+def test_the_password_asked_is_this_accounts_not_a_mailbox_of_the_same_name(world):
+    """An admin named like a mailbox: sign-in's backends would accept the mailbox's
+    password for that name too, but it is not the admin's password."""
+    from domains import services as domain_services
+
+    mailbox_password = "the mailbox's own passphrase 7"
+    domain_services.create_mailbox(actor="t", email=world.admin_a.username,
+                                   password=mailbox_password)
+    client = world.client_for("admin_a")
+    url = reverse("accounts:two-factor-enrol")
+    client.get(url)
+    secret = client.session["mailadmin.two_factor.secret"]
+    response = client.post(url, {"password": mailbox_password, "code": code(secret)})
+    assert response.status_code == 400 and not twofactor.has_two_factor(world.admin_a)
+
+    enrol(world.admin_a)
+    client = verified(world, "admin_a")
+    response = client.post(reverse("accounts:two-factor-disable"),
+                           {"password": mailbox_password, "code": code(steps=1)})
+    assert response.status_code == 400 and twofactor.has_two_factor(world.admin_a)

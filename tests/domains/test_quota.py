@@ -158,6 +158,22 @@ def test_sync_reads_in_chunks(world, tmp_path, monkeypatch):
     assert QuotaUsage.objects.count() == 5
 
 
+def test_sync_skips_rows_no_mailbox_could_have(world, tmp_path):
+    """The file is Dovecot's user's to write, not the panel's: a row that no mailbox
+    could have (text for a number, out of range, a name longer than an address)
+    is left out, and the others are still copied."""
+    path = tmp_path / "quota.sqlite3"
+    dovecot_writes(path, [("bob@a.example", 300_000, 3), ("x" * 300 + "@a.example", 1, 1),
+                          ("carol@b.example", 10, 1), ("dave@a.example", -5, 1)])
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO quota_usage VALUES ('erin@a.example', 1e30, 1)")
+        db.execute("INSERT INTO quota_usage VALUES ('frank@a.example', 'lots', 'x')")
+    db.close()
+    assert services.sync_quota_usage(actor=BEAT, path=path) == 2
+    assert set(QuotaUsage.objects.values_list("username", flat=True)) == {
+        "bob@a.example", "carol@b.example"}
+
+
 @pytest.mark.both_backends
 def test_the_command_explains_a_missing_file(db, tmp_path):
     with pytest.raises(CommandError, match="quota_usage init"):

@@ -52,6 +52,7 @@ def test_enrol_then_sign_in_with_a_code_replay_refused_recovery_code_once(
     assert page.locator("figure.qr svg path").count() == 1  # drawn by the panel itself
     key = page.locator("#totp-secret").text_content() or ""
     shot(page, "two-factor-enrol")
+    page.get_by_label("Your password").fill(ROOT_PW)
     page.get_by_label("The six-digit code the app shows now").fill(app_code(key))
     page.get_by_role("button", name="Turn on").click()
     codes = page.locator("#recovery-codes code").all_text_contents()
