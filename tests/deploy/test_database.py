@@ -42,7 +42,7 @@ def test_the_database_and_both_users_are_made_once(mariadb_root, capsys):
         migrated.append(values)
         tables = "; ".join(f"CREATE TABLE IF NOT EXISTS `{name}`.`{t}` (id int)" for t in
                            ("domains", "users", "aliases", "alias_domains", "audit_log",
-                            "quota_usage", "sieve_scripts"))
+                            "quota_usage", "sieve_scripts", "app_passwords"))
         subprocess.run([*mariadb_root, "-e", tables], check=True, capture_output=True)
 
     def installer():  # type: ignore[no-untyped-def]

@@ -99,6 +99,10 @@ def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[Mail
     monkeypatch.setattr(render, "render", as_the_stack)
     settings.MAILADMIN_STAGING_DIR = str(tmp_path / "staging")
     settings.MAILADMIN_IMAP_LISTEN = f"127.0.0.1:{stack.ports['imap']}"
+    # The stack's own DOVECOT_DIR/dovecot.conf (the quota warning's -c) comes back after.
+    stack_dovecot_conf = stack.etc / "dovecot" / "dovecot.conf"
+    saved_dovecot_conf = (stack_dovecot_conf.read_bytes() if stack_dovecot_conf.exists()
+                          else None)
     helper_dovecot_conf = _dovecot_conf_for_the_helper(stack)
     conf = tmp_path / "helper.conf"
     conf.write_text(f"staging_root = {tmp_path / 'staging'}\nbackup_root = {tmp_path / 'bk'}\n"
@@ -132,7 +136,10 @@ def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[Mail
         yield stack
     finally:
         _put_back(stack, before, reloads_before)
-        helper_dovecot_conf.unlink(missing_ok=True)
+        if saved_dovecot_conf is None:
+            helper_dovecot_conf.unlink(missing_ok=True)
+        else:
+            helper_dovecot_conf.write_bytes(saved_dovecot_conf)
 
 
 def _dovecot_conf_for_the_helper(stack: MailStack) -> Path:
