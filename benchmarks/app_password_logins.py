@@ -32,12 +32,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import load_average, run_threads, setup_django
+from harness import load_average, run_attempts, setup_django
 from logins import BCRYPT_COST, PASSWORD, RESULTS_DIR, make_mailboxes
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -73,31 +72,9 @@ def sequential(port: int, credentials: list[tuple[str, str]], count: int) -> dic
 
 def parallel(port: int, credentials: list[tuple[str, str]], clients: int, seconds: float,
              logins: int) -> dict[str, Any]:
-    lock = threading.Lock()
-    taken = [0]
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.monotonic() + seconds
-
-    def worker() -> None:
-        while time.monotonic() < deadline:
-            with lock:
-                if taken[0] >= logins or errors:
-                    return
-                n = taken[0]
-                taken[0] += 1
-            user, password = credentials[n % len(credentials)]
-            try:
-                took = login(port, user, password)
-            except Exception as error:  # recorded, ends the run
-                with lock:
-                    errors.append(f"{user}: {error!r}")
-                return
-            with lock:
-                latencies.append(took)
-
-    elapsed = run_threads(worker, clients)
-    latencies.sort()
+    latencies, elapsed, errors = run_attempts(
+        lambda n: login(port, *credentials[n % len(credentials)]),
+        lambda n: credentials[n % len(credentials)][0], clients, seconds, logins)
     return {"logins": len(latencies), "seconds": round(elapsed, 2),
             "per_second": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
             "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,

@@ -42,6 +42,37 @@ def run_threads(work: Callable[[], None], count: int) -> float:
     return time.perf_counter() - started
 
 
+def run_attempts(attempt: Callable[[int], float], name: Callable[[int], str], clients: int,
+                 seconds: float, limit: int) -> tuple[list[float], float, list[str]]:
+    """`clients` threads running `attempt(n)` for n = 0, 1, ... until `limit`
+    attempts or `seconds` s; the first error ends the run. The sorted times
+    each attempt returned, the wall time, and the errors (as `name(n): error`)."""
+    lock = threading.Lock()
+    taken = [0]
+    times: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                if taken[0] >= limit or errors:
+                    return
+                n = taken[0]
+                taken[0] += 1
+            try:
+                took = attempt(n)
+            except Exception as error:  # recorded, ends the run
+                with lock:
+                    errors.append(f"{name(n)}: {error!r}")
+                return
+            with lock:
+                times.append(took)
+
+    elapsed = run_threads(worker, clients)
+    return sorted(times), elapsed, errors
+
+
 def knot_conf(directory: Path, listen: str, zone_dir: Path, zones: Iterable[str]) -> str:
     """A knotd configuration serving `zones` from `zone_dir` (NAME.zone files),
     with per-type query statistics (`knotc stats`), zone files never rewritten."""

@@ -41,12 +41,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import load_average, run_threads, setup_django
+from harness import load_average, run_attempts, setup_django
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT / "benchmarks" / "results"
@@ -86,30 +85,9 @@ def login(port: int, user: str) -> float:
 def hammer(port: int, users: list[str], clients: int, seconds: float, logins: int
            ) -> dict[str, Any]:
     """`clients` threads logging in and out until `logins` logins or `seconds` s."""
-    lock = threading.Lock()
-    taken = [0]
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.monotonic() + seconds
-
-    def worker() -> None:
-        while time.monotonic() < deadline:
-            with lock:
-                if taken[0] >= logins or errors:
-                    return
-                n = taken[0]
-                taken[0] += 1
-            try:
-                took = login(port, users[n % len(users)])
-            except Exception as error:  # recorded, ends the run
-                with lock:
-                    errors.append(f"{users[n % len(users)]}: {error!r}")
-                return
-            with lock:
-                latencies.append(took)
-
-    elapsed = run_threads(worker, clients)
-    latencies.sort()
+    latencies, elapsed, errors = run_attempts(
+        lambda n: login(port, users[n % len(users)]), lambda n: users[n % len(users)],
+        clients, seconds, logins)
     return {
         "logins": len(latencies),
         "seconds": round(elapsed, 2),
