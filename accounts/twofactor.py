@@ -30,10 +30,11 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
+from accounts import sessions
 from accounts.models import TwoFactorPolicy
 from core import audit
 from core.actor import MAILBOX_ACCOUNT_PREFIX, Actor
-from domains.models import Domain, DomainAdmin
+from domains.models import Domain, DomainAdmin, Mailbox
 
 RECOVERY_CODES = 10
 # What a typed code may look like once spaces and dashes are gone: six digits
@@ -67,6 +68,23 @@ def normalize_code(code: str) -> str:
 
 def is_mailbox_account(user: User) -> bool:
     return user.username.startswith(MAILBOX_ACCOUNT_PREFIX)
+
+
+def has_device(user: User) -> bool:
+    """Any authenticator or recovery codes, confirmed or not: what a reset would remove."""
+    return (TOTPDevice.objects.filter(user=user).exists()
+            or StaticDevice.objects.filter(user=user).exists())
+
+
+def accounts_with_device(users: list[User]) -> set[int]:
+    """The ids of those of `users` that have anything a reset would remove (two queries)."""
+    return (set(TOTPDevice.objects.filter(user__in=users).values_list("user_id", flat=True))
+            | set(StaticDevice.objects.filter(user__in=users).values_list("user_id", flat=True)))
+
+
+def mailbox_user(mailbox: Mailbox) -> User | None:
+    """The mailbox's session account, if it ever signed in (accounts.services.mailbox_account)."""
+    return User.objects.filter(username=f"{MAILBOX_ACCOUNT_PREFIX}{mailbox.pk}").first()
 
 
 def has_two_factor(user: User) -> bool:
@@ -175,6 +193,43 @@ def disable(*, actor: Actor, user: User) -> None:
         TOTPDevice.objects.filter(user=locked).delete()
         StaticDevice.objects.filter(user=locked).delete()
         audit.record(actor=actor, action="twofactor.disable", obj=locked)
+
+
+def reset_two_factor(*, actor: Actor, user: User) -> int:
+    """Someone else's second step removed, for an owner who lost both the phone and the
+    recovery codes; every session of the account ends. How many sessions ended.
+
+    Who may is the view's to check (a superadmin for an admin, the mailbox's admins
+    for a mailbox user). An account the policy requires is sent to set up a new
+    authenticator at its next sign-in (accounts.signin, the enrolment step).
+    """
+    if actor == Actor.account(user.get_username()):
+        raise ValidationError("Your own two-factor sign-in is on your own two-factor page.")
+    with transaction.atomic():
+        locked = _account_for_update(user)
+        if not has_device(locked):
+            raise ValidationError(f"{_account_name(locked)} has no two-factor sign-in to reset.")
+        TOTPDevice.objects.filter(user=locked).delete()
+        StaticDevice.objects.filter(user=locked).delete()
+        ended = sessions.end_sessions(locked)
+        audit.record(actor=actor, action="twofactor.reset", obj=locked,
+                     domain=_mailbox_domain(locked) or "",
+                     after={"account": _account_name(locked), "sessions_ended": ended})
+    return ended
+
+
+def _account_name(user: User) -> str:
+    """The name the account signs in with: a mailbox user's address, an admin's user name."""
+    return user.email if is_mailbox_account(user) else user.get_username()
+
+
+def _mailbox_domain(user: User) -> Domain | None:
+    """A mailbox user's domain, so the domain's admins read the row in their log."""
+    mailbox_id = user.get_username().removeprefix(MAILBOX_ACCOUNT_PREFIX)
+    if not is_mailbox_account(user) or not mailbox_id.isdigit():
+        return None
+    mailbox = Mailbox.objects.select_related("domain").filter(pk=int(mailbox_id)).first()
+    return mailbox.domain if mailbox is not None else None
 
 
 def renew_recovery_codes(*, actor: Actor, user: User) -> list[str]:

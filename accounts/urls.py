@@ -32,5 +32,9 @@ urlpatterns = [
     path("two-factor/disable/", views_twofactor.two_factor_disable, name="two-factor-disable"),
     path("two-factor/recovery-codes/", views_twofactor.two_factor_recovery,
          name="two-factor-recovery"),
+    path("admins/<int:pk>/two-factor/reset/", views_twofactor.admin_two_factor_reset,
+         name="admin-two-factor-reset"),
+    path("mailboxes/<str:email>/two-factor/reset/", views_twofactor.mailbox_two_factor_reset,
+         name="mailbox-two-factor-reset"),
     path("two-factor/policy/", views_twofactor.two_factor_policy, name="two-factor-policy"),
 ]

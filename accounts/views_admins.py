@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors, services, sessions
+from accounts import selectors, services, sessions, twofactor
 from accounts.forms import AdminDomainsForm, AdminForm, AdminPasswordForm
 from accounts.models import admin_accounts
 from core.http import (
@@ -32,7 +32,10 @@ def admin_list(request: HttpRequest) -> HttpResponse:
             "user_id", "domain__name"):
         grants.setdefault(user_id, []).append(name)
     rows = [(a, sorted(grants.get(a.pk, []))) for a in admins]
-    return render(request, "accounts/admin_list.html", {"rows": rows})
+    # Superadmins have no edit page: their two-factor reset is offered here.
+    supers = [a for a in admins if a.is_superuser]
+    return render(request, "accounts/admin_list.html",
+                  {"rows": rows, "with_device": twofactor.accounts_with_device(supers)})
 
 
 @superadmin_required
@@ -74,7 +77,8 @@ def admin_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Saved the domains of {user.username}.")
             return redirect("accounts:admin-edit", user.pk)
     return render(request, "accounts/admin_domains.html",
-                  {"form": form, "title": f"Domains of {user.username}", "account": user},
+                  {"form": form, "title": f"Domains of {user.username}", "account": user,
+                   "has_device": twofactor.has_device(user)},
                   status=400 if form.errors else 200)
 
 

@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -16,11 +16,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import signin, twofactor
 from accounts.forms import CodeForm, DisableTwoFactorForm, OwnEnrolForm, RequireForDomainForm
-from accounts.models import TwoFactorPolicy
+from accounts.models import TwoFactorPolicy, admin_accounts
 from accounts.security import lockout_response
 from accounts.views_signin import enrolment
 from core.actor import Actor
 from core.http import actor, page_of, show_errors, superadmin_required
+from domains.access import admin_required, mailbox_or_404
 from domains.models import Domain
 
 
@@ -216,3 +217,50 @@ def _int(value: str | None) -> int:
     """A posted id, or 0 (never a row) for anything that is not a short number."""
     return int(value) if value and value.isascii() and value.isdigit() and len(value) <= 18 \
         else 0
+
+
+# --- someone else's: a reset for an owner who lost the phone and the recovery codes ---
+
+
+@superadmin_required
+@require_POST
+def admin_two_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
+    """Any admin's but the superadmin's own (that one is on their own page)."""
+    user = admin_accounts().filter(pk=pk).first()
+    if user is None:
+        raise Http404
+    _reset(request, user, user.get_username())
+    if user.is_superuser:  # superadmins have no edit page
+        return redirect("accounts:admin-list")
+    return redirect("accounts:admin-edit", user.pk)
+
+
+@admin_required
+def mailbox_two_factor_reset(request: HttpRequest, email: str) -> HttpResponse:
+    """A mailbox user's, by a superadmin or an admin of the mailbox's domain."""
+    mailbox = mailbox_or_404(request, email)  # before the method: outside reach is a 404
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    user = twofactor.mailbox_user(mailbox)
+    if user is None:
+        messages.error(request, f"{mailbox.email} has no two-factor sign-in to reset.")
+    else:
+        _reset(request, user, mailbox.email)
+    return redirect("domains:mailbox-edit", mailbox.email)
+
+
+def _reset(request: HttpRequest, user: User, name: str) -> None:
+    """The reset and its message; the ticked box is the confirmation."""
+    if request.POST.get("confirm") != "on":
+        messages.error(request, f"Tick the box to confirm the reset of {name}'s two-factor "
+                                "sign-in; nothing was changed.")
+        return
+    try:
+        ended = twofactor.reset_two_factor(actor=actor(request), user=user)
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+        return
+    then = ("They must set up a new authenticator at their next sign-in."
+            if twofactor.required_for(user) else "They sign in with the password alone now.")
+    messages.success(request, f"Reset the two-factor sign-in of {name}; sessions ended: "
+                              f"{ended}. {then}")

@@ -138,6 +138,10 @@ def _lines(action: str, before: Mapping[str, Any] | None, after: Mapping[str, An
     if action == "session.end":
         where = ", ".join(str(after[key]) for key in ("browser", "ip") if after.get(key))
         return [f"session ended{f' ({where})' if where else ''}"]
+    if action == "twofactor.reset":
+        who = str(after.get("account") or obj or "the account")
+        return [f"two-factor sign-in reset for {_short(who)}; "
+                f"sessions ended: {_count(after.get('sessions_ended', 0))}"]
     if action == "session.end_others":
         return [f"other sessions ended: {_count(after.get('ended', 0))}"]
     if action == "domain.import_passwords_download":
@@ -235,7 +239,7 @@ ACTIONS = (
     "admin.delete", "admin.own_password",
     "session.end", "session.end_others",
     "twofactor.enable", "twofactor.disable", "twofactor.recovery_codes", "twofactor.policy",
-    "twofactor.domain",
+    "twofactor.domain", "twofactor.reset",
     "mailhost.update", "mailhost.apply_request", "mailhost.apply_check", "mailhost.apply",
     "tables.adopt",
 )

@@ -11,3 +11,11 @@ EXPECTED = {
     ("accounts:two-factor-recovery", ()): ("login", 405, 405, 405, 405),
     ("accounts:two-factor-policy", ()): ("login", 200, 404, 404, 404),
 }
+# Someone else's two-factor reset (POST only). An admin's: superadmins only. A mailbox
+# user's: the mailbox's reach is checked before the method, so another domain's admin
+# gets the 404 it gets for the mailbox page.
+EXPECTED.update({
+    ("accounts:admin-two-factor-reset", (999999,)): ("login", 405, 404, 404, 404),
+    ("accounts:mailbox-two-factor-reset", ("bob@a.example",)): ("login", 405, 405, 404, 404),
+    ("accounts:mailbox-two-factor-reset", ("nobody@a.example",)): ("login", 404, 404, 404, 404),
+})
