@@ -221,3 +221,20 @@ def test_a_hostile_confirmation_changes_nothing(world, confirm):
     client = world.client_for("admin_a")
     response = client.post(mailbox_url(world.bob.email), {"confirm": confirm})
     assert response.status_code == 302 and twofactor.has_two_factor(user)
+
+
+def test_the_command_line_resets_an_admins_two_factor(world):
+    # The way back for a sole superadmin who lost both the phone and the codes.
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    enrol(world.admin_a)
+    out = StringIO()
+    call_command("admin", "reset-two-factor", world.admin_a.username, stdout=out)
+    assert "reset the two-factor sign-in of" in out.getvalue()
+    assert not TOTPDevice.objects.filter(user=world.admin_a).exists()
+    assert AuditEntry.objects.filter(action="twofactor.reset").count() == 1
+    with pytest.raises(CommandError, match="has no two-factor sign-in to reset"):
+        call_command("admin", "reset-two-factor", world.admin_a.username, stdout=StringIO())

@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.management.base import CommandError, CommandParser
 
-from accounts import services
+from accounts import services, twofactor
 from accounts.models import admin_accounts
 from core.commands import SubcommandCommand, actor
 from domains import selectors
@@ -20,6 +20,8 @@ class Command(SubcommandCommand):
         "disable": "stop an account signing in; its sessions end",
         "enable": "let a disabled account sign in again",
         "delete": "remove an account and its domain grants",
+        "reset-two-factor": "remove an account's authenticator and recovery codes (a lost "
+                            "phone); its sessions end",
     }
 
     def add_action(self, parser: CommandParser, action: str) -> None:
@@ -29,7 +31,7 @@ class Command(SubcommandCommand):
         parser.add_argument("username")
         if action == "passwd":
             parser.add_argument("--password-stdin", action="store_true")
-        if action in ("passwd", "disable", "enable", "delete"):
+        if action in ("passwd", "disable", "enable", "delete", "reset-two-factor"):
             return
         parser.add_argument("--domain", action="append", default=[], metavar="DOMAIN",
                             help="a domain this admin manages (repeat for several)")
@@ -73,6 +75,13 @@ class Command(SubcommandCommand):
         user = self._admin(o["username"])
         services.delete_admin(actor=actor(), user=user)
         self.stdout.write(f"deleted {user.username}")
+
+    def do_reset_two_factor(self, **o: Any) -> None:
+        # The way back for a sole superadmin who lost both the phone and the codes.
+        user = self._admin(o["username"])
+        ended = twofactor.reset_two_factor(actor=actor(), user=user)
+        self.stdout.write(f"reset the two-factor sign-in of {user.username}; "
+                          f"{ended} session(s) ended")
 
     def _admin(self, username: str) -> User:
         user = admin_accounts().filter(username=username.strip().lower()).first()
