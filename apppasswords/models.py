@@ -1,10 +1,11 @@
 """App passwords: a mailbox's extra passwords for mail programs.
 
 Dovecot reads this table (the rendered second passdb, mailhost/render.py)
-with a one-row lookup: the token a user gets starts with its row's
-`selector`, a unique column, so the daemon's query finds at most one row and
-checks the hash of the whole token against it. Dovecot 2.3's SQL passdb
-fails outright when a query returns several rows.
+with a one-row lookup: `lookup`, a unique column, is a salted hash of the
+whole token that Dovecot computes from the typed password
+(mailhost/app_password_lookup.py), so the daemon's query finds at most one
+row, carries no password, and checks the token's hash against the row.
+Dovecot 2.3's SQL passdb fails outright when a query returns several rows.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from django.db import models
 
 from domains.models import Mailbox
+from mailhost.app_password_lookup import LOOKUP_LENGTH
 
 SELECTOR_LENGTH = 8
 SECRET_LENGTH = 24
@@ -23,8 +25,13 @@ ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 class AppPassword(models.Model):
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="app_passwords")
     name = models.CharField(max_length=100)
-    # The token's first SELECTOR_LENGTH characters: the daemons' one-row key.
+    # The token's first SELECTOR_LENGTH characters: shown to tell tokens
+    # apart ("starts with ..."); no longer what the daemons look up.
     selector = models.CharField(max_length=SELECTOR_LENGTH, unique=True)
+    # The daemons' one-row key: app_password_lookup.lookup_value(token). Rows
+    # made before it existed hold "-" + selector (no hex hash equals it) and
+    # were revoked by migration 0002.
+    lookup = models.CharField(max_length=LOOKUP_LENGTH, unique=True)
     # The hash of the whole token, in the mailbox passwords' scheme.
     password = models.CharField(max_length=255)
     imap = models.BooleanField(default=True)

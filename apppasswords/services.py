@@ -20,7 +20,7 @@ from core import audit
 from core.actor import Actor
 from domains import passwords
 from domains.models import Domain, Mailbox
-from mailhost import auth_cache
+from mailhost import app_password_lookup, auth_cache
 
 NAME_MAX = 100
 # Live app passwords per mailbox: a list that always fits one page, and a
@@ -72,13 +72,14 @@ def create_app_password(*, actor: Actor, mailbox: Mailbox, name: str,
                     raise ValidationError({"name": "A live app password already has this name."})
                 row = AppPassword.objects.create(
                     mailbox=locked, name=cleaned, selector=selector, password=hashed,
+                    lookup=app_password_lookup.lookup_value(token),
                     **{p: p in wanted for p in PROTOCOLS})
                 audit.record(actor=actor, action="mailbox.app_password_create", obj=locked,
                              domain=locked.domain,
                              after={"app_password": cleaned, "protocols": sorted(wanted)})
             return Created(row, token)
         except IntegrityError:
-            continue  # the selector was taken (one in 10^12): draw another
+            continue  # the selector was taken (one in 10^12): draw another token
     raise ValidationError("Could not create an app password; try again.")
 
 

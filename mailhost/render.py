@@ -30,6 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine
 
 from core.env import database_from_url
+from mailhost import app_password_lookup
 from mailhost.addresses import MAILBOX_SPECIALS
 from mailhost.models import MailHost
 
@@ -244,16 +245,17 @@ APP_PASSWORD_SERVICES = {"imap": "imap", "smtp": "smtp", "submission": "smtp", "
 
 
 def dovecot_app_password_query(*, login_cache: bool = False) -> str:
-    """The second passdb's password_query: the app password whose selector
-    starts the typed password (%w), for this mailbox (%u), live, allowed for
-    the asking service (%s), in an active mailbox of an active domain.
+    """The second passdb's password_query: the app password whose lookup is
+    the salted hash of the typed password (mailhost/app_password_lookup.py),
+    for this mailbox (%u), live, allowed for the asking service (%s), in an
+    active mailbox of an active domain.
 
-    One row at most: the selector is a unique column (Dovecot 2.3's SQL passdb
-    fails when a query returns several rows, it does not try each). SUBSTR
-    is the same in MariaDB and SQLite. Every value Dovecot puts in is
-    SQL-escaped by Dovecot. The hash covers the whole token, selector included.
+    One row at most: `lookup` is a unique column (Dovecot 2.3's SQL passdb
+    fails when a query returns several rows, it does not try each). Only the
+    hash is in the query text, never the typed password (%w): this passdb
+    runs on every login that reaches it, main passwords too. Every value
+    Dovecot puts in is SQL-escaped by Dovecot; the hash is hex.
     """
-    length = 8  # apppasswords.models.SELECTOR_LENGTH (tests/apppasswords checks they agree)
     service = " OR ".join(
         f"('%s' = '{name}' AND a.{column} = 1)" for name, column in APP_PASSWORD_SERVICES.items())
     columns = (f"NULL AS password, a.password AS userdb_{APP_PASSWORD_FIELD}, "
@@ -261,7 +263,7 @@ def dovecot_app_password_query(*, login_cache: bool = False) -> str:
     return (
         f"SELECT u.email AS user, {columns} FROM app_passwords a "
         "JOIN users u ON u.id = a.mailbox_id JOIN domains d ON d.id = u.domain_id "
-        f"WHERE a.selector = SUBSTR('%w', 1, {length}) AND u.email = '%u' "
+        f"WHERE a.lookup = '{app_password_lookup.dovecot_lookup_expression()}' AND u.email = '%u' "
         f"AND a.revoked IS NULL AND u.active = 1 AND {ACTIVE_DOMAIN} AND ({service})"
     )
 

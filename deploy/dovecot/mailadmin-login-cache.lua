@@ -39,7 +39,7 @@ end
 
 -- Two hashes may have been handed over: the mailbox's own (none when its
 -- domain requires app passwords for mail programs) and, when the typed
--- password starts with a live app password's selector allowed for this
+-- password's salted hash is a live app password's lookup, allowed for this
 -- service, that app password's. Either one signs in. The cache key holds
 -- both, so a revoked app password (no row, no hash) never matches an entry
 -- made while it was live.

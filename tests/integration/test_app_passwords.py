@@ -2,18 +2,22 @@
 Lua login check (the default) and the plain SQL passdb
 (MAILADMIN_DOVECOT_LOGIN_CACHE=none). The auth cache is on in both.
 
-The app password's passdb finds one row at most (its token starts with the
-row's unique selector), checks it is live, allowed for the asking service
-(%s) and belongs to an active mailbox of an active domain.
+The app password's passdb finds one row at most (by the unique `lookup`,
+the salted hash Dovecot computes from the typed password: no password in
+the query text), checks it is live, allowed for the asking service (%s) and
+belongs to an active mailbox of an active domain.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from django.test import override_settings
 
 from apppasswords import services as apppasswords
 from domains import services
+from mailhost import app_password_lookup
 from tests.integration.mailstack import mail_stack
 
 pytestmark = pytest.mark.daemons
@@ -76,6 +80,20 @@ def test_an_app_password_works_for_its_protocols_only(mode_stack, mailbox):
     assert not auth(mode_stack, OTHER, imap_only, "imap")
     assert mode_stack.imap_login_ok(ADDRESS, imap_only)
     assert not mode_stack.imap_login_ok(ADDRESS, smtp_only)
+
+
+def test_the_rendered_query_carries_the_typed_password_only_hashed(mode_stack, mailbox):
+    rendered = (mode_stack.etc / "dovecot" / "dovecot-sql-app-passwords.conf.ext").read_text()
+    [query] = [line for line in rendered.splitlines() if line.startswith("password_query")]
+    hashed = f"%{{sha256;salt={app_password_lookup.lookup_salt()}:password}}"
+    assert query.count(hashed) == 1 and f"a.lookup = '{hashed}'" in query
+    rest = query.replace(hashed, "")
+    # No other expansion of the typed password: %w, %{password}, %{...:password},
+    # %{password:...} (%s, %u and text are all that is left).
+    assert "%w" not in rest and not re.search(r"%\{[^}]*password", rest)
+    assert set(re.findall(r"%\{?[^\s']", rest)) <= {"%s", "%u"}
+    # A login through it works (the hash is what Dovecot computes).
+    assert auth(mode_stack, ADDRESS, create(mailbox, "imap"), "imap")
 
 
 def test_a_revoked_app_password_fails_at_the_very_next_login(mode_stack, mailbox):
