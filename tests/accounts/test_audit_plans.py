@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.models import AuditEntry
-from tests.domains.test_search_plans import assert_index_ranges
+from tests.domains.test_search_plans import assert_index_ranges, fresh_statistics
 
 # ANALYZE TABLE commits on MariaDB (see tests/domains/test_search_plans.py).
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,14 +37,7 @@ def big_log(world: Any) -> Any:
         [AuditEntry(actor="t", action=f"mailbox.{verb}", object_type="mailbox",
                     object_repr=f"user{n}@x.example", domain="x.example")
          for n in range(100) for verb in ("create", "update")])
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("ANALYZE")
-        else:
-            cursor.execute("OPTIMIZE TABLE audit_log")
-            cursor.fetchall()
-            cursor.execute("ANALYZE TABLE audit_log")
-            cursor.fetchall()
+    fresh_statistics("audit_log")
     return world
 
 
