@@ -23,9 +23,7 @@ benchmarks/results/app-password-logins-<date>[-LABEL].json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import imaplib
 import json
 import os
 import shutil
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import load_average, run_attempts, setup_django
-from logins import BCRYPT_COST, PASSWORD, RESULTS_DIR, make_mailboxes
+from logins import BCRYPT_COST, PASSWORD, RESULTS_DIR, login, make_mailboxes
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -50,17 +48,6 @@ def add_app_passwords(users: list[str]) -> dict[str, str]:
     return {user: services.create_app_password(
         actor=Actor.cli(), mailbox=Mailbox.objects.get(email=user), name="bench",
         protocols=["imap"]).token for user in users}
-
-
-def login(port: int, user: str, password: str) -> float:
-    started = time.perf_counter()
-    imap = imaplib.IMAP4("127.0.0.1", port, timeout=60)
-    try:
-        imap.login(user, password)
-    finally:
-        with contextlib.suppress(Exception):
-            imap.logout()
-    return time.perf_counter() - started
 
 
 def sequential(port: int, credentials: list[tuple[str, str]], count: int) -> dict[str, float]:

@@ -70,11 +70,11 @@ def make_mailboxes(count: int) -> list[str]:
     return addresses
 
 
-def login(port: int, user: str) -> float:
+def login(port: int, user: str, password: str = PASSWORD) -> float:
     started = time.perf_counter()
     imap = imaplib.IMAP4("127.0.0.1", port, timeout=60)
     try:
-        imap.login(user, PASSWORD)
+        imap.login(user, password)
     finally:
         # A refused login raised above; the logout only closes the connection.
         with contextlib.suppress(Exception):

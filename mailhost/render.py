@@ -331,11 +331,7 @@ def dovecot_sieve(host: MailHost) -> dict[str, str]:
         raise ImproperlyConfigured(
             f"auto-reply and forwarding need Dovecot's Sieve plugin ({plugin} is missing): "
             "apt install dovecot-sieve")
-    try:
-        user = pwd.getpwuid(host.vmail_uid).pw_name
-    except KeyError:
-        user = ""
-    return {"socket": SIEVE_DICT_SOCKET, "user": user}
+    return {"socket": SIEVE_DICT_SOCKET, "user": vmail_user(host.vmail_uid)}
 
 
 @dataclass
