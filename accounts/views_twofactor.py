@@ -108,7 +108,10 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
             return render(request, "accounts/recovery_codes.html",
                           {"codes": codes, "next_url": reverse("accounts:two-factor")})
     return render(request, "accounts/two_factor_enrol.html", {
-        "form": form, "required": False, **enrolment(secret, user.get_username()),
+        # Held here by TwoFactorSessionMiddleware when a policy now requires it: say why,
+        # and offer no Cancel that would only lead back here.
+        "form": form, "required": twofactor.required_for(user),
+        **enrolment(secret, user.get_username()),
     }, status=400 if form.errors else 200)
 
 

@@ -12,6 +12,8 @@ import pytest
 from django_otp.oath import TOTP
 
 from accounts import services as account_services
+from accounts import twofactor
+from domains import services as domain_services
 from tests.integration.test_browser import browser, new_page, shot, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.daemons  # Chromium
@@ -90,3 +92,41 @@ def test_enrol_then_sign_in_with_a_code_replay_refused_recovery_code_once(
     second_step(page, codes[0])
     page.get_by_text("That code is wrong, or was used already.").wait_for()
     shot(page, "two-factor-refused")
+
+
+def test_sessions_signed_in_before_two_factor_applied_are_held_or_ended(
+        transactional_db, live_server, browser):  # noqa: F811
+    """Sign-in checks the second step, but a session may be older than the rule: a
+    superadmin requiring two-factor for all admins holds a domain admin's open session at
+    enrolment; the owner turning it on in one session ends their other one."""
+    domain = domain_services.create_domain(actor="t", name="held.example")
+    account_services.create_admin(actor="t", username="dan@held.example", password=ROOT_PW,
+                                  domains=[domain])
+    dan = new_page(browser, live_server)
+    sign_in(dan, "dan@held.example", ROOT_PW)
+    dan.goto("/domains/")
+    dan.get_by_role("link", name="held.example").wait_for()
+    other = new_page(browser, live_server)  # the same account in a second browser
+    sign_in(other, "dan@held.example", ROOT_PW)
+    other.goto("/domains/")
+    other.get_by_role("link", name="held.example").wait_for()
+
+    twofactor.set_required_for_all_admins(actor="root@panel.test", required=True)
+    for path in ("/domains/", "/domains/held.example/", "/account/", "/audit/"):
+        dan.goto(path)
+        assert dan.url == f"{live_server.url}/two-factor/enrol/", (path, dan.url)
+        dan.get_by_role("heading", name="Set up two-factor sign-in").wait_for()
+    assert dan.get_by_role("alert").text_content().startswith("This account must sign in")
+    key = dan.locator("#totp-secret").text_content() or ""
+    dan.get_by_label("Your password").fill(ROOT_PW)
+    dan.get_by_label("The six-digit code the app shows now").fill(app_code(key))
+    dan.get_by_role("button", name="Turn on").click()
+    assert len(dan.locator("#recovery-codes code").all_text_contents()) == 10
+    dan.goto("/domains/")
+    dan.get_by_role("link", name="held.example").wait_for()  # this session went through
+
+    # The second browser never passed the step of the authenticator set up just now.
+    other.goto("/domains/")
+    assert other.url.startswith(f"{live_server.url}/login/"), other.url
+    other.get_by_role("heading", name="Sign in").wait_for()
+    shot(other, "two-factor-older-session-ended")
