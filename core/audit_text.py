@@ -217,8 +217,10 @@ def _short(text: str) -> str:
 
 
 # Every action services write, for the log's action filter. A domain admin is
-# offered those of DOMAIN_FAMILIES but NAME_ONLY: the others (admins, the mail
-# host) never carry a domain's id, so none of their rows is in a domain admin's reach.
+# offered what their reach can hold: those of DOMAIN_FAMILIES but NAME_ONLY,
+# and DOMAIN_SCOPED. The others (admins, sessions, the mail host, an
+# account's own second step) never carry a domain's id, so none of their rows
+# is in a domain admin's reach.
 ACTIONS = (
     "domain.create", "domain.update", "domain.enable", "domain.disable", "domain.delete",
     "domain.export", "domain.import", "domain.import_passwords_download",
@@ -247,11 +249,16 @@ DOMAIN_FAMILIES = ("domain", "mailbox", "alias", "aliasdomain", "dkim", "dnschec
 # Written under a domain's name only (a previous tenant's addresses): superadmins'.
 NAME_ONLY = frozenset({"mailbox.maildirs_reserved", "mailbox.maildir_removed",
                        "mailbox.maildir_remove_failed", "mailbox.maildir_purge"})
+# Actions of other families written with a domain's id (accounts/twofactor.py):
+# a mailbox user's second step reset (under the mailbox's domain) and a domain's
+# two-factor requirement. The family's other rows carry none: enable, disable
+# and recovery codes (an account's own) and the all-admins policy.
+DOMAIN_SCOPED = frozenset({"twofactor.reset", "twofactor.domain"})
 
 
 def action_choices(*, superadmin: bool) -> list[str]:
     """What the action filter offers: each family as a prefix (mailbox.*), then each action."""
-    actions = [a for a in ACTIONS if superadmin
+    actions = [a for a in ACTIONS if superadmin or a in DOMAIN_SCOPED
                or (a.partition(".")[0] in DOMAIN_FAMILIES and a not in NAME_ONLY)]
     families = list(dict.fromkeys(a.partition(".")[0] for a in actions))
     return [f"{family}.*" for family in families] + actions

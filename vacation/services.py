@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Collection
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
 from core import audit
 from core.actor import Actor
-from domains.models import Alias, AliasDomain, Mailbox
+from domains.models import Alias, AliasDomain, Domain, Mailbox
 from domains.validators import normalize_address
 from vacation import sieve
 from vacation.models import SCRIPT_NAME, MailRules, SieveScript
@@ -24,6 +26,8 @@ DAYS_MIN, DAYS_MAX = 1, 30
 FORWARD_MAX = 4
 # Addresses the reply answers for beyond the mailbox's own (:addresses).
 ALIASES_MAX = 50
+# Mailbox rows locked a query when aliases change (an import may list thousands).
+_LOCK_BATCH = 1000
 # Any control character but tab and newline; in the subject, none at all.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SUBJECT_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
@@ -38,9 +42,11 @@ def reply_addresses(mailbox: Mailbox) -> list[str]:
     """The other addresses that deliver to the mailbox, for vacation :addresses:
     the aliases listing it and its address in the domain's alias domains.
 
-    Bounded (ALIASES_MAX). Computed when the rules are saved; Dovecot is also
-    told to count the original recipient as the user's own
-    (sieve_vacation_use_original_recipient), which covers an alias made later.
+    Bounded (ALIASES_MAX). Pigeonhole cannot find them itself: over LMTP it
+    knows only the mailbox (Postfix sends no ORCPT to Dovecot's LMTP, which
+    announces no DSN), and a message to an address it does not know as the
+    user's gets no reply. So the script lists them, and an alias or alias
+    domain change rewrites the scripts it concerns (refresh_reply_addresses).
     """
     found: list[str] = []
     candidates = (Alias.objects.filter(active=True, destinations__contains=mailbox.email)
@@ -54,6 +60,39 @@ def reply_addresses(mailbox: Mailbox) -> list[str]:
         target_id=mailbox.domain_id, active=True).order_by("name")
         .values_list("name", flat=True)[:ALIASES_MAX]]
     return sorted(set(found) - {mailbox.email})[:ALIASES_MAX]
+
+
+def _lock(mailboxes: QuerySet[Mailbox]) -> None:
+    """Lock these mailbox rows until the transaction ends (in one order: no deadlock)."""
+    len(mailboxes.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
+def refresh_reply_addresses(*, mailboxes: Collection[str], domain: Domain | None) -> None:
+    """Rewrite the script of each mailbox concerned whose auto-reply is on, when its
+    `:addresses` changed (domains.address_changes: called in the alias or alias
+    domain's transaction; no audit row of its own, the change has one).
+
+    The mailbox rows are locked first, as _save locks them before it reads the
+    aliases: a save and an alias change at once are one after the other, and
+    the later one sees the other's rows.
+    """
+    concerned = MailRules.objects.filter(reply_enabled=True).select_related("mailbox")
+    rules: dict[int, MailRules] = {}
+    if domain is not None:
+        # An alias domain of `domain` changed (the caller holds the domain's row).
+        _lock(Mailbox.objects.filter(domain=domain))
+        rules.update((r.pk, r) for r in concerned.filter(mailbox__domain=domain))
+    addresses = sorted(mailboxes)
+    for start in range(0, len(addresses), _LOCK_BATCH):
+        batch = addresses[start:start + _LOCK_BATCH]
+        _lock(Mailbox.objects.filter(email__in=batch))
+        rules.update((r.pk, r) for r in concerned.filter(mailbox__email__in=batch))
+    for rule in rules.values():
+        text = _script_for(rule)
+        current = SieveScript.objects.filter(mailbox=rule.mailbox).values_list(
+            "script", flat=True).first()
+        if text != current:
+            _install_script(rule, text)
 
 
 def _clean_reply(*, enabled: bool, subject: str, text: str, start: datetime.date | None,
@@ -106,10 +145,9 @@ def _script_for(rules: MailRules) -> str:
     return sieve.script(reply=reply, forward_to=rules.forward_list, keep=rules.forward_keep)
 
 
-def _install_script(rules: MailRules) -> None:
+def _install_script(rules: MailRules, text: str) -> None:
     """Replace the mailbox's script row: a new id, so Dovecot compiles it afresh."""
     SieveScript.objects.filter(mailbox=rules.mailbox).delete()
-    text = _script_for(rules)
     if text:
         SieveScript.objects.create(mailbox=rules.mailbox, username=rules.mailbox.email,
                                    name=SCRIPT_NAME, script=text)
@@ -127,7 +165,7 @@ def _save(actor: Actor, mailbox: Mailbox, action: str, changes: dict[str, object
         for name, value in changes.items():
             setattr(rules, name, value)
         rules.save()
-        _install_script(rules)
+        _install_script(rules, _script_for(rules))
         audit.record(actor=actor, action=action, obj=locked, domain=locked.domain,
                      before=before, after=audit.snapshot(rules, fields))
     return rules

@@ -15,6 +15,7 @@ from domains.access import admin_required, mailbox_or_404, mailbox_required, own
 from domains.models import Mailbox
 from vacation import services
 from vacation.forms import AutoReplyForm, ForwardForm
+from vacation.models import MailRules
 
 
 def _part(request: HttpRequest) -> str | None:
@@ -27,8 +28,7 @@ def _part(request: HttpRequest) -> str | None:
     return None
 
 
-def _forms(request: HttpRequest, mailbox: Mailbox) -> tuple[AutoReplyForm, ForwardForm]:
-    rules = services.rules_of(mailbox)
+def _forms(request: HttpRequest, rules: MailRules) -> tuple[AutoReplyForm, ForwardForm]:
     part = _part(request)
     reply = AutoReplyForm(request.POST if part == "reply" else None, initial={
         "enabled": rules.reply_enabled, "subject": rules.reply_subject,
@@ -41,12 +41,14 @@ def _forms(request: HttpRequest, mailbox: Mailbox) -> tuple[AutoReplyForm, Forwa
 
 
 def _page(request: HttpRequest, mailbox: Mailbox, who: Actor, back: str) -> HttpResponse:
-    reply, forward = _forms(request, mailbox)
+    rules = services.rules_of(mailbox)
+    reply, forward = _forms(request, rules)
+    context = {"mailbox": mailbox, "rules": rules, "reply": reply, "forward": forward,
+               "back": back}
     part = _part(request)
     if request.method == "POST" and part is None:
         # The hidden field is missing or changed: neither form was sent.
-        return render(request, "vacation/rules.html", {
-            "mailbox": mailbox, "reply": reply, "forward": forward, "back": back}, status=400)
+        return render(request, "vacation/rules.html", context, status=400)
     try:
         if part == "reply" and reply.is_valid():
             data = reply.cleaned_data
@@ -65,9 +67,7 @@ def _page(request: HttpRequest, mailbox: Mailbox, who: Actor, back: str) -> Http
         show_errors(reply if part == "reply" else forward, error,
                     {"start": "start", "end": "end", "until": "end"})
     invalid = bool(reply.errors or forward.errors)
-    return render(request, "vacation/rules.html", {
-        "mailbox": mailbox, "reply": reply, "forward": forward, "back": back},
-        status=400 if invalid else 200)
+    return render(request, "vacation/rules.html", context, status=400 if invalid else 200)
 
 
 @mailbox_required

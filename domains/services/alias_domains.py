@@ -8,8 +8,9 @@ from django.db import transaction
 from core import audit
 from core.actor import Actor
 from core.errors import on_field
+from domains.address_changes import addresses_changed
 from domains.models import AliasDomain, Domain
-from domains.services._common import _insert, _lock, _lock_domain_by_name, _switch
+from domains.services._common import _insert, _lock, _lock_domain, _lock_domain_by_name, _switch
 from domains.validators import normalize_domain
 
 
@@ -40,6 +41,7 @@ def create_alias_domain(
         target_domain = _lock_domain_by_name(target_name)
         alias_domain = AliasDomain(name=alias_name, target=target_domain, active=active)
         _insert(alias_domain, f"The alias domain {alias_name} already exists.")
+        addresses_changed(domain=target_domain)
         audit.record(actor=actor, action="aliasdomain.create", obj=alias_domain,
                      domain=target_domain, after=audit.snapshot(alias_domain))
     return alias_domain
@@ -48,14 +50,19 @@ def create_alias_domain(
 def set_alias_domain_active(*, actor: Actor, alias_domain: AliasDomain,
                             active: bool) -> AliasDomain:
     with transaction.atomic():
+        # The target first, as every write of the domain's addresses locks it.
+        target = _lock_domain(alias_domain.target)
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
-        _switch(actor, "aliasdomain", locked, active, locked.target)
+        _switch(actor, "aliasdomain", locked, active, target)
+        addresses_changed(domain=target)
     return locked
 
 
 def delete_alias_domain(*, actor: Actor, alias_domain: AliasDomain) -> None:
     with transaction.atomic():
+        target = _lock_domain(alias_domain.target)
         locked = _lock(AliasDomain, alias_domain.pk, str(alias_domain))
         audit.record(actor=actor, action="aliasdomain.delete", obj=locked,
-                     domain=locked.target, before=audit.snapshot(locked))
+                     domain=target, before=audit.snapshot(locked))
         locked.delete()
+        addresses_changed(domain=target)

@@ -9,6 +9,7 @@ from django.db import transaction
 from core import audit
 from core.actor import Actor
 from core.errors import FieldErrors, on_field
+from domains.address_changes import addresses_changed
 from domains.models import Alias
 from domains.selectors import domain_usage
 from domains.services._common import (
@@ -49,6 +50,7 @@ def create_alias(
         alias = Alias(domain=domain, source=address, destinations=",".join(targets),
                       active=active)
         _insert(alias, f"{address} already exists.")
+        addresses_changed(mailboxes=targets)
         audit.record(actor=actor, action="alias.create", obj=alias, domain=domain,
                      after=audit.snapshot(alias))
     return alias
@@ -63,6 +65,7 @@ def update_alias(
         domain = _lock_domain(alias.domain)
         locked = _lock(Alias, alias.pk, str(alias))
         before = audit.snapshot(locked)
+        listed = locked.destination_list
         if destinations is not None:
             with on_field("destinations"):
                 targets = _parse_destinations(destinations)
@@ -71,6 +74,7 @@ def update_alias(
         if active is not None:
             locked.active = active
         locked.save()
+        addresses_changed(mailboxes={*listed, *locked.destination_list})
         _audit_change(actor, "alias.update", locked, domain, before)
     return locked
 
@@ -85,3 +89,4 @@ def delete_alias(*, actor: Actor, alias: Alias) -> None:
         audit.record(actor=actor, action="alias.delete", obj=locked, domain=domain,
                      before=audit.snapshot(locked))
         locked.delete()
+        addresses_changed(mailboxes=locked.destination_list)

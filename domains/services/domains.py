@@ -14,6 +14,7 @@ from core import audit
 from core.actor import Actor
 from core.errors import FieldErrors, on_field
 from core.models import AuditEntry
+from domains.address_changes import addresses_changed
 from domains.checklist import ROLE_ADDRESSES
 from domains.models import Alias, AliasDomain, Domain, KeptMaildir
 from domains.selectors import domain_usage
@@ -210,7 +211,9 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
             rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
                                     domain=locked, before=audit.snapshot(mailbox),
                                     after={"maildir_kept": path}, parent=event))
+        listed: set[str] = set()  # what the domain's aliases delivered to
         for alias in locked.aliases.all():
+            listed.update(alias.destination_list)
             rows.append(audit.entry(actor=actor, action="alias.delete", obj=alias,
                                     domain=locked, before=audit.snapshot(alias), parent=event))
         for alias_domain in locked.alias_domains.all():
@@ -225,6 +228,8 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
                              exclude_domain=locked)
         locked.alias_domains.all().delete()
         locked.aliases.all().delete()
+        # Mailboxes of other domains its aliases listed (its own go below).
+        addresses_changed(mailboxes={a for a in listed if not a.endswith(f"@{locked.name}")})
         _end_sessions(locked.mailboxes.values_list("pk", flat=True))
         _flush_auth_cache(locked.mailboxes.values_list("email", flat=True))
         locked.mailboxes.all().delete()

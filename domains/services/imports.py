@@ -19,6 +19,7 @@ from core import audit
 from core.actor import Actor
 from core.models import AuditEntry
 from domains import passwords
+from domains.address_changes import addresses_changed
 from domains.models import Alias, Domain, KeptMaildir, Mailbox
 from domains.selectors import domain_usage
 from domains.services._common import (
@@ -256,6 +257,7 @@ def import_aliases(
             alias.domain = locked
         _insert_many(actor, "alias.import", locked, aliases, "source", batch_size,
                      kind="aliases")
+        addresses_changed(mailboxes=all_targets)
     return aliases
 
 

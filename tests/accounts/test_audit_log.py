@@ -223,3 +223,43 @@ def test_the_dashboard_shows_an_import_as_one_readable_event(world, hashed):
     assert "import of 30 mailboxes into c.example" in recent
     assert "user000@c.example" not in recent  # its rows stay under the event
     assert re.search(r"quota (unlimited|\S+) -> 3G", recent)
+
+
+def test_a_domain_admin_is_offered_the_two_factor_actions_they_can_see(world):
+    """Of the twofactor family, only rows written with a domain's id reach a domain
+    admin: their mailbox users' resets and their domain's requirement. The filter
+    offers those and no other (an account's own set-up carries no domain)."""
+    from accounts import twofactor
+    from core.actor import Actor
+    from tests.accounts.test_two_factor import enrol
+
+    root, alice = Actor.account("root@admin.test"), Actor.account("alice@a.example")
+    for required in (True, False):
+        twofactor.set_required_for_domain(actor=root, domain=world.a, required=required)
+        twofactor.set_required_for_all_admins(actor=root, required=required)
+    enrol(world.admin_a)
+    twofactor.renew_recovery_codes(actor=alice, user=world.admin_a)
+    twofactor.reset_two_factor(actor=root, user=world.admin_a)  # an admin's: no domain
+    bob = account_services.mailbox_account(world.bob)
+    enrol(bob)
+    twofactor.reset_two_factor(actor=alice, user=bob)
+    enrol(world.admin_b)
+    twofactor.disable(actor=Actor.account("bert@b.example"), user=world.admin_b)
+    written = set(AuditEntry.objects.filter(action__startswith="twofactor.")
+                  .values_list("action", flat=True))
+    assert written == {"twofactor.domain", "twofactor.policy", "twofactor.enable",
+                       "twofactor.recovery_codes", "twofactor.reset", "twofactor.disable"}
+
+    client = world.client_for("admin_a")
+    page = client.get(URL).content.decode()
+    offered = re.findall(r'<option value="([^"]+)">', page.split('id="audit-actions"')[1])
+    body = client.get(URL, {"action": "twofactor.*"}).content.decode()
+    seen = set(re.findall(r"<code>(twofactor\.[a-z_]+)</code>", body))
+    assert seen == {"twofactor.domain", "twofactor.reset"}
+    assert {a for a in offered if a.startswith("twofactor.")} == {"twofactor.*", *seen}
+    # The boundary is as before: the reset of the admin's own account (no domain) and
+    # another domain's admin's rows stay out of reach.
+    assert body.count("<code>twofactor.reset</code>") == 1 and "bert@b.example" not in body
+    everything = world.client_for("superadmin").get(URL, {"action": "twofactor.*"})
+    assert set(re.findall(r"<code>(twofactor\.[a-z_]+)</code>",
+                          everything.content.decode())) == written

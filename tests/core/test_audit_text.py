@@ -181,6 +181,9 @@ def test_a_domain_admin_is_offered_only_actions_of_domains():
     assert "mailbox.*" in offered and "mailbox.update" in offered and "dkim.seen" in offered
     assert not [a for a in offered if a.split(".")[0] in {"admin", "mailhost", "tables"}]
     assert not set(offered) & NAME_ONLY
+    # Of the twofactor family, the two actions written with a domain's id.
+    assert [a for a in offered if a.startswith("twofactor.")] == [
+        "twofactor.*", "twofactor.domain", "twofactor.reset"]
     everything = action_choices(superadmin=True)
     assert {"admin.*", "mailhost.*", "admin.create", *NAME_ONLY} <= set(everything)
 

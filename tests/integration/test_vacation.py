@@ -161,3 +161,34 @@ def test_switching_everything_off_removes_the_script_and_delivery_is_plain(mail)
     mail.wait_for_mail("bob@example.org", tag)
     settle(mail)
     assert replies(mail, "sender@outside.test", subject) == []
+
+
+
+
+def test_an_alias_made_after_the_reply_is_answered_once_and_unlisted_when_deleted(mail):
+    """Postfix gives Dovecot's LMTP only the mailbox (no ORCPT: no DSN is announced),
+    so Pigeonhole answers an alias only if the script lists it: the alias's
+    creation must rewrite the script saved before it."""
+    from domains.models import Alias
+    from vacation.models import SieveScript
+    subject = set_reply("carol@example.org")
+    services.create_alias(actor="t", source="late@example.org",
+                          destinations="carol@example.org", checked_domains=None)
+    services.create_alias(actor="t", source="team@example.org",
+                          destinations="bob@example.org,carol@example.org,other@outside.test",
+                          checked_domains=None)
+    first, second, again = marker(), marker(), marker()
+    send(mail, "late@example.org", "sender@outside.test", first)
+    send(mail, "team@example.org", "target@outside.test", second)
+    mail.wait_for_mail("carol@example.org", first)
+    mail.wait_for_mail("carol@example.org", second)
+    mail.wait_for_mail("bob@example.org", second)
+    # A second message within the period: still one reply to each sender.
+    send(mail, "late@example.org", "sender@outside.test", again)
+    mail.wait_for_mail("carol@example.org", again)
+    settle(mail)
+    assert len(replies(mail, "sender@outside.test", subject)) == 1
+    assert len(replies(mail, "target@outside.test", subject)) == 1
+    services.delete_alias(actor="t", alias=Alias.objects.get(source="late@example.org"))
+    script = SieveScript.objects.get(username="carol@example.org").script
+    assert '"team@example.org"' in script and "late@example.org" not in script
