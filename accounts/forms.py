@@ -173,6 +173,29 @@ class DisableTwoFactorForm(forms.Form):
                            max_length=64, strip=True, widget=forms.TextInput(attrs=ONE_TIME_CODE))
 
 
+class KeyNameForm(forms.Form):
+    name = forms.CharField(label="A name for the key (to tell it from others)", max_length=64,
+                           strip=True, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    password = forms.CharField(label="Your password", max_length=4096, strip=False,
+                               widget=forms.PasswordInput(attrs=CURRENT_PASSWORD))
+
+    def __init__(self, *args: Any, ask_password: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not ask_password:  # at sign-in: the password was typed a moment ago
+            del self.fields["password"]
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if not name.isprintable():
+            raise forms.ValidationError("Letters, digits, spaces and punctuation only.")
+        return name
+
+
+class RemoveKeyForm(forms.Form):
+    password = forms.CharField(label="Your password", max_length=4096, strip=False,
+                               widget=forms.PasswordInput(attrs=CURRENT_PASSWORD))
+
+
 class RequireForDomainForm(forms.Form):
     # "add": the name the domain picker's suggestions endpoint reads.
     add = forms.CharField(label="Domain whose admins must use it", max_length=253,

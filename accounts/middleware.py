@@ -25,13 +25,21 @@ class LastSeenMiddleware:
         return response
 
 
+def _set_up_pages() -> set[str]:
+    """Where a session held for set-up may go: an authenticator app or a security key."""
+    return {reverse(name) for name in (
+        "accounts:two-factor-enrol", "logout", "accounts:security-key-add",
+        "accounts:security-key-begin", "accounts:security-key-complete",
+        "accounts:security-key-added")}
+
+
 class TwoFactorSessionMiddleware:
     """A signed-in session that never passed the second step, of an account that has one
     or must set one up now: sign-in checks that, but the session may be older than the
     account's authenticator (turned on in another session) or the policy.
 
     The first kind ends (it may be the very session the owner turned it on against);
-    the second reaches only the set-up and sign-out until it sets one up. Sessions
+    the second reaches only the set-up (an app or a key) and sign-out until it sets one up. Sessions
     that passed the step (or set it up) carry signin.VERIFIED and cost nothing here;
     others pay one or two indexed lookups a request.
     """
@@ -47,6 +55,6 @@ class TwoFactorSessionMiddleware:
                 return redirect_to_login(request.get_full_path())
             enrol = reverse("accounts:two-factor-enrol")
             if twofactor.required_for(user) and \
-                    request.path not in (enrol, reverse("logout")):  # type: ignore[arg-type]
+                    request.path not in _set_up_pages():  # type: ignore[arg-type]
                 return redirect(enrol)
         return self.get_response(request)

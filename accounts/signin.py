@@ -28,6 +28,10 @@ PENDING = "mailadmin.sign_in.pending"
 ENROLLING = "mailadmin.two_factor.secret"
 # Set on a session that passed the second step.
 VERIFIED = "mailadmin.two_factor.verified"
+# A security key being registered (its name, once the password was confirmed) and the
+# challenge of a key's answer at sign-in (accounts.views_securitykeys).
+KEY_NAMING = "mailadmin.security_key.naming"
+KEY_ASKING = "mailadmin.security_key.asking"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def begin(request: HttpRequest, user: User, *, name: str, next_url: str, enrol: 
     """Remembers a right password; the session stays signed out."""
     # A new session key: whoever planted the old one learns nothing.
     request.session.cycle_key()
-    request.session.pop(ENROLLING, None)
+    drop(request)
     request.session[PENDING] = {
         "user": user.pk, "backend": getattr(user, "backend", ""), "name": name[:254],
         "hash": user.get_session_auth_hash(), "at": time.time(), "next": next_url,
@@ -71,8 +75,8 @@ def pending(request: HttpRequest) -> Pending | None:
 
 
 def drop(request: HttpRequest) -> None:
-    request.session.pop(PENDING, None)
-    request.session.pop(ENROLLING, None)
+    for key in (PENDING, ENROLLING, KEY_NAMING, KEY_ASKING):
+        request.session.pop(key, None)
 
 
 def finish(request: HttpRequest, step: Pending, *, verified: bool) -> None:

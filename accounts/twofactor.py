@@ -1,7 +1,8 @@
 """Two-factor sign-in: who has it, who must, turning it on and off, checking a code.
 
-Devices are django-otp's: one TOTP device (an authenticator app) and one
-static device holding the recovery codes. django-otp keeps the time step of
+Devices are django-otp's: one TOTP device (an authenticator app), any number
+of security keys (django-otp-webauthn's credentials, accounts.securitykeys)
+and one static device holding the recovery codes. django-otp keeps the time step of
 the last accepted code (`last_t`), so a code is good once, and throttles
 guessing per device (2**(n-1) seconds after n wrong codes in a row). Devices
 are read with SELECT ... FOR UPDATE (SQLite: the IMMEDIATE transaction), so
@@ -29,6 +30,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
+from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts import sessions
 from accounts.models import TwoFactorPolicy
@@ -71,14 +73,17 @@ def is_mailbox_account(user: User) -> bool:
 
 
 def has_device(user: User) -> bool:
-    """Any authenticator or recovery codes, confirmed or not: what a reset would remove."""
+    """Any authenticator, key or recovery codes, confirmed or not: what a reset would remove."""
     return (TOTPDevice.objects.filter(user=user).exists()
+            or WebAuthnCredential.objects.filter(user=user).exists()
             or StaticDevice.objects.filter(user=user).exists())
 
 
 def accounts_with_device(users: list[User]) -> set[int]:
-    """The ids of those of `users` that have anything a reset would remove (two queries)."""
+    """The ids of those of `users` that have anything a reset would remove (three queries)."""
     return (set(TOTPDevice.objects.filter(user__in=users).values_list("user_id", flat=True))
+            | set(WebAuthnCredential.objects.filter(user__in=users)
+                  .values_list("user_id", flat=True))
             | set(StaticDevice.objects.filter(user__in=users).values_list("user_id", flat=True)))
 
 
@@ -88,7 +93,16 @@ def mailbox_user(mailbox: Mailbox) -> User | None:
 
 
 def has_two_factor(user: User) -> bool:
+    """An authenticator app or a security key: sign-in asks for the second step."""
+    return has_authenticator(user) or has_security_key(user)
+
+
+def has_authenticator(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def has_security_key(user: User) -> bool:
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
 
 
 def recovery_codes_left(user: User) -> int:
@@ -145,11 +159,11 @@ def _matching_step(secret: str, code: str) -> int | None:
     return step
 
 
-def _account_for_update(user: User) -> User:
+def account_for_update(user: User) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
-def _recovery_codes(user: User) -> list[str]:
+def recovery_codes(user: User) -> list[str]:
     """A new set of recovery codes; the old set is gone."""
     StaticDevice.objects.filter(user=user).delete()
     device = StaticDevice.objects.create(user=user, name="recovery codes", confirmed=True)
@@ -159,8 +173,9 @@ def _recovery_codes(user: User) -> list[str]:
 
 
 def enable(*, actor: Actor, user: User, secret: str, code: str) -> list[str]:
-    """Turns the second step on with the authenticator holding `secret`, once `code`
-    (read from that app) proves it; returns the recovery codes, to be shown once."""
+    """Adds the authenticator holding `secret`, once `code` (read from that app) proves it;
+    returns the recovery codes, to be shown once, when it is the account's first second
+    step (an account with a security key keeps the codes it has: none returned)."""
     if not re.fullmatch(r"[0-9a-f]{40}", secret):
         raise ValidationError("The setup expired; start again.")
     step = _matching_step(secret, normalize_code(code))
@@ -168,29 +183,38 @@ def enable(*, actor: Actor, user: User, secret: str, code: str) -> list[str]:
         raise ValidationError({"code": "That code does not match: type the code the app "
                                        "shows now (check the phone's clock)."})
     with transaction.atomic():
-        locked = _account_for_update(user)
-        if has_two_factor(locked):
-            raise ValidationError("Two-factor sign-in is already on for this account.")
+        locked = account_for_update(user)
+        if has_authenticator(locked):
+            raise ValidationError("An authenticator app is already set up for this account.")
+        first = not has_security_key(locked)
         TOTPDevice.objects.filter(user=locked).delete()
         # last_t: the code just typed cannot sign in again.
         TOTPDevice.objects.create(user=locked, name="authenticator app", key=secret,
                                   confirmed=True, last_t=step)
-        codes = _recovery_codes(locked)
+        codes = recovery_codes(locked) if first else []
         audit.record(actor=actor, action="twofactor.enable", obj=locked,
-                     after={"recovery_codes": len(codes)})
+                     after={"recovery_codes": len(codes)} if first else {"app": "added"})
     return codes
+
+
+def disable_leftovers(user: User) -> None:
+    """What is left of an account's two-factor sign-in once its last second step went:
+    the recovery codes, a half set-up app. The caller holds the account's row lock."""
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
 
 
 def disable(*, actor: Actor, user: User) -> None:
     """Turns the second step off (the view has checked the password and a code)."""
     with transaction.atomic():
-        locked = _account_for_update(user)
+        locked = account_for_update(user)
         if required_for(locked):
             raise ValidationError("This account must use two-factor sign-in; it cannot be "
                                   "turned off (a superadmin decides who must).")
         if not has_two_factor(locked):
             return
         TOTPDevice.objects.filter(user=locked).delete()
+        WebAuthnCredential.objects.filter(user=locked).delete()
         StaticDevice.objects.filter(user=locked).delete()
         audit.record(actor=actor, action="twofactor.disable", obj=locked)
 
@@ -206,19 +230,20 @@ def reset_two_factor(*, actor: Actor, user: User) -> int:
     if actor == Actor.account(user.get_username()):
         raise ValidationError("Your own two-factor sign-in is on your own two-factor page.")
     with transaction.atomic():
-        locked = _account_for_update(user)
+        locked = account_for_update(user)
         if not has_device(locked):
-            raise ValidationError(f"{_account_name(locked)} has no two-factor sign-in to reset.")
+            raise ValidationError(f"{account_name(locked)} has no two-factor sign-in to reset.")
         TOTPDevice.objects.filter(user=locked).delete()
+        WebAuthnCredential.objects.filter(user=locked).delete()
         StaticDevice.objects.filter(user=locked).delete()
         ended = sessions.end_sessions(locked)
         audit.record(actor=actor, action="twofactor.reset", obj=locked,
                      domain=_mailbox_domain(locked) or "",
-                     after={"account": _account_name(locked), "sessions_ended": ended})
+                     after={"account": account_name(locked), "sessions_ended": ended})
     return ended
 
 
-def _account_name(user: User) -> str:
+def account_name(user: User) -> str:
     """The name the account signs in with: a mailbox user's address, an admin's user name."""
     return user.email if is_mailbox_account(user) else user.get_username()
 
@@ -235,10 +260,10 @@ def _mailbox_domain(user: User) -> Domain | None:
 def renew_recovery_codes(*, actor: Actor, user: User) -> list[str]:
     """A new set of recovery codes (the view has checked a code); the old ones stop working."""
     with transaction.atomic():
-        locked = _account_for_update(user)
+        locked = account_for_update(user)
         if not has_two_factor(locked):
             raise ValidationError("Two-factor sign-in is not on for this account.")
-        codes = _recovery_codes(locked)
+        codes = recovery_codes(locked)
         audit.record(actor=actor, action="twofactor.recovery_codes", obj=locked,
                      after={"recovery_codes": len(codes)})
     return codes

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from accounts import views, views_admins, views_audit, views_own, views_signin, views_twofactor
+from accounts import (
+    views,
+    views_admins,
+    views_audit,
+    views_own,
+    views_securitykeys,
+    views_signin,
+    views_twofactor,
+)
 
 app_name = "accounts"
 urlpatterns = [
@@ -27,11 +35,23 @@ urlpatterns = [
     # Two-factor sign-in: the second step of sign-in, an account's own set-up, the policy.
     path("login/code/", views_signin.sign_in_code, name="sign-in-code"),
     path("login/enrol/", views_signin.sign_in_enrol, name="sign-in-enrol"),
+    path("login/key/begin/", views_securitykeys.sign_in_key_begin, name="sign-in-key-begin"),
+    path("login/key/complete/", views_securitykeys.sign_in_key_complete,
+         name="sign-in-key-complete"),
     path("two-factor/", views_twofactor.two_factor, name="two-factor"),
     path("two-factor/enrol/", views_twofactor.two_factor_enrol, name="two-factor-enrol"),
     path("two-factor/disable/", views_twofactor.two_factor_disable, name="two-factor-disable"),
     path("two-factor/recovery-codes/", views_twofactor.two_factor_recovery,
          name="two-factor-recovery"),
+    path("two-factor/keys/new/", views_securitykeys.security_key_add, name="security-key-add"),
+    path("two-factor/keys/new/begin/", views_securitykeys.security_key_begin,
+         name="security-key-begin"),
+    path("two-factor/keys/new/complete/", views_securitykeys.security_key_complete,
+         name="security-key-complete"),
+    path("two-factor/keys/added/", views_securitykeys.security_key_added,
+         name="security-key-added"),
+    path("two-factor/keys/<int:pk>/remove/", views_securitykeys.security_key_remove,
+         name="security-key-remove"),
     path("admins/<int:pk>/two-factor/reset/", views_twofactor.admin_two_factor_reset,
          name="admin-two-factor-reset"),
     path("mailboxes/<str:email>/two-factor/reset/", views_twofactor.mailbox_two_factor_reset,

@@ -5,12 +5,16 @@ See accounts.signin for why nothing is signed in before the second step.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
@@ -74,8 +78,11 @@ def sign_in_code(request: HttpRequest) -> HttpResponse:
                                    "code the app shows then.")
         else:
             form.add_error("code", "That code is wrong, or was used already.")
-    return render(request, "registration/two_factor_code.html", {"form": form},
-                  status=400 if form.errors else 200)
+    has_key = twofactor.has_security_key(step.user)
+    return render(request, "registration/two_factor_code.html", {
+        "form": form, "has_key": has_key, "has_app": twofactor.has_authenticator(step.user),
+        "webauthn_config": webauthn_config(request, sign_in=True) if has_key else None,
+    }, status=400 if form.errors else 200)
 
 
 @never_cache
@@ -112,3 +119,16 @@ def enrolment(secret: str, username: str) -> dict[str, str]:
     url = twofactor.otpauth_url(secret=secret, account=account)
     return {"qr_svg": twofactor.qr_svg(url), "secret_text": twofactor.secret_text(secret),
             "account_name": account}
+
+
+def webauthn_config(request: HttpRequest, *, sign_in: bool) -> dict[str, Any]:
+    """What django-otp-webauthn's scripts read from #otp_webauthn_config (json_script: a
+    data block, never run): where to post, and the CSRF token to post with."""
+    if sign_in:
+        urls = {"beginAuthenticationUrl": reverse("accounts:sign-in-key-begin"),
+                "completeAuthenticationUrl": reverse("accounts:sign-in-key-complete")}
+    else:
+        urls = {"beginRegistrationUrl": reverse("accounts:security-key-begin"),
+                "completeRegistrationUrl": reverse("accounts:security-key-complete")}
+    return {"csrfToken": get_token(request), "autocompleteLoginFieldSelector": None,
+            "nextFieldSelector": "input[name='next']", **urls}

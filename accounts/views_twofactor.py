@@ -14,8 +14,14 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import signin, twofactor
-from accounts.forms import CodeForm, DisableTwoFactorForm, OwnEnrolForm, RequireForDomainForm
+from accounts import securitykeys, signin, twofactor
+from accounts.forms import (
+    CodeForm,
+    DisableTwoFactorForm,
+    OwnEnrolForm,
+    RemoveKeyForm,
+    RequireForDomainForm,
+)
 from accounts.models import TwoFactorPolicy, admin_accounts
 from accounts.security import lockout_response
 from accounts.views_signin import enrolment
@@ -31,7 +37,7 @@ def _account(request: HttpRequest) -> User:
     return user
 
 
-def _own_actor(user: User) -> Actor:
+def own_actor(user: User) -> Actor:
     if twofactor.is_mailbox_account(user):
         return Actor.mailbox(user.email)
     return Actor.account(user.get_username())
@@ -42,7 +48,7 @@ def _sign_in_name(user: User) -> str:
     return user.email if twofactor.is_mailbox_account(user) else user.get_username()
 
 
-def _password_is_right(request: HttpRequest, user: User, password: str) -> bool:
+def password_is_right(request: HttpRequest, user: User, password: str) -> bool:
     """This account's own password, through authenticate() so a wrong one is counted and
     logged as at sign-in. The account it returns must be this one: an admin named like
     a mailbox would otherwise pass with the mailbox's password (the mailbox backend)."""
@@ -50,12 +56,12 @@ def _password_is_right(request: HttpRequest, user: User, password: str) -> bool:
     if found is None:
         return False
     if found.pk != user.pk:
-        _count_failure(request, user)
+        count_failure(request, user)
         return False
     return True
 
 
-def _count_failure(request: HttpRequest, user: User) -> None:
+def count_failure(request: HttpRequest, user: User) -> None:
     step = signin.Pending(user=user, backend="", name=_sign_in_name(user), next_url="",
                           enrol=False)
     signin.failed(request, step)
@@ -65,21 +71,14 @@ def _code_counts(request: HttpRequest, user: User, code: str) -> twofactor.Check
     """A code typed on a signed-in page: a wrong one counts like a failed sign-in."""
     result = twofactor.check(user=user, code=code)
     if not result.passed:
-        _count_failure(request, user)
+        count_failure(request, user)
     return result
 
 
 @login_required
 @never_cache
 def two_factor(request: HttpRequest) -> HttpResponse:
-    user = _account(request)
-    return render(request, "accounts/two_factor.html", {
-        "enabled": twofactor.has_two_factor(user), "required": twofactor.required_for(user),
-        "codes_left": twofactor.recovery_codes_left(user),
-        "back": reverse("accounts:me" if twofactor.is_mailbox_account(user)
-                        else "accounts:account"),
-        "disable_form": DisableTwoFactorForm(), "renew_form": CodeForm(),
-    })
+    return page_with(request, _account(request), status=200)
 
 
 @login_required
@@ -87,16 +86,16 @@ def two_factor(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def two_factor_enrol(request: HttpRequest) -> HttpResponse:
     user = _account(request)
-    if twofactor.has_two_factor(user):
+    if twofactor.has_authenticator(user):
         return redirect("accounts:two-factor")
     form = OwnEnrolForm(request.POST or None)
     secret = request.session.get(signin.ENROLLING) or twofactor.new_secret()
     request.session[signin.ENROLLING] = secret
     if request.method == "POST" and form.is_valid():
         try:
-            if not _password_is_right(request, user, form.cleaned_data["password"]):
+            if not password_is_right(request, user, form.cleaned_data["password"]):
                 raise ValidationError({"password": "That is not your password."})
-            codes = twofactor.enable(actor=_own_actor(user), user=user, secret=secret,
+            codes = twofactor.enable(actor=own_actor(user), user=user, secret=secret,
                                      code=form.cleaned_data["code"])
         except ValidationError as error:
             show_errors(form, error)
@@ -105,6 +104,9 @@ def two_factor_enrol(request: HttpRequest) -> HttpResponse:
         else:
             request.session.pop(signin.ENROLLING, None)
             request.session[signin.VERIFIED] = True
+            if not codes:  # a security key came first: its recovery codes stay
+                messages.success(request, "The authenticator app is set up.")
+                return redirect("accounts:two-factor")
             return render(request, "accounts/recovery_codes.html",
                           {"codes": codes, "next_url": reverse("accounts:two-factor")})
     return render(request, "accounts/two_factor_enrol.html", {
@@ -124,13 +126,13 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
     form = DisableTwoFactorForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        if not _password_is_right(request, user, data["password"]):
+        if not password_is_right(request, user, data["password"]):
             form.add_error("password", "That is not your password.")
         elif not _code_counts(request, user, data["code"]).passed:
             form.add_error("code", "That code is wrong, or was used already.")
         else:
             try:
-                twofactor.disable(actor=_own_actor(user), user=user)
+                twofactor.disable(actor=own_actor(user), user=user)
             except ValidationError as error:
                 show_errors(form, error)
             else:
@@ -139,7 +141,7 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:two-factor")
     if getattr(request, "axes_locked_out", False):
         return lockout_response(request)
-    return _page_with(request, user, status=400, disable_form=form)
+    return page_with(request, user, status=400, disable_form=form)
 
 
 @login_required
@@ -152,7 +154,7 @@ def two_factor_recovery(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         if _code_counts(request, user, form.cleaned_data["code"]).passed:
             try:
-                codes = twofactor.renew_recovery_codes(actor=_own_actor(user), user=user)
+                codes = twofactor.renew_recovery_codes(actor=own_actor(user), user=user)
             except ValidationError as error:
                 show_errors(form, error)
             else:
@@ -162,19 +164,24 @@ def two_factor_recovery(request: HttpRequest) -> HttpResponse:
             form.add_error("code", "That code is wrong, or was used already.")
     if getattr(request, "axes_locked_out", False):
         return lockout_response(request)
-    return _page_with(request, user, status=400, renew_form=form)
+    return page_with(request, user, status=400, renew_form=form)
 
 
-def _page_with(request: HttpRequest, user: User, *, status: int,
+def page_with(request: HttpRequest, user: User, *, status: int,
                disable_form: DisableTwoFactorForm | None = None,
                renew_form: CodeForm | None = None) -> HttpResponse:
     return render(request, "accounts/two_factor.html", {
         "enabled": twofactor.has_two_factor(user), "required": twofactor.required_for(user),
+        "app": twofactor.has_authenticator(user),
+        # One password field per key, each with ids of its own.
+        "keys": [(key, RemoveKeyForm(auto_id=f"id_key{key.pk}_%s"))
+                 for key in securitykeys.keys(user)],
         "codes_left": twofactor.recovery_codes_left(user),
         "back": reverse("accounts:me" if twofactor.is_mailbox_account(user)
                         else "accounts:account"),
         "disable_form": disable_form or DisableTwoFactorForm(),
         "renew_form": renew_form or CodeForm(),
+        "keys_possible": securitykeys.relying_party(request) is not None,
     }, status=status)
 
 

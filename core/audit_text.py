@@ -241,7 +241,7 @@ ACTIONS = (
     "admin.delete", "admin.own_password",
     "session.end", "session.end_others",
     "twofactor.enable", "twofactor.disable", "twofactor.recovery_codes", "twofactor.policy",
-    "twofactor.domain", "twofactor.reset",
+    "twofactor.domain", "twofactor.reset", "twofactor.key_add", "twofactor.key_remove",
     "mailhost.update", "mailhost.apply_request", "mailhost.apply_check", "mailhost.apply",
     "tables.adopt",
 )

@@ -58,6 +58,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Security keys / passkeys as a second step (accounts.securitykeys): its credential
+    # model and py_webauthn wrapper only; its own views and URLs are not mounted.
+    "django_otp_webauthn",
     "core",
     "accounts",
     "mailhost",
@@ -198,6 +201,19 @@ if not 30 <= MAILADMIN_TWO_FACTOR_STEP_SECONDS <= 3600 or not MAILADMIN_TWO_FACT
 # even checked for 2**(n-1) seconds (each failure also counts toward the lockout).
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
+# Security keys (WebAuthn): the relying party ID their credentials are bound to.
+# Empty: the host name the panel is opened by (ALLOWED_HOSTS checks it), which is
+# right for a panel on one name; set it to the name (or a parent domain of it)
+# before anyone registers a key if the panel may later move to another name under
+# it. An IP address cannot be one: keys are offered only on a named host.
+MAILADMIN_WEBAUTHN_RP_ID = env_str("MAILADMIN_WEBAUTHN_RP_ID", "").strip().lower().rstrip(".")
+if MAILADMIN_WEBAUTHN_RP_ID and not re.fullmatch(
+        r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*",
+        MAILADMIN_WEBAUTHN_RP_ID):
+    raise ImproperlyConfigured("MAILADMIN_WEBAUTHN_RP_ID must be a host name")
+OTP_WEBAUTHN_RP_NAME = MAILADMIN_TWO_FACTOR_ISSUER
+# A key is a second step after the password, never a way in without one.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("MAILADMIN_SESSION_SECONDS", 8 * 3600)
@@ -228,6 +244,9 @@ SILENCED_SYSTEM_CHECKS = [
     # MariaDB has no indexes on expressions: the one on LOWER(users.name) is
     # for SQLite, MariaDB searches names through a plain index (domains.search).
     "models.W043",
+    # django-otp-webauthn wants a fixed RP ID and origin list; accounts.securitykeys
+    # takes them from MAILADMIN_WEBAUTHN_RP_ID and the request's own origin instead.
+    "otp_webauthn.E010", "otp_webauthn.E030",
     *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
     *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
 ]

@@ -19,3 +19,16 @@ EXPECTED.update({
     ("accounts:mailbox-two-factor-reset", ("bob@a.example",)): ("login", 405, 405, 404, 404),
     ("accounts:mailbox-two-factor-reset", ("nobody@a.example",)): ("login", 404, 404, 404, 404),
 })
+# Security keys (WebAuthn). Adding one: the naming page (a session at the sign-in set-up
+# step sees it too; others are sent to sign in); begin/complete are POST-only JSON, as
+# are the sign-in answer's (tests/accounts/test_security_keys.py posts to each in every
+# state). The page after adding goes back to the two-factor page when nothing waits.
+EXPECTED.update({
+    ("accounts:security-key-add", ()): ("login", 200, 200, 200, 200),
+    ("accounts:security-key-begin", ()): (405, 405, 405, 405, 405),
+    ("accounts:security-key-complete", ()): (405, 405, 405, 405, 405),
+    ("accounts:security-key-added", ()): ("login", 302, 302, 302, 302),
+    ("accounts:security-key-remove", (999999,)): ("login", 405, 405, 405, 405),
+    ("accounts:sign-in-key-begin", ()): (405, 405, 405, 405, 405),
+    ("accounts:sign-in-key-complete", ()): (405, 405, 405, 405, 405),
+})
