@@ -243,7 +243,7 @@ APP_PASSWORD_FIELD = "mailadmin_app_stored"  # noqa: S105 (a field name, no secr
 # The app password's row id and the directory of the usage file, handed over
 # the same way: the Lua passdb appends a line for each login it accepted with
 # an app password (apppasswords/usage.py reads them).
-APP_PASSWORD_ID_FIELD = "mailadmin_app_id"
+APP_PASSWORD_ID_FIELD = "mailadmin_app_id"  # noqa: S105 (a field name, no secret)
 APP_USAGE_FIELD = "mailadmin_app_usage"
 # Dovecot's %s (the service asking) -> the app_passwords column allowing it.
 # Postfix's SMTP AUTH through Dovecot SASL asks as "smtp"; ManageSieve as "sieve".
