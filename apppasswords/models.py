@@ -20,6 +20,8 @@ SECRET_LENGTH = 24
 # Lowercase letters and digits without the look-alikes (0/o, 1/l/i): typed
 # by hand into a phone's mail settings as often as pasted.
 ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+# What last_service may hold, and how the page names it.
+USAGE_SERVICES = {"imap": "IMAP", "smtp": "SMTP", "sieve": "Sieve"}
 
 
 class AppPassword(models.Model):
@@ -39,6 +41,12 @@ class AppPassword(models.Model):
     sieve = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
     revoked = models.DateTimeField(null=True, blank=True)
+    # Its last sign-in that Dovecot checked (not one answered from its auth
+    # cache): when, from which address, for which service (a USAGE_SERVICES
+    # key). Copied in from the mail host's usage file (apppasswords.usage).
+    last_used = models.DateTimeField(null=True, blank=True)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_service = models.CharField(max_length=8, blank=True, default="")
 
     class Meta:
         db_table = "app_passwords"
@@ -47,6 +55,10 @@ class AppPassword(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.mailbox_id})"
+
+    @property
+    def last_service_label(self) -> str:
+        return USAGE_SERVICES.get(self.last_service, "")
 
     @property
     def protocols(self) -> list[str]:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from apppasswords import usage
 from apppasswords.models import ALPHABET, SECRET_LENGTH, SELECTOR_LENGTH, AppPassword
 from core import audit
 from core.actor import Actor
 from domains import passwords
 from domains.models import Domain, Mailbox
-from mailhost import app_password_lookup, auth_cache
+from mailhost import app_password_lookup, app_usage, auth_cache, privileged
 
 NAME_MAX = 100
 # Live app passwords per mailbox: a list that always fits one page, and a
@@ -120,6 +123,61 @@ def set_app_passwords_required(*, actor: Actor, domain: Domain, required: bool) 
             # TTL) would refuse the main password after it is allowed again.
             auth_cache.flush_on_commit(locked.mailboxes.values_list("email", flat=True))
     return locked
+
+
+# App passwords updated per transaction when usage is applied.
+USAGE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class UsageSync:
+    lines: int = 0
+    skipped: int = 0
+    updated: int = 0
+    # Why nothing was read, when nothing could be.
+    not_run: str = ""
+
+
+def apply_app_password_usage(*, parsed: usage.Parsed) -> int:
+    """Record each app password's newest use; returns the rows changed.
+
+    A row changes only when the use is newer than the one it holds, in one
+    conditional UPDATE, so applying the same lines twice, or an older line
+    after a newer one, or two syncs at once, changes nothing. Ids of rows
+    deleted since are ignored. USAGE_BATCH rows per transaction.
+    """
+    changed = 0
+    items = sorted(parsed.newest.items())
+    for start in range(0, len(items), USAGE_BATCH):
+        with transaction.atomic():
+            for pk, use in items[start:start + USAGE_BATCH]:
+                changed += AppPassword.objects.filter(
+                    Q(last_used__isnull=True) | Q(last_used__lt=use.when), pk=pk,
+                ).update(last_used=use.when, last_ip=use.ip, last_service=use.service)
+    return changed
+
+
+def sync_app_password_usage(*, actor: Actor) -> UsageSync:
+    """Take the mail host's usage lines through the root helper, apply them, then
+    let the helper forget them (mailhost/app_usage.py). Raises
+    privileged.HelperError when the helper fails; nothing is lost then.
+
+    No audit row: it mirrors what Dovecot saw, and no person changed anything
+    (the records hold an id, an address, a service and a time, no secret).
+    `actor` names who ran it, for the log of a caller.
+    """
+    del actor  # the sync records nothing of its own (above)
+    if not settings.MAILADMIN_DOVECOT_LOGIN_CACHE:
+        return UsageSync(not_run="MAILADMIN_DOVECOT_LOGIN_CACHE is none: no login check "
+                                 "records app-password usage")
+    if not privileged.has_helper():
+        return UsageSync(not_run="this host has no root helper (MAILADMIN_HELPER_COMMAND is "
+                                 "none): only it can read Dovecot's usage file")
+    taken = app_usage.take()
+    parsed = usage.parse(taken.lines)
+    updated = apply_app_password_usage(parsed=parsed)
+    app_usage.done(taken)
+    return UsageSync(lines=parsed.lines, skipped=parsed.skipped, updated=updated)
 
 
 def _lock_mailbox(mailbox: Mailbox) -> Mailbox:

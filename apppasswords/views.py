@@ -4,6 +4,7 @@ helper, a form, one service call."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -53,7 +54,10 @@ def _page(request: HttpRequest, mailbox: Mailbox, who: Actor, *, own: bool) -> H
     rows = mailbox.app_passwords.all()
     context = {"mailbox": mailbox, "form": form, "own": own,
                "live": rows.filter(revoked__isnull=True)[:services.LIVE_MAX],
-               "revoked": rows.filter(revoked__isnull=False)[:REVOKED_SHOWN]}
+               "revoked": rows.filter(revoked__isnull=False)[:REVOKED_SHOWN],
+               # Only the login check records usage, and not for cached logins.
+               "usage_recorded": bool(settings.MAILADMIN_DOVECOT_LOGIN_CACHE),
+               "cache_ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL}
     return render(request, "apppasswords/list.html", context, status=400 if form.errors else 200)
 
 

@@ -430,6 +430,13 @@ MAILADMIN_DOVECOT_MODULE_DIR = env_str("MAILADMIN_DOVECOT_MODULE_DIR", "/usr/lib
 # on MariaDB, where Dovecot writes the panel's quota_usage table itself.
 MAILADMIN_DOVECOT_QUOTA_DB = env_str("MAILADMIN_DOVECOT_QUOTA_DB",
                                      "/var/lib/mailadmin-quota/quota.sqlite3")
+# App-password usage: the directory the login check (the Lua passdb) appends a
+# line to for each login accepted with an app password; Dovecot's internal
+# user's, 0700 (IP addresses are personal data). The root helper's
+# app_usage_dir must name the same directory; its `app-usage` verb hands the
+# lines to `manage.py app_password_usage sync` (beat, every few minutes).
+MAILADMIN_DOVECOT_APP_USAGE_DIR = env_str("MAILADMIN_DOVECOT_APP_USAGE_DIR",
+                                          "/var/lib/mailadmin-app-usage")
 # The script Dovecot runs to mail a user crossing 80 % and 95 % of the quota.
 MAILADMIN_DOVECOT_QUOTA_WARNING = env_str(
     "MAILADMIN_DOVECOT_QUOTA_WARNING",
@@ -566,6 +573,11 @@ CELERY_BEAT_SCHEDULE = {
     # SQLite daemons: Dovecot's quota file copied into the panel (domains.quota_file).
     "domains-sync-quota-usage": {
         "task": "domains.sync_quota_usage",
+        "schedule": timedelta(minutes=5),
+    },
+    # App passwords' last use, from the mail host's usage file (apppasswords.usage).
+    "apppasswords-sync-usage": {
+        "task": "apppasswords.request_usage_sync",
         "schedule": timedelta(minutes=5),
     },
     "domains-sweep-import-jobs": {

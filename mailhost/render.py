@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import string
 import tempfile
 import time
@@ -239,12 +240,17 @@ def dovecot_queries(dialect: str, host: MailHost, *, login_cache: bool = False
 
 # The app password's stored hash, handed to the Lua passdb like LOGIN_CACHE_FIELD.
 APP_PASSWORD_FIELD = "mailadmin_app_stored"  # noqa: S105 (a field name, no secret)
+# The app password's row id and the directory of the usage file, handed over
+# the same way: the Lua passdb appends a line for each login it accepted with
+# an app password (apppasswords/usage.py reads them).
+APP_PASSWORD_ID_FIELD = "mailadmin_app_id"  # noqa: S105 (a field name, no secret)
+APP_USAGE_FIELD = "mailadmin_app_usage"
 # Dovecot's %s (the service asking) -> the app_passwords column allowing it.
 # Postfix's SMTP AUTH through Dovecot SASL asks as "smtp"; ManageSieve as "sieve".
 APP_PASSWORD_SERVICES = {"imap": "imap", "smtp": "smtp", "submission": "smtp", "sieve": "sieve"}
 
 
-def dovecot_app_password_query(*, login_cache: bool = False) -> str:
+def dovecot_app_password_query(*, login_cache: bool = False, usage_dir: str = "") -> str:
     """The second passdb's password_query: the app password whose lookup is
     the salted hash of the typed password (mailhost/app_password_lookup.py),
     for this mailbox (%u), live, allowed for the asking service (%s), in an
@@ -255,11 +261,19 @@ def dovecot_app_password_query(*, login_cache: bool = False) -> str:
     hash is in the query text, never the typed password (%w): this passdb
     runs on every login that reaches it, main passwords too. Every value
     Dovecot puts in is SQL-escaped by Dovecot; the hash is hex.
+
+    With the login check, the row's id and `usage_dir` (app_usage_dir(): plain
+    characters, no quote) go to the Lua passdb as userdb_ fields, for the usage
+    line it appends. A constant column, not the passdb's default_fields:
+    measured on Dovecot 2.3.19, an SQL passdb's default_fields never reach the
+    Lua passdb behind it (a static passdb's do).
     """
     service = " OR ".join(
         f"('%s' = '{name}' AND a.{column} = 1)" for name, column in APP_PASSWORD_SERVICES.items())
     columns = (f"NULL AS password, a.password AS userdb_{APP_PASSWORD_FIELD}, "
-               "'Y' AS noauthenticate" if login_cache else "a.password")
+               f"a.id AS userdb_{APP_PASSWORD_ID_FIELD}, "
+               f"'{usage_dir}' AS userdb_{APP_USAGE_FIELD}, 'Y' AS noauthenticate"
+               if login_cache else "a.password")
     return (
         f"SELECT u.email AS user, {columns} FROM app_passwords a "
         "JOIN users u ON u.id = a.mailbox_id JOIN domains d ON d.id = u.domain_id "
@@ -510,6 +524,18 @@ def _login_cache_file() -> str:
     return path
 
 
+def app_usage_dir() -> str:
+    """MAILADMIN_DOVECOT_APP_USAGE_DIR, as the login check and the root helper
+    accept it: an absolute path of plain characters (the Lua passdb writes
+    nothing elsewhere; the helper installs it only equal to its app_usage_dir)."""
+    path = str(settings.MAILADMIN_DOVECOT_APP_USAGE_DIR)
+    if not re.fullmatch(r"/[A-Za-z0-9/._-]{0,199}", path) or ".." in path:
+        raise ImproperlyConfigured(
+            f"MAILADMIN_DOVECOT_APP_USAGE_DIR={path!r}: an absolute path of letters, digits "
+            "and / . _ - (no ..)")
+    return path.rstrip("/") or "/"
+
+
 def render(options: RenderOptions) -> dict[str, str]:
     """Relative path -> file content, for every file the daemons need."""
     db, host = options.database, options.host
@@ -549,7 +575,10 @@ def render(options: RenderOptions) -> dict[str, str]:
         "cpu_count": os.cpu_count() or 1,
         "login_cache_field": LOGIN_CACHE_FIELD,
         "app_password_field": APP_PASSWORD_FIELD,
-        "app_password_query": dovecot_app_password_query(login_cache=bool(login_cache)),
+        "app_password_id_field": APP_PASSWORD_ID_FIELD,
+        "app_usage_field": APP_USAGE_FIELD,
+        "app_password_query": dovecot_app_password_query(
+            login_cache=bool(login_cache), usage_dir=app_usage_dir() if login_cache else ""),
         "username_chars": dovecot_username_chars(),
         "auth_cache": {"size": settings.MAILADMIN_DOVECOT_AUTH_CACHE_SIZE,
                        "ttl": settings.MAILADMIN_DOVECOT_AUTH_CACHE_TTL,

@@ -110,6 +110,8 @@ def applying(stack: MailStack, settings, tmp_path, monkeypatch) -> Iterator[Mail
                     f"dovecot_dir = {stack.etc / 'dovecot'}\n"
                     # Never the machine's /etc/rspamd (the helper's default).
                     f"rspamd_dir = {tmp_path / 'rspamd' / 'local.d'}\nkeep_backups = 3\n"
+                    # The stack's usage directory, which its rendered query names.
+                    f"app_usage_dir = {stack.overrides['MAILADMIN_DOVECOT_APP_USAGE_DIR']}\n"
                     # The harness's own main.cf settings (a private instance's queue,
                     # log, DNS): root allows them, as an admin would on a host.
                     f"allow_postfix = {' '.join(harness_settings(in_place, appended))}\n")

@@ -370,7 +370,8 @@ def _root_helper(stack: MailStack) -> list[str]:
                     f"backup_root = {stack.root / 'helper-backups'}\n"
                     f"postfix_dir = {stack.postfix_dir}\ndovecot_dir = {dovecot_dir}\n"
                     f"rspamd_dir = {stack.root / 'helper-rspamd' / 'local.d'}\n"
-                    f"vmail_dir = {stack.vmail}\n")
+                    f"vmail_dir = {stack.vmail}\n"
+                    f"app_usage_dir = {stack.overrides['MAILADMIN_DOVECOT_APP_USAGE_DIR']}\n")
     return [str(HELPER), "--conf", str(conf)]
 
 
@@ -504,6 +505,11 @@ def mail_stack(*, rspamd: bool = False, rspamd_nameserver: str = "") -> Iterator
         # listens on the default port.
         "MAILADMIN_RSPAMD_MILTER": f"inet:127.0.0.1:{ports['rspamd_milter']}" if rspamd else "",
     }
+    # Where the login check appends app-password usage: Dovecot's, 0700, as
+    # deploy/install makes /var/lib/mailadmin-app-usage.
+    overrides["MAILADMIN_DOVECOT_APP_USAGE_DIR"] = str(root / "app-usage")
+    (root / "app-usage").mkdir(mode=0o700)
+    shutil.chown(root / "app-usage", user="dovecot", group="dovecot")
     if dialect == "sqlite":
         # Dovecot's own quota file (domains.quota_file), as `quota_usage init` makes it.
         overrides["MAILADMIN_DOVECOT_QUOTA_DB"] = str(root / "quota" / "quota.sqlite3")

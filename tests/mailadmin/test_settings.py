@@ -138,7 +138,7 @@ def test_the_dnscheck_defaults(load_settings):
     assert {entry["task"] for entry in schedule.values()} == {
         "dnscheck.check_all", "dnscheck.send_report", "dnscheck.prune_history",
         "domains.sweep_import_jobs", "domains.purge_expired_kept_maildirs",
-        "dkim.rotate_all", "domains.sync_quota_usage"}
+        "dkim.rotate_all", "domains.sync_quota_usage", "apppasswords.request_usage_sync"}
     assert (loaded["MAILADMIN_DKIM_KEY_DIR"], loaded["MAILADMIN_DKIM_ROTATE_DAYS"],
             loaded["MAILADMIN_DKIM_STALL_DAYS"]) == ("/var/lib/rspamd/dkim", 182, 3)
     assert schedule["dnscheck-all-domains"]["schedule"] == timedelta(hours=6)

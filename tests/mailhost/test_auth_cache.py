@@ -58,7 +58,8 @@ def test_passwords_are_checked_by_the_lua_passdb_behind_an_uncached_lookup(live,
     # or a revoked app password.
     assert (f"args = file={lua} blocking=yes cache_key=%u%{{userdb:mailadmin_stored}}"
             "%{userdb:mailadmin_app_stored}\n" in lua_passdb)
-    assert "override_fields = mailadmin_stored:remove= mailadmin_app_stored:remove=\n" in text
+    assert ("override_fields = mailadmin_stored:remove= mailadmin_app_stored:remove= "
+            "mailadmin_app_id:remove= mailadmin_app_usage:remove=\n" in text)
     query = render.dovecot_queries("sqlite", MailHost.current(), login_cache=True)
     assert query["password_query"].startswith(
         "SELECT u.email AS user, NULL AS password, CASE WHEN d.require_app_passwords = 0 "

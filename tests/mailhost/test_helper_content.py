@@ -350,3 +350,32 @@ def test_dkim_signing_for_a_domain_named_like_lua_passes_and_nothing_else_does(
                  '{ path = "/../lua.org.s1.key"; selector = "s1"; }',
                  'sign_condition = "return lua.org"; ']:
         assert "Lua are not" in problem("rspamd", "dkim_signing.conf", line + "\n"), line
+
+
+# ---------------------------------------------------------------- app-password usage
+
+
+@pytest.mark.parametrize(("content", "refused"), [
+    ("password_query = SELECT 'DIR' AS userdb_mailadmin_app_usage FROM x\n", False),
+    ("password_query = SELECT '/etc' AS userdb_mailadmin_app_usage FROM x\n", True),
+    ("password_query = SELECT CONCAT('DIR', '/x') AS userdb_MAILADMIN_APP_USAGE FROM x\n", True),
+    ("password_query = SELECT 'DIR' AS userdb_mailadmin_app_usage, "
+     "'/tmp' AS userdb_mailadmin_app_usage FROM x\n", True),
+])
+def test_the_sql_file_may_name_only_the_helpers_usage_dir(content, refused):
+    content = content.replace("DIR", "/var/lib/mailadmin-app-usage")
+    words = problem("dovecot", "dovecot-sql-app-passwords.conf.ext", content)
+    assert bool(words) == refused, words
+    if refused:
+        assert "app_usage_dir" in words
+
+
+@pytest.mark.parametrize(("fields", "refused"), [
+    ("default_fields = userdb_mailadmin_app_usage=/var/lib/mailadmin-app-usage", False),
+    ("override_fields = mailadmin_app_usage:remove=", False),
+    ("default_fields = userdb_mailadmin_app_usage=/var/lib/dovecot", True),
+    ("override_fields = userdb_mailadmin_app_usage:protected=/tmp", True),
+])
+def test_passdb_fields_may_name_only_the_helpers_usage_dir(fields, refused):
+    content = f"passdb {{\n  driver = sql\n  {fields}\n}}\n"
+    assert bool(problem("dovecot", "conf.d/90-mailadmin.conf", content)) == refused
