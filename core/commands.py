@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from core.actor import Actor
 
@@ -60,6 +60,8 @@ class SubcommandCommand(BaseCommand):
             handler(**options)
         except ValidationError as exc:
             raise CommandError(one_line(exc)) from None
+        except (OperationalError, InterfaceError) as exc:
+            raise CommandError(f"the database is not answering: {exc}") from None
         except DatabaseError as exc:
             raise CommandError(f"database error: {exc}") from None
 

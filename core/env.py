@@ -189,6 +189,9 @@ def database_from_url(url: str) -> dict[str, Any]:
             "HOST": parts.hostname or "127.0.0.1",
             "PORT": str(parts.port or 3306),
             "CONN_MAX_AGE": 60,
+            # A kept connection is pinged before a request reuses it: after MariaDB
+            # restarts, the first request reconnects instead of failing.
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 **({"unix_socket": socket_path} if socket_path else {}),
                 "charset": "utf8mb4",

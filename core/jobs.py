@@ -16,17 +16,25 @@ A job is a row (a model built on `Job`) that a Celery task works through:
   was killed or lost. `is_stale` tells a page, `sweep_stale` fails them, and
   `claim(..., reclaim_stale=True)` lets a job kind that is safe to run again
   take one over.
+- A broker that does not take the task raises `QueueDown` after the commit;
+  the caller's `refused` callback first brings the job row in line (failed,
+  or back to where it was), so a row never waits for a task that was not sent.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+log = logging.getLogger(__name__)
 
 
 class Job(models.Model):
@@ -133,21 +141,41 @@ def sweep_stale(model: type[Job], error: str, **changes: Any) -> int:
                                error=_fitted(model, error), **changes)
 
 
-def enqueue_on_commit(task_name: str, *args: object, **options: object) -> None:
+class QueueDown(Exception):
+    """The task queue (the broker) did not take a task; the message says what
+    became of the request (not started, or waiting for a later retry)."""
+
+
+# The job rows' error when their task could not be sent.
+NOT_SENT = "the task queue was not answering, so it was not started"
+
+
+def enqueue_on_commit(task_name: str, *args: object,
+                      refused: Callable[[], str] | None = None, **options: object) -> None:
     """Send the Celery task `task_name` with `args` once the current transaction
     commits (at once outside one); `options` go to apply_async (queue=...,
     countdown=...). Inline, like every task, when no broker is configured.
+
+    When the broker does not take it, `refused` runs (after the commit) to put
+    the job row right and returns what became of the request ("the check was
+    not started"); then QueueDown is raised with that, for the page to say.
     """
-    transaction.on_commit(lambda: _send(task_name, args, options))
+    transaction.on_commit(lambda: _send(task_name, args, options, refused))
 
 
-def _send(task_name: str, args: tuple[object, ...], options: dict[str, Any]) -> None:
+def _send(task_name: str, args: tuple[object, ...], options: dict[str, Any],
+          refused: Callable[[], str] | None) -> None:
     from celery import current_app
 
     if task_name not in current_app.tasks:
         # Registered when their module is imported; the worker imports them all at start.
         current_app.loader.import_default_modules()
-    current_app.tasks[task_name].apply_async(args, **options)
+    try:
+        current_app.tasks[task_name].apply_async(args, **options)
+    except BrokerError as error:
+        log.error("task %s %s not sent, the broker is not answering: %s", task_name, args, error)
+        what = refused() if refused else f"{task_name} was not started"
+        raise QueueDown(f"The task queue is not answering: {what}.") from None
 
 
 def _fitted(model: type[Job], error: str) -> str:

@@ -200,7 +200,17 @@ def _new_key(*, actor: Actor, domain: Domain, algorithm: str, bits: int,
 
 def request_generation(key: DkimKey) -> None:
     """Ask the host's agent to make (or re-read) the key's private key, once this commits."""
-    jobs.enqueue_on_commit(GENERATE_TASK, key.pk, queue=MailHost.current().queue)
+    jobs.enqueue_on_commit(GENERATE_TASK, key.pk, queue=MailHost.current().queue,
+                           refused=lambda: _generation_waits(key))
+
+
+def _generation_waits(key: DkimKey) -> str:
+    # The key stays pending: beat's rotation asks the host again for keys not made
+    # (selectors.keys_awaiting_generation), so the request is kept, not lost.
+    note_problem(key=key, problem="Not made yet: the task queue was not answering; the mail "
+                                  "host is asked again once it answers.")
+    return (f"the key {key.owner} is recorded and waits: the mail host is asked to make it "
+            "once the queue answers again")
 
 
 def store_public_key(*, actor: Actor, key: DkimKey, public_key: str) -> DkimKey:

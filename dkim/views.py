@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from core import jobs
 from core.http import actor, confirm_delete, show_errors
 from dkim import records, selectors, services
 from dkim.forms import DkimKeyForm, GenerateForm, RotationForm
@@ -99,6 +100,10 @@ def generate(request: HttpRequest, name: str) -> HttpResponse:
                 bits=form.cleaned_data["bits"] if algorithm == "rsa" else None)
         except ValidationError as error:
             show_errors(form, error)
+        except jobs.QueueDown as down:
+            # The key is recorded and waits for the host (beat asks again): said, not refused.
+            messages.warning(request, str(down))
+            return redirect("dkim:key", domain.name)
         else:
             row.refresh_from_db()
             made = ("Its record to publish is below." if row.public_key else

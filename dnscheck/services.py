@@ -52,9 +52,16 @@ def request_check(*, actor: Actor, domain: Domain, countdown: float = 0) -> Chec
                 audit.record(actor=actor, action="dnscheck.request", obj=locked,
                              domain=locked, after={"run": run.pk})
         if run.state == CheckRun.State.QUEUED:
-            jobs.enqueue_on_commit("dnscheck.run_check", run.pk, countdown=countdown)
+            jobs.enqueue_on_commit("dnscheck.run_check", run.pk, countdown=countdown,
+                                   refused=lambda: _not_sent(run.pk))
     run.refresh_from_db()
     return run
+
+
+def _not_sent(run_id: int) -> str:
+    # Failed, not left queued: the domain's section shows why, and asking again starts anew.
+    _fail(run_id, jobs.NOT_SENT)
+    return "the DNS check was not started; try again in a minute"
 
 
 def _open_run(domain: Domain) -> CheckRun | None:

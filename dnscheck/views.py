@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from core import jobs
 from core.http import actor, is_htmx
 from dnscheck import selectors, services, zone
 from domains.access import admin_required, alias_domain_or_404, domain_or_404
@@ -29,7 +30,14 @@ def check_now(request: HttpRequest, name: str) -> HttpResponse:
     domain = domain_or_404(request, name)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    run = services.request_check(actor=actor(request), domain=domain)
+    try:
+        run = services.request_check(actor=actor(request), domain=domain)
+    except jobs.QueueDown as down:
+        # The run is failed with the reason: the section shows it, in place of a new run.
+        if is_htmx(request):
+            return render(request, SECTION, {"domain": domain, "health": selectors.health(domain)})
+        messages.error(request, str(down))
+        return redirect(reverse("domains:domain-detail", args=[domain.name]) + "#dns-health")
     if is_htmx(request):
         return render(request, SECTION, {"domain": domain, "health": selectors.health(domain)})
     if run.in_progress:

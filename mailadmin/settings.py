@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database or task queue that is not answering: a 503 that says so (core.outage).
+    "core.outage.OutageMiddleware",
     "mailadmin.csp.ContentSecurityPolicyMiddleware",
     # Serves /static/ from the app itself, so gunicorn alone is a complete panel.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -269,6 +271,7 @@ LOGGING = {
         "auth": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s",
                  "datefmt": "%Y-%m-%dT%H:%M:%S%z"},
     },
+    "filters": {"outage": {"()": "core.logs.NoTracebackForOutages"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         **({"auth_file": {
@@ -287,6 +290,8 @@ LOGGING = {
             "level": "INFO",
             "propagate": True,  # to the console handler on root (stderr)
         },
+        # A page that met a database outage: one line, not a traceback (core.outage).
+        "django.request": {"filters": ["outage"]},
         # Not axes's "BEGIN version ..." banner on every manage.py command's stderr.
         "axes.apps": {"level": "WARNING"},
     },

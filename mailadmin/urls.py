@@ -2,7 +2,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.views_signin import SignInView
+from core import outage
 from mailadmin import views
+
+# A database outage met in a middleware (the session, the user) is a 503 too.
+handler500 = outage.server_error
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from core import jobs
 from core.http import actor, show_errors, superadmin_required
 from mailhost import apply, services
 from mailhost.forms import MailHostForm, SetupForm
@@ -74,6 +75,8 @@ def config_check(request: HttpRequest) -> HttpResponse:
         checked = apply.request_apply(actor=actor(request), check_only=True)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+    except jobs.QueueDown as down:
+        messages.error(request, str(down))
     else:
         checked.refresh_from_db()
         if checked.in_progress:
@@ -93,6 +96,9 @@ def config_apply(request: HttpRequest) -> HttpResponse:
         applied = apply.request_apply(actor=actor(request), check_only=False)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+        return redirect("mailhost:mail-host")
+    except jobs.QueueDown as down:
+        messages.error(request, str(down))
         return redirect("mailhost:mail-host")
     applied.refresh_from_db()
     if applied.in_progress:

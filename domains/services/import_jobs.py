@@ -38,8 +38,15 @@ def confirm_import_job(*, job: ImportJob) -> bool:
             pk=job.pk, state=ImportJob.State.QUEUED, confirmed__isnull=True,
         ).update(confirmed=timezone.now())
         if claimed:
-            jobs.enqueue_on_commit(RUN_TASK, job.pk)
+            jobs.enqueue_on_commit(RUN_TASK, job.pk, refused=lambda: _unconfirm(job.pk))
     return bool(claimed)
+
+
+def _unconfirm(job_id: int) -> str:
+    # Back to a preview waiting for its confirmation: the same click works once the
+    # queue answers, and the sweep drops it at its lifetime as it would any preview.
+    ImportJob.objects.filter(pk=job_id, state=ImportJob.State.QUEUED).update(confirmed=None)
+    return "the import was not started and nothing was written; confirm it again in a minute"
 
 
 def sweep_import_jobs() -> int:

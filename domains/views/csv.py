@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
+from core import jobs
 from core.http import actor, is_htmx
 from domains import csv_export, csv_io, passwords, selectors, services
 from domains.access import admin_required, domain_or_404
@@ -125,6 +126,10 @@ def import_confirm(request: HttpRequest, name: str, job: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("domains:import", name=domain.name)  # its GET sweeps the expired job
+    except jobs.QueueDown as down:
+        # The job is a preview again: its page offers the same confirmation.
+        messages.error(request, str(down))
+        return redirect("domains:import-job", name=domain.name, job=found.pk)
     if not confirmed:
         messages.info(request, "This import was confirmed already.")
     return redirect("domains:import-job", name=domain.name, job=found.pk)

@@ -96,9 +96,17 @@ def request_apply(*, actor: Actor, check_only: bool, enqueue: bool = True) -> Co
         audit.record(actor=actor, action="mailhost.apply_request", obj=host,
                      after={"apply": apply.pk, "check_only": check_only})
         if enqueue:
-            jobs.enqueue_on_commit(TASK, apply.pk, queue=host.queue)
+            jobs.enqueue_on_commit(TASK, apply.pk, queue=host.queue,
+                                   refused=lambda: _not_sent(apply.pk, check_only))
     apply.refresh_from_db()
     return apply
+
+
+def _not_sent(apply_id: int, check_only: bool) -> str:
+    # Failed, so it blocks no later request and the history says what happened.
+    jobs.fail(ConfigApply, apply_id, jobs.NOT_SENT, outcome=ConfigApply.Outcome.ERROR)
+    return (f"the {'check' if check_only else 'apply'} was not started and nothing on the "
+            "host changed; try again in a minute")
 
 
 def _close_stale(host: MailHost) -> None:
