@@ -293,3 +293,13 @@ def test_a_missing_database_or_a_latin1_one_is_refused(target, tmp_path):
         "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; nothing was moved"
     ]
     assert query(target, "SHOW TABLES") == []
+
+
+def test_a_password_from_stdin_reaches_migrate_whole_and_is_never_shown():
+    from core.dbmove import shown_url, target_entry, target_url
+
+    url = target_url("mysql://panel@127.0.0.1:3306/mailadmin", "p@ss:w/rd%20 #")
+    assert target_entry(url)["PASSWORD"] == "p@ss:w/rd%20 #"
+    assert target_entry(url)["USER"] == "panel"
+    assert shown_url(url) == "mysql://panel:PASSWORD@127.0.0.1:3306/mailadmin"
+    assert target_url("mysql://panel:inurl@h/db", "other") == "mysql://panel:inurl@h/db"
