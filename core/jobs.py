@@ -11,6 +11,13 @@ A job is a row (a model built on `Job`) that a Celery task works through:
 - `progress` records how far a running job is, outside its transaction.
 - `finish` and `fail` end it; both change only a job still open, so a job a
   sweep failed meanwhile is not brought back.
+- A job whose worker dies ends as failed with the model's `lost_error`,
+  never run again by itself (a kill is often the kernel's answer to a job
+  too big, which a new delivery would meet again): at once when the pool
+  child dies under a living worker (`fail_lost`, from task_failure); when
+  the whole worker dies, as soon as a worker of the same node name starts
+  (`fail_orphaned`: `claim` records the node name in `worker`); and, if no
+  such worker comes back, once stale.
 - A running job is stale once it has run longer than its task's hard time
   limit (`time_limit`) plus MAILADMIN_JOB_STALE_GRACE_SECONDS: the worker
   was killed or lost. `is_stale` tells a page, `sweep_stale` fails them, and
@@ -50,9 +57,17 @@ class Job(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # The Celery node (`celery@host`) working on it now; empty when it runs
+    # inline or waits between two tasks.
+    worker = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     # The hard time limit (seconds) of the task that runs this kind of job.
     time_limit: ClassVar[int] = 0
+    # The tasks (by name) that work on this kind of job, their first argument its id.
+    task_names: ClassVar[tuple[str, ...]] = ()
+    # Why a job ends when its worker dies, and what else changes then.
+    lost_error: ClassVar[str] = "the worker stopped before the job finished"
+    lost_changes: ClassVar[dict[str, Any]] = {}
 
     class Meta:
         abstract = True
@@ -106,8 +121,19 @@ def claim(model: type[Job], pk: int, *, reclaim_stale: bool = False, **changes: 
     claimable = Q(state=Job.State.QUEUED)
     if reclaim_stale:
         claimable |= Q(state=Job.State.RUNNING, started__lt=now - stale_after(model))
+    changes.setdefault("worker", current_worker())
     return bool(model._default_manager.filter(claimable, pk=pk)
                 .update(state=Job.State.RUNNING, started=now, **changes))
+
+
+def current_worker() -> str:
+    """The node name of the Celery worker running the current task; empty inline."""
+    from celery import current_task
+
+    request = current_task.request if current_task else None
+    if request is None or request.is_eager:
+        return ""
+    return str(request.hostname or "")
 
 
 def progress(model: type[ProgressJob], pk: int, done: int) -> None:
@@ -139,6 +165,39 @@ def sweep_stale(model: type[Job], error: str, **changes: Any) -> int:
     """Fail every stale running job of `model`; how many."""
     return stale(model).update(state=Job.State.FAILED, finished=timezone.now(),
                                error=_fitted(model, error), **changes)
+
+
+def fail_lost(task_name: str, pk: int) -> bool:
+    """The worker running task `task_name` for job `pk` died (its pool child was
+    killed, or the task hit its hard time limit): the job fails. False when the
+    task runs no job, or the job had ended."""
+    model = next((m for m in job_models() if task_name in m.task_names), None)
+    if model is None:
+        return False
+    return fail(model, pk, model.lost_error, **model.lost_changes)
+
+
+def fail_orphaned(worker: str, before: datetime.datetime) -> int:
+    """Fail the jobs a previous life of node `worker` held when it died: running
+    with its name, started before this life began at `before`. How many.
+
+    Celery refuses two live workers of one node name, so such a job has no one
+    left to finish it.
+    """
+    if not worker:
+        return 0
+    return sum(
+        model._default_manager.filter(state=Job.State.RUNNING, worker=worker,
+                                      started__lt=before)
+        .update(state=Job.State.FAILED, finished=timezone.now(),
+                error=_fitted(model, model.lost_error), **model.lost_changes)
+        for model in job_models())
+
+
+def job_models() -> list[type[Job]]:
+    from django.apps import apps
+
+    return [m for m in apps.get_models() if issubclass(m, Job)]
 
 
 class QueueDown(Exception):

@@ -38,6 +38,8 @@ class CheckRun(Job):
     # DNS after MAILADMIN_DNS_DOMAIN_BUDGET (30 s by default), and the limit
     # leaves room for storing and cuts off anything stuck.
     time_limit: ClassVar[int] = 150
+    task_names = ("dnscheck.run_check",)
+    lost_error = "the worker stopped before the run finished"
 
     class Meta:
         db_table = "dnscheck_runs"
@@ -88,3 +90,37 @@ class HealthReport(models.Model):
 
     def __str__(self) -> str:
         return f"report {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class ReportDelivery(models.Model):
+    """One recipient's copy of a report: retried until it goes, and sent once.
+
+    Pending until the mail server takes it (`sent_at`); retried with its
+    report's content while that report is the latest; once a newer report is
+    made it is `replaced`: the newer one covers, for this address, everything
+    since the last report it did receive.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        REPLACED = "replaced", "Replaced by a later report"
+
+    report = models.ForeignKey(HealthReport, on_delete=models.CASCADE, related_name="deliveries")
+    address = models.CharField(max_length=254)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # The mail server's last refusal (or why it could not be reached).
+    error = models.CharField(max_length=500, blank=True, default="")
+    # When a sender took it: of two senders at once only one mails it.
+    taken = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "dnscheck_report_deliveries"
+        constraints = [models.UniqueConstraint(fields=["report", "address"],
+                                               name="dnscheck_delivery_once")]
+        indexes = [models.Index(fields=["address", "state"], name="dnscheck_delivery_address")]
+
+    def __str__(self) -> str:
+        return f"{self.report} to {self.address} ({self.state})"

@@ -28,7 +28,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import BigIntegerField, OuterRef, Subquery, Value
+from django.db.models import BigIntegerField, OuterRef, Q, Subquery, Value
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -36,7 +36,7 @@ from core.actor import MAILBOX_ACCOUNT_PREFIX
 from dnscheck import changes as moves
 from dnscheck import selectors, services
 from dnscheck.changes import Change
-from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
+from dnscheck.models import CheckResult, CheckRun, HealthReport, ReportDelivery, Verdict
 from domains import quota
 from domains.models import Domain, DomainAdmin, Mailbox
 from mailhost.models import MailHost
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 # A report sent less than this long ago is not sent again (unless forced):
 # the daily task may be delivered twice, and must not mail twice.
 MIN_INTERVAL = timedelta(hours=20)
+# The reports looked back through for the last one an address received.
+SINCE_REPORTS = 60
 # Ids per `IN (...)`: far below every backend's limit on query parameters.
 CHUNK = 500
 # Changed domains named in the subject line.
@@ -97,22 +99,77 @@ Results = dict[moves.Key, moves.Seen]
 def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
     """Mail the health report to every admin whose domains changed; returns how many went.
 
-    Sends nothing within MIN_INTERVAL of the previous report unless `force`.
-    With `force` or MAILADMIN_REPORT_WHEN_UNCHANGED every admin with a domain
-    gets one, changes or not.
+    Within MIN_INTERVAL of the previous report (unless `force`) nothing new is
+    made, but that report's copies the mail server did not take are tried
+    again, with the same content. With `force` or
+    MAILADMIN_REPORT_WHEN_UNCHANGED every admin with a domain gets one,
+    changes or not. A new report replaces the earlier copies still not sent:
+    for each address it covers everything since the last report it received.
     """
     now = now or timezone.now()
     last = HealthReport.objects.order_by("-sent_at", "-pk").first()
     if last is not None and not force and now - last.sent_at < MIN_INTERVAL:
+        pending = list(last.deliveries.filter(state=ReportDelivery.State.PENDING))
+        if pending:
+            return _retry(last, pending, now)
         log.info("health report: the last one went at %s; not sending again", last.sent_at)
         return 0
-    since = last.sent_at if last is not None else None
-    summaries = domain_summaries(now, since)
-    send_unchanged = force or settings.MAILADMIN_REPORT_WHEN_UNCHANGED
+    messages, changes = _messages(now, before=None, only=None,
+                                  send_unchanged=force or settings.MAILADMIN_REPORT_WHEN_UNCHANGED)
+    if not messages:
+        log.info("health report: nothing changed; no report sent")
+        return 0
+    recorded = services.record_report(sent_at=now, recipients=0, changes=changes,
+                                      addresses=list(messages))
+    return _send(recorded, list(recorded.deliveries.all()), messages, now)
+
+
+def pending() -> bool:
+    """Whether a copy of the latest report still waits to be sent."""
+    return ReportDelivery.objects.filter(state=ReportDelivery.State.PENDING).exists()
+
+
+def _retry(report: HealthReport, pending: list[ReportDelivery], now: datetime) -> int:
+    addresses = {d.address.lower() for d in pending}
+    messages, _ = _messages(report.sent_at, before=report, only=addresses, send_unchanged=True)
+    return _send(report, pending, messages, now)
+
+
+def _send(report: HealthReport, deliveries: Sequence[ReportDelivery],
+          messages: Mapping[str, mail.EmailMultiAlternatives], now: datetime) -> int:
+    """Send each delivery's message once: taken first, so a second sender at the
+    same time skips it; recorded as sent, or with the mail server's refusal."""
+    taken = [(d, messages[d.address]) for d in deliveries
+             if d.address in messages and services.take_delivery(delivery_id=d.pk, now=now)]
+    errors = deliver([message for _, message in taken])
+    for (delivery, _message), error in zip(taken, errors, strict=True):
+        services.record_delivery(delivery_id=delivery.pk, error=error)
+    failed = [d.address for (d, _), error in zip(taken, errors, strict=True) if error]
+    if failed:
+        log.error("health report of %s: not delivered to %s; it is tried again",
+                  report.sent_at, ", ".join(failed))
+    return len(taken) - len(failed)
+
+
+def _messages(now: datetime, *, before: HealthReport | None, only: set[str] | None,
+              send_unchanged: bool) -> tuple[dict[str, mail.EmailMultiAlternatives], int]:
+    """The report as of `now` for each recipient (or those in `only`, lower-cased),
+    by address, and the number of changes since the latest report before it.
+
+    Each recipient's changes run from the last report before `before` (every
+    report when None) that did not miss them.
+    """
+    people = [r for r in recipients() if only is None or r.address.lower() in only]
+    since = _since_for([r.address for r in people], before)
+    by_since: dict[datetime | None, dict[int, DomainSummary]] = {}
+    for moment in sorted(set(since.values()), key=lambda m: (m is not None, m)):
+        by_since[moment] = domain_summaries(now, moment)
     sender = report_sender()
     full = full_mailboxes()
-    messages = []
-    for recipient in recipients():
+    messages = {}
+    for recipient in people:
+        moment = since[recipient.address]
+        summaries = by_since[moment]
         mine = (list(summaries.values()) if recipient.everything else
                 [summaries[pk] for pk in sorted(recipient.domain_ids) if pk in summaries])
         if not mine:
@@ -122,18 +179,29 @@ def send_reports(now: datetime | None = None, *, force: bool = False) -> int:
         # A full mailbox is news every day until someone acts on it.
         my_full = [f for f in full if recipient.everything or f.domain_id in recipient.domain_ids]
         if changes or my_full or send_unchanged:
-            messages.append(build_message(recipient.address, mine, changes, since, now,
-                                          sender=sender, full=my_full))
-    if not messages:
-        log.info("health report: nothing changed; no report sent")
-        return 0
-    sent, failed = deliver(messages)
-    if failed:
-        log.error("health report: not delivered to %s", ", ".join(failed))
-    if sent:
-        services.record_report(sent_at=now, recipients=sent,
-                      changes=sum(len(s.changes) for s in summaries.values()))
-    return sent
+            messages[recipient.address] = build_message(
+                recipient.address, mine, changes, moment, now, sender=sender, full=my_full)
+    latest = max(by_since, key=lambda m: (m is not None, m), default=None)
+    return messages, sum(len(s.changes) for s in by_since.get(latest, {}).values())
+
+
+def _since_for(addresses: Sequence[str],
+               before: HealthReport | None) -> dict[str, datetime | None]:
+    """Per address, when the last report it received (of those before `before`) was
+    made; a report that did not reach it does not count. None: no report yet."""
+    reports = HealthReport.objects.order_by("-sent_at", "-pk")
+    if before is not None:
+        reports = reports.filter(Q(sent_at__lt=before.sent_at)
+                                 | Q(sent_at=before.sent_at, pk__lt=before.pk))
+    recent = list(reports.values_list("pk", "sent_at")[:SINCE_REPORTS])
+    missed = {(pk, address.lower()) for pk, address in ReportDelivery.objects.filter(
+        report_id__in=[pk for pk, _ in recent]).exclude(state=ReportDelivery.State.SENT)
+        .values_list("report_id", "address")}
+    since: dict[str, datetime | None] = {}
+    for address in addresses:
+        received = (at for pk, at in recent if (pk, address.lower()) not in missed)
+        since[address] = next(received, recent[-1][1] if recent else None)
+    return since
 
 
 # ---------------------------------------------------------------- what changed
@@ -325,35 +393,53 @@ def _names(domains: Iterable[str]) -> list[str]:
 # ---------------------------------------------------------------- sending
 
 
-def deliver(messages: Sequence[mail.EmailMultiAlternatives]) -> tuple[int, list[str]]:
-    """Send each message on one connection; returns how many went, and who was missed.
+def deliver(messages: Sequence[mail.EmailMultiAlternatives]) -> list[str]:
+    """Send each message on one connection; per message, "" when the mail server
+    took it, else why not (its refusal, or that it could not be reached).
 
     A refused recipient does not stop the others. A mail server that cannot
     be reached fails them all at once, logged in one line rather than a
-    traceback: the caller then records nothing, so the next report still
-    covers everything since the last one that went out. Nothing is raised:
-    a Celery retry would mail again whoever did get it.
+    traceback. Nothing is raised: the caller records each outcome, and only
+    what was not taken is tried again.
     """
+    if not messages:
+        return []
     connection = mail.get_connection()
-    sent, failed = 0, []
+    errors = []
     try:
         connection.open()
     except (OSError, smtplib.SMTPException) as error:
         log.error("health report: cannot reach the mail server %s:%s: %s",
                   settings.EMAIL_HOST, settings.EMAIL_PORT, error)
-        return 0, [address for m in messages for address in m.to]
+        reason = (f"cannot reach the mail server {settings.EMAIL_HOST}:"
+                  f"{settings.EMAIL_PORT}: {error}")
+        return [reason] * len(messages)
     try:
         for message in messages:
             try:
-                sent += connection.send_messages([message]) or 0
+                went = connection.send_messages([message])
+                errors.append("" if went else "the mail server did not take it")
             except (OSError, smtplib.SMTPException) as error:
                 log.warning("health report to %s failed: %s", ", ".join(message.to), error)
-                failed.extend(message.to)
+                errors.append(_refusal(error))
                 # The session may be broken: the next message opens a fresh one.
                 _close(connection)
     finally:
         _close(connection)
-    return sent, failed
+    return errors
+
+
+def _refusal(error: OSError | smtplib.SMTPException) -> str:
+    """The mail server's answer as one line: "451 4.3.0 <a@b>: try again later"."""
+    answers: list[tuple[int, bytes | str]]
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = [(code, text) for code, text in error.recipients.values()]
+    elif isinstance(error, smtplib.SMTPResponseException):
+        answers = [(error.smtp_code, error.smtp_error)]
+    else:
+        return str(error) or type(error).__name__
+    return "; ".join(f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+                     for code, text in answers)
 
 
 def _close(connection: Any) -> None:

@@ -13,7 +13,7 @@ from core import jobs
 from dkim import selectors as dkim_keys
 from dnscheck import changes as moves
 from dnscheck.changes import Change
-from dnscheck.models import CheckResult, CheckRun, Verdict
+from dnscheck.models import CheckResult, CheckRun, HealthReport, ReportDelivery, Verdict
 from domains.models import Domain
 
 # Run ids per `IN (...)`: far below every backend's limit on query parameters.
@@ -244,3 +244,13 @@ def dkim_stale(domain: Domain, run: CheckRun, results: Iterable[CheckResult]) ->
     since = run.started or run.finished
     return checked != {k.selector for k in keys} or (
         since is not None and any(k.modified >= since for k in keys))
+
+
+def undelivered_report_copies() -> list[ReportDelivery]:
+    """The latest health report's copies the mail server has not taken yet (they
+    are retried), for the superadmin's dashboard."""
+    last = HealthReport.objects.order_by("-sent_at", "-pk").first()
+    if last is None:
+        return []
+    return list(last.deliveries.exclude(state=ReportDelivery.State.SENT)
+                .select_related("report").order_by("address"))

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from core import audit, jobs
@@ -23,7 +23,7 @@ from dkim import selectors as dkim_keys
 from dkim.models import DkimKey
 from dnscheck import checks
 from dnscheck.findings import DkimExpected, Finding, Identity, Target
-from dnscheck.models import CheckResult, CheckRun, HealthReport, Verdict
+from dnscheck.models import CheckResult, CheckRun, HealthReport, ReportDelivery, Verdict
 from domains.models import Alias, Domain, Mailbox
 from mailhost.models import MailHost
 
@@ -72,7 +72,7 @@ def _open_run(domain: Domain) -> CheckRun | None:
     if run is None:
         return None
     if run.is_stale():
-        _fail(run.pk, "the worker stopped before the run finished")
+        _fail(run.pk, CheckRun.lost_error)
         return None
     return run
 
@@ -236,16 +236,50 @@ def prune_history(now: datetime | None = None) -> int:
 # ---------------------------------------------------------------- the report
 
 
-def record_report(*, sent_at: datetime, recipients: int, changes: int) -> HealthReport:
-    """Remember that the report as of `sent_at` went out: the next one starts from here.
+def record_report(*, sent_at: datetime, recipients: int, changes: int,
+                  addresses: Sequence[str] = ()) -> HealthReport:
+    """Remember the report as of `sent_at`, with a pending copy for each of `addresses`:
+    the next one starts from here.
 
-    Written after sending, and only when at least one e-mail went: a report
-    that reached no one moves nothing, so the next one still covers it. When
-    only some recipients were missed it is recorded anyway (and their miss is
-    logged): sending again would mail the others twice. `sent_at` is the
-    moment the report compared at, so a run that finished while mail went out
-    counts next time.
+    Written before sending: each copy is then marked sent (record_delivery)
+    the moment the mail server takes it, so a retry mails only the others.
+    Copies of earlier reports still pending are replaced: this report covers,
+    for each address, everything since the last report it received.
+    `sent_at` is the moment the report compared at, so a run that finished
+    while mail went out counts next time. A report recorded with no
+    addresses counts as received by everyone.
     """
     with transaction.atomic():
-        return HealthReport.objects.create(sent_at=sent_at, recipients=recipients,
-                                           changes=changes)
+        ReportDelivery.objects.filter(state=ReportDelivery.State.PENDING).update(
+            state=ReportDelivery.State.REPLACED, taken=None)
+        report = HealthReport.objects.create(sent_at=sent_at, recipients=recipients,
+                                             changes=changes)
+        ReportDelivery.objects.bulk_create(ReportDelivery(report=report, address=address)
+                                           for address in addresses)
+    return report
+
+
+def take_delivery(*, delivery_id: int, now: datetime) -> bool:
+    """Whether this sender may mail pending copy `delivery_id` now: of two at once
+    only one takes it. A take older than two SMTP timeouts was a sender that
+    died, and is taken again."""
+    lapsed = now - timedelta(seconds=2 * settings.EMAIL_TIMEOUT + 60)
+    return bool(ReportDelivery.objects.filter(
+        Q(taken__isnull=True) | Q(taken__lt=lapsed), pk=delivery_id,
+        state=ReportDelivery.State.PENDING).update(taken=now))
+
+
+def record_delivery(*, delivery_id: int, error: str = "") -> None:
+    """Copy `delivery_id` went (no `error`), or the mail server's refusal; either way
+    it is free to be taken again."""
+    with transaction.atomic():
+        if error:
+            ReportDelivery.objects.filter(pk=delivery_id).update(
+                attempts=F("attempts") + 1, error=error[:500], taken=None)
+            return
+        if ReportDelivery.objects.filter(pk=delivery_id, state=ReportDelivery.State.PENDING
+                                         ).update(state=ReportDelivery.State.SENT,
+                                                  sent_at=timezone.now(), error="", taken=None,
+                                                  attempts=F("attempts") + 1):
+            report_id = ReportDelivery.objects.get(pk=delivery_id).report_id
+            HealthReport.objects.filter(pk=report_id).update(recipients=F("recipients") + 1)

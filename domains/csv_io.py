@@ -457,7 +457,7 @@ def continue_job(job_id: int) -> int:
     step, not the whole hashing, outlives the task's time limit.
     """
     if not ImportJob.objects.filter(pk=job_id, state=ImportJob.State.RUNNING).update(
-            started=timezone.now()):
+            started=timezone.now(), worker=jobs.current_worker()):
         return 0
     return _step(job_id)
 
@@ -514,8 +514,11 @@ def _hash_next_chunk(job: ImportJob) -> bool | None:
         if count % HASH_PROGRESS_EVERY == 0:
             jobs.progress(ImportJob, job.pk, index + 1)
     end = chunk[-1] + 1 if len(pending) > len(chunk) else len(rows)
+    # Between two tasks no worker holds the job: a worker starting meanwhile under
+    # the same name must not take the queued next step's job for orphaned.
     return bool(ImportJob.objects.filter(pk=job.pk, state=ImportJob.State.RUNNING,
-                                         hashed=start).update(rows=rows, hashed=end, done=end))
+                                         hashed=start).update(rows=rows, hashed=end, done=end,
+                                                              worker=""))
 
 
 def _run_mailboxes(job: ImportJob) -> int:

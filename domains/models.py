@@ -9,7 +9,7 @@ column a daemon query filters on is unique or indexed.
 from __future__ import annotations
 
 import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.db import models
 from django.db.models.functions import Lower
@@ -147,6 +147,10 @@ class ImportJob(ProgressJob):
 
     # A 200,000-mailbox import takes a few minutes; domains.tasks.run_import's hard limit.
     time_limit = 960
+    task_names = ("domains.run_import", "domains.continue_import")
+    lost_error = ("The worker running the import stopped (it was killed or restarted); "
+                  "nothing was imported. Upload the file again.")
+    lost_changes: ClassVar[dict[str, Any]] = {"rows": []}
     # How long generated passwords wait for their one download after the import.
     GENERATED_KEPT: ClassVar[datetime.timedelta] = datetime.timedelta(hours=1)
 

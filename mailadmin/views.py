@@ -31,6 +31,9 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {
         # The first day's steps, until both are done: the mail host, the first domain.
         "setup": _setup_steps(domains) if request.user.is_superuser else None,
+        # The health report the local mail server refused: it is retried, and says so here.
+        "unsent_report": (dnscheck_selectors.undelivered_report_copies()
+                          if request.user.is_superuser else []),
         "counts": counts,
         # dnscheck: each domain's latest worst verdict, in the same query.
         "domains": dnscheck_selectors.with_worst(selectors.with_usage(domains))[:20],

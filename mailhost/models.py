@@ -9,7 +9,7 @@ the daemons' database password stays in MAILADMIN_DAEMON_DATABASE_URL.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -139,6 +139,9 @@ class ConfigApply(Job):
     # The hard time limit of mailhost.apply_config: rendering, the checkers
     # (30 s each at most, the helper's up to 120 s), install, reload and probes.
     time_limit: ClassVar[int] = 300
+    task_names = ("mailhost.apply_config",)
+    lost_error = "the agent stopped before the apply finished"
+    lost_changes: ClassVar[dict[str, Any]] = {"outcome": "error"}
 
     class Meta:
         db_table = "mailhost_config_applies"

@@ -113,8 +113,7 @@ def _close_stale(host: MailHost) -> None:
     """A running apply whose worker is gone no longer blocks the next one."""
     for apply in ConfigApply.objects.filter(host=host, state=ConfigApply.State.RUNNING):
         if apply.is_stale():
-            jobs.fail(ConfigApply, apply.pk, "the agent stopped before the apply finished",
-                      outcome=ConfigApply.Outcome.ERROR)
+            jobs.fail(ConfigApply, apply.pk, ConfigApply.lost_error, **ConfigApply.lost_changes)
 
 
 def history(host: MailHost, limit: int = 20) -> list[ConfigApply]:

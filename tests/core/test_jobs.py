@@ -108,3 +108,49 @@ def test_the_migration_carries_pending_jobs_forward_as_queued(world):
     assert (_state(waiting), _state(done)) == ("queued", "done")
     migration.queued_to_pending(apps_at("domains", "0006_importjob_queued_state"), None)
     assert (_state(waiting), _state(done)) == ("pending", "done")
+
+
+def test_a_worker_that_starts_again_fails_what_its_previous_life_held(world):
+    """Every kind of job: the one its dead namesake ran fails, the others stay."""
+    from dnscheck.models import CheckRun
+    from mailhost.models import ConfigApply, MailHost
+
+    before = timezone.now()
+    earlier = before - datetime.timedelta(seconds=5)
+    host = MailHost.current()
+    common = {"state": "running", "started": earlier}
+    held = [ImportJob.objects.create(domain=world.a, kind="aliases", actor="t",
+                                     rows=[["x"]], worker="celery@mx", **common),
+            CheckRun.objects.create(domain=world.a, worker="celery@mx", **common),
+            ConfigApply.objects.create(host=host, worker="celery@mx", **common)]
+    others = [ImportJob.objects.create(domain=world.a, kind="aliases", actor="t",
+                                       worker="celery@other", **common),
+              CheckRun.objects.create(domain=world.b, worker="", **common),
+              # Claimed by the new life, after it started.
+              CheckRun.objects.create(domain=world.b, worker="celery@mx", state="running",
+                                      started=before + datetime.timedelta(seconds=1))]
+    assert jobs.fail_orphaned("celery@mx", before) == 3
+    for job in held:
+        job.refresh_from_db()
+        assert (job.state, job.error) == ("failed", type(job).lost_error)
+        assert job.finished is not None
+    assert held[0].rows == [] and held[2].outcome == "error"
+    assert {type(o).objects.get(pk=o.pk).state for o in others} == {"running"}
+    assert jobs.fail_orphaned("", before) == 0
+
+
+def test_a_lost_pool_child_fails_its_job_at_once(job):
+    jobs.claim(ImportJob, job.pk)
+    assert not jobs.fail_lost("dnscheck.send_report", job.pk), "that task runs no job"
+    assert _state(job) == "running"
+    assert jobs.fail_lost("domains.continue_import", job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.rows) == ("failed", [])
+    assert "nothing was imported" in job.error
+    assert not jobs.fail_lost("domains.run_import", job.pk), "ended already"
+
+
+def test_a_claim_inline_records_no_worker(job):
+    jobs.claim(ImportJob, job.pk)
+    job.refresh_from_db()
+    assert job.worker == ""

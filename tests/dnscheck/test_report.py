@@ -295,7 +295,8 @@ def test_a_refused_recipient_does_not_stop_the_others(history, mailoutbox, setti
     assert HealthReport.objects.latest().sent_at == at(24)
 
 
-def test_an_unreachable_mail_server_is_logged_and_nothing_recorded(history, settings, caplog):
+def test_an_unreachable_mail_server_is_logged_and_the_report_retried(history, settings, caplog,
+                                                                    mailoutbox):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -303,7 +304,57 @@ def test_an_unreachable_mail_server_is_logged_and_nothing_recorded(history, sett
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
     assert report.send_reports(at(24)) == 0
     assert "cannot reach the mail server" in caplog.text
-    assert HealthReport.objects.latest().sent_at == at(-1), "the next report covers it all"
+    recorded = HealthReport.objects.latest()
+    assert (recorded.sent_at, recorded.recipients) == (at(24), 0)
+    copies = list(recorded.deliveries.all())
+    assert len(copies) == 3
+    assert all(c.state == "pending" and c.attempts == 1 and "cannot reach" in c.error
+               for c in copies)
+    assert report.pending()
+    # The mail server is back: the retry an hour later sends the same report, once each.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert report.send_reports(at(25)) == 3
+    assert report.send_reports(at(26)) == 0
+    assert len(mailoutbox) == 3
+    assert not report.pending()
+    recorded.refresh_from_db()
+    assert recorded.recipients == 3
+    # The same content it would have had: the changes since the report before it.
+    assert all("Changes since the last report (2030-03-01" in m.body for m in mailoutbox)
+
+
+def test_a_later_report_covers_what_a_missed_one_held(history, settings, mailoutbox):
+    """A copy still refused when the next report is due is replaced by it: for that
+    address the new one runs from the last report it received."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    assert report.send_reports(at(24)) == 0
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert report.send_reports(at(48)) == 3
+    assert HealthReport.objects.latest().deliveries.filter(state="sent").count() == 3
+    assert set(HealthReport.objects.get(sent_at=at(24)).deliveries.values_list(
+        "state", flat=True)) == {"replaced"}
+    sent = by_recipient(mailoutbox)
+    # The changes of the missed report are in the one that went.
+    assert "Changes since the last report (2030-03-01" in sent["alice@a.example"].body
+
+
+def test_the_task_retries_with_a_growing_delay_up_to_an_hour():
+    delays = [tasks.report_retry_delay(n) for n in range(tasks.REPORT_RETRIES + 1)]
+    assert delays[:6] == [300, 600, 1200, 2400, 3600, 3600]
+    assert delays[-1] is None
+    assert sum(d for d in delays if d) / 3600 > 20, "until the next report is due"
+
+
+def test_the_dashboard_shows_the_superadmin_who_missed_the_report(world, history, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    report.send_reports(at(24))
+    page = world.client_for("superadmin").get(reverse("home")).content.decode()
+    assert "The DNS health report did not reach everyone" in page
+    assert "alice@a.example: cannot reach the mail server" in page
+    admin_page = world.client_for("admin_a").get(reverse("home")).content.decode()
+    assert "did not reach everyone" not in admin_page
 
 
 # ---------------------------------------------------------------- unknown and vanished results

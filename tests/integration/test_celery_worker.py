@@ -79,7 +79,9 @@ class Celery:
         with open(self.tmp / log, "wb") as out:
             process = subprocess.Popen([CELERY, "-A", "mailadmin", *args], stdout=out,
                                        stderr=subprocess.STDOUT, env={**self.env, **env},
-                                       cwd=settings.BASE_DIR)
+                                       cwd=settings.BASE_DIR,
+                                       # Its own process group: a test may kill it whole.
+                                       start_new_session=True)
         self.processes.append(process)
         return process
 

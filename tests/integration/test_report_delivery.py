@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email
 import imaplib
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from email.message import EmailMessage
 from email.policy import default
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services as account_services
@@ -21,7 +25,7 @@ from dnscheck import services as dnscheck_services
 from dnscheck.models import HealthReport
 from domains import services
 from tests.dnscheck import ERROR, OK, WARNING, make_run
-from tests.integration.mailstack import MailStack
+from tests.integration.mailstack import MailStack, run
 
 pytestmark = pytest.mark.daemons
 
@@ -132,3 +136,94 @@ def test_a_redelivered_task_does_not_mail_twice(reported):
     reported.stack.wait_for_mail(user, "mailadmin: DNS health unchanged")
     assert len(read_inbox(reported.stack, user, subject)) == 1
     assert len(read_inbox(reported.stack, user, "DNS health unchanged")) == 1
+
+
+# ---------------------------------------------------------------- Postfix refusing
+
+
+@contextlib.contextmanager
+def postfix_refusing(stack, address: str):
+    """The stack's Postfix answers RCPT TO `address` with a temporary refusal."""
+    pf = str(stack.postfix_dir)
+    before = run(["postconf", "-c", pf, "-h", "smtpd_recipient_restrictions"]).stdout.strip()
+    refusal = f"check_recipient_access inline:{{ {{ {address} = 451 4.3.0 try again later }} }}"
+    run(["postconf", "-c", pf, "-e", f"smtpd_recipient_restrictions={refusal}, {before}"])
+    run(["postfix", "-c", pf, "reload"])
+    try:
+        _wait_until_rcpt(stack, address, "451")
+        yield
+    finally:
+        run(["postconf", "-c", pf, "-e", f"smtpd_recipient_restrictions={before}"])
+        run(["postfix", "-c", pf, "reload"])
+        _wait_until_rcpt(stack, address, "250")
+
+
+def _wait_until_rcpt(stack, address: str, code: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = stack.swaks("--from", "probe@example.org", "--to", address,
+                             "--quit-after", "RCPT").stdout
+        # The RCPT answer: swaks marks it "<-" (or "<**" when it is an error).
+        if re.search(rf"^<(-|\*\*)\s+{code} .*$", answer.split("RCPT TO", 1)[-1], re.M):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"postfix never answered {code} for {address}")
+
+
+def dashboard(user: str) -> str:
+    client = Client()
+    client.force_login(User.objects.get(username=user))
+    response = client.get(reverse("home"))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_refused_copy_is_retried_and_each_admin_gets_one(reported, caplog):
+    subject = "mailadmin: 1 domain worse, 1 better (example.org)"
+    with postfix_refusing(reported.stack, reported.admin):
+        # The beat task, as a worker would run it: one copy went, one was refused.
+        assert tasks.send_report.apply().get() == 1
+        copies = {d.address: d for d in HealthReport.objects.latest().deliveries.all()}
+        assert copies[reported.superadmin].state == "sent"
+        refused = copies[reported.admin]
+        assert (refused.state, refused.attempts) == ("pending", 1)
+        assert refused.error.startswith("451 4.3.0")
+        # Visible: in the worker's log and on the superadmin's dashboard.
+        assert f"not delivered to {reported.admin}" in caplog.text
+        page = dashboard(reported.superadmin)
+        assert "did not reach everyone" in page and f"{reported.admin}: 451 4.3.0" in page
+        # A retry while Postfix still refuses sends nothing twice.
+        assert report.send_reports() == 0
+    # Postfix accepts again: the retry (Celery's, or the next beat) sends the missing copy.
+    assert tasks.send_report.apply().get() == 1
+    assert report.send_reports() == 0
+    for user in (reported.superadmin, reported.admin):
+        reported.stack.wait_for_mail(user, subject)
+    time.sleep(1)  # anything sent twice would land by now
+    for user in (reported.superadmin, reported.admin):
+        assert len(read_inbox(reported.stack, user, subject)) == 1
+    recorded = HealthReport.objects.latest()
+    assert recorded.recipients == 2
+    assert set(recorded.deliveries.values_list("state", flat=True)) == {"sent"}
+    assert "did not reach everyone" not in dashboard(reported.superadmin)
+
+
+def test_a_stopped_postfix_loses_no_report(reported, caplog):
+    subject = "mailadmin: 1 domain worse, 1 better (example.org)"
+    pf = str(reported.stack.postfix_dir)
+    run(["postfix", "-c", pf, "stop"])
+    try:
+        assert tasks.send_report.apply().get() == 0
+    finally:
+        run(["postfix", "-c", pf, "start"])
+    assert "cannot reach the mail server" in caplog.text
+    recorded = HealthReport.objects.latest()
+    assert set(recorded.deliveries.values_list("state", flat=True)) == {"pending"}
+    assert "cannot reach the mail server" in dashboard(reported.superadmin)
+    _wait_until_rcpt(reported.stack, reported.admin, "250")
+    assert tasks.send_report.apply().get() == 2
+    for user in (reported.superadmin, reported.admin):
+        reported.stack.wait_for_mail(user, subject)
+    time.sleep(1)
+    for user in (reported.superadmin, reported.admin):
+        assert len(read_inbox(reported.stack, user, subject)) == 1
