@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -193,6 +194,11 @@ def apps_at(app_label: str, migration: str) -> Any:
     from django.db.migrations.loader import MigrationLoader
 
     return MigrationLoader(connection).project_state((app_label, migration)).apps
+
+
+# What a data migration's function reads its database from (schema_editor.connection.alias):
+# the test database, as `migrate` would hand it.
+EDITOR = SimpleNamespace(connection=SimpleNamespace(alias="default"))
 
 
 def change_host(**fields: Any) -> None:

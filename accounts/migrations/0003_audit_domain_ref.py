@@ -11,8 +11,8 @@ def fill_domain_ref(apps, schema_editor):
     """
     AuditEntry = apps.get_model("accounts", "AuditEntry")
     Domain = apps.get_model("domains", "Domain")
-    for pk, name, created in Domain.objects.values_list("pk", "name", "created").iterator():
-        AuditEntry.objects.filter(domain=name, at__gte=created, domain_ref__isnull=True
+    for pk, name, created in Domain.objects.using(schema_editor.connection.alias).values_list("pk", "name", "created").iterator():
+        AuditEntry.objects.using(schema_editor.connection.alias).filter(domain=name, at__gte=created, domain_ref__isnull=True
                                   ).update(domain_ref=pk)
 
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 def revoke_rows_without_lookup(apps, schema_editor):
     AppPassword = apps.get_model("apppasswords", "AppPassword")
-    AppPassword.objects.filter(revoked__isnull=True).update(revoked=timezone.now())
-    AppPassword.objects.update(lookup=Concat(Value("-"), "selector"))
+    AppPassword.objects.using(schema_editor.connection.alias).filter(revoked__isnull=True).update(revoked=timezone.now())
+    AppPassword.objects.using(schema_editor.connection.alias).update(lookup=Concat(Value("-"), "selector"))
 
 
 class Migration(migrations.Migration):

@@ -12,23 +12,23 @@ from dkim import records
 
 def forward(apps, schema_editor):
     Key = apps.get_model("dkim", "DkimKey")
-    Key.objects.update(external=True)
-    for key in Key.objects.all().iterator():
+    Key.objects.using(schema_editor.connection.alias).update(external=True)
+    for key in Key.objects.using(schema_editor.connection.alias).all().iterator():
         try:
             bits = records.key_bits(key.public_key, key.algorithm)
         except records.BadKey:
             continue  # shown as unreadable on the DKIM page, as before
-        Key.objects.filter(pk=key.pk).update(bits=bits)
-    Key.objects.filter(state="retired").update(state="revoked")
-    Key.objects.filter(state="published", published__isnull=True).update(
+        Key.objects.using(schema_editor.connection.alias).filter(pk=key.pk).update(bits=bits)
+    Key.objects.using(schema_editor.connection.alias).filter(state="retired").update(state="revoked")
+    Key.objects.using(schema_editor.connection.alias).filter(state="published", published__isnull=True).update(
         published=models.F("created"))
 
 
 def backward(apps, schema_editor):
     Key = apps.get_model("dkim", "DkimKey")
     # The old schema had three states; the nearest of each.
-    Key.objects.filter(state__in=["revoked", "gone", "retiring"]).update(state="retired")
-    Key.objects.filter(state="pending").update(state="published")
+    Key.objects.using(schema_editor.connection.alias).filter(state__in=["revoked", "gone", "retiring"]).update(state="retired")
+    Key.objects.using(schema_editor.connection.alias).filter(state="pending").update(state="published")
 
 
 class Migration(migrations.Migration):

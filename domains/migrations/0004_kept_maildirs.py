@@ -19,7 +19,7 @@ def fill_from_audit(apps, schema_editor):
     Mailbox = apps.get_model("domains", "Mailbox")
     KeptMaildir = apps.get_model("domains", "KeptMaildir")
     deletes: dict[str, list[tuple[object, str, int | None]]] = {}
-    rows = (AuditEntry.objects.filter(action="mailbox.delete").order_by("at", "id")
+    rows = (AuditEntry.objects.using(schema_editor.connection.alias).filter(action="mailbox.delete").order_by("at", "id")
             .values_list("object_repr", "at", "after", "domain_ref"))
     for address, at, after, domain_ref in rows.iterator():
         path = after.get("maildir_kept") if isinstance(after, dict) else None
@@ -27,8 +27,8 @@ def fill_from_audit(apps, schema_editor):
             deletes.setdefault(address, []).append((at, path, domain_ref))
     kept = []
     for address, history in deletes.items():
-        now = Mailbox.objects.filter(email=address).values_list("created", flat=True).first()
-        current = (Domain.objects.filter(name=address.rsplit("@", 1)[-1])
+        now = Mailbox.objects.using(schema_editor.connection.alias).filter(email=address).values_list("created", flat=True).first()
+        current = (Domain.objects.using(schema_editor.connection.alias).filter(name=address.rsplit("@", 1)[-1])
                    .values_list("id", flat=True).first())
         for index, (at, path, domain_ref) in enumerate(history):
             later = history[index + 1][0] if index + 1 < len(history) else now
@@ -36,7 +36,7 @@ def fill_from_audit(apps, schema_editor):
                 domain_ref = current
             kept.append(KeptMaildir(address=address, path=path[:1024], deleted_at=at,
                                     reused_at=later, domain_ref=domain_ref))
-    KeptMaildir.objects.bulk_create(kept, batch_size=1000)
+    KeptMaildir.objects.using(schema_editor.connection.alias).bulk_create(kept, batch_size=1000)
 
 
 class Migration(migrations.Migration):

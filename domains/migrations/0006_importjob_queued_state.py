@@ -6,12 +6,12 @@ from django.db import migrations, models
 
 def pending_to_queued(apps, schema_editor):
     ImportJob = apps.get_model("domains", "ImportJob")
-    ImportJob.objects.filter(state="pending").update(state="queued")
+    ImportJob.objects.using(schema_editor.connection.alias).filter(state="pending").update(state="queued")
 
 
 def queued_to_pending(apps, schema_editor):
     ImportJob = apps.get_model("domains", "ImportJob")
-    ImportJob.objects.filter(state="queued").update(state="pending")
+    ImportJob.objects.using(schema_editor.connection.alias).filter(state="queued").update(state="pending")
 
 
 class Migration(migrations.Migration):

@@ -15,7 +15,7 @@ THIS_HOST = 1
 
 def seed_from_settings(apps: Any, schema_editor: Any) -> None:
     MailHost = apps.get_model("mailhost", "MailHost")
-    MailHost.objects.get_or_create(pk=THIS_HOST, defaults=fields_from_settings())
+    MailHost.objects.using(schema_editor.connection.alias).get_or_create(pk=THIS_HOST, defaults=fields_from_settings())
 
 
 class Migration(migrations.Migration):

@@ -17,7 +17,7 @@ from accounts import services as account_services
 from core.models import AuditEntry
 from domains import services
 from domains.models import Domain
-from tests.conftest import ADMIN_PASSWORD, MAILBOX_PASSWORD, apps_at
+from tests.conftest import ADMIN_PASSWORD, EDITOR, MAILBOX_PASSWORD, apps_at
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_the_migration_fills_ids_only_for_rows_of_the_current_domain(world):
                                         after={"maildir_kept": "/var/vmail/a.example/gone"})
     AuditEntry.objects.filter(pk=old_row.pk).update(at=before)  # before a.example was created
     AuditEntry.objects.update(domain_ref=None)
-    migration.fill_domain_ref(apps_at("accounts", "0003_audit_domain_ref"), None)
+    migration.fill_domain_ref(apps_at("accounts", "0003_audit_domain_ref"), EDITOR)
     assert AuditEntry.objects.get(pk=old_row.pk).domain_ref is None
     bob_row = AuditEntry.objects.get(action="mailbox.create", object_repr="bob@a.example")
     assert bob_row.domain_ref == world.a.pk

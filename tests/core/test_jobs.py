@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core import jobs
 from domains.models import ImportJob
-from tests.conftest import apps_at
+from tests.conftest import EDITOR, apps_at
 
 pytestmark = pytest.mark.django_db
 
@@ -104,9 +104,9 @@ def test_the_migration_carries_pending_jobs_forward_as_queued(world):
     done = ImportJob.objects.create(domain=world.a, kind="aliases", actor="t", state="done")
     ImportJob.objects.filter(pk=waiting.pk).update(state="pending")  # as stored before
     migration = importlib.import_module("domains.migrations.0006_importjob_queued_state")
-    migration.pending_to_queued(apps_at("domains", "0006_importjob_queued_state"), None)
+    migration.pending_to_queued(apps_at("domains", "0006_importjob_queued_state"), EDITOR)
     assert (_state(waiting), _state(done)) == ("queued", "done")
-    migration.queued_to_pending(apps_at("domains", "0006_importjob_queued_state"), None)
+    migration.queued_to_pending(apps_at("domains", "0006_importjob_queued_state"), EDITOR)
     assert (_state(waiting), _state(done)) == ("pending", "done")
 
 

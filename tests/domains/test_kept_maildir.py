@@ -20,7 +20,7 @@ from django.urls import reverse
 from core.models import AuditEntry
 from domains import passwords, services
 from domains.models import Domain, KeptMaildir, Mailbox
-from tests.conftest import MAILBOX_PASSWORD, apps_at
+from tests.conftest import EDITOR, MAILBOX_PASSWORD, apps_at
 
 NEW_PASSWORD = "Tr0ubadour horse staple"
 REFUSAL = "bob@a.example cannot be used; ask a superadmin."
@@ -152,7 +152,7 @@ def test_the_migration_reads_kept_maildirs_from_the_audit_log(world, settings):
     services.create_mailbox(actor="t", email="carol@b.example", password=NEW_PASSWORD)
     KeptMaildir.objects.all().delete()  # as before the table existed
     migration = importlib.import_module("domains.migrations.0004_kept_maildirs")
-    migration.fill_from_audit(apps_at("domains", "0004_kept_maildirs"), None)
+    migration.fill_from_audit(apps_at("domains", "0004_kept_maildirs"), EDITOR)
     rows = {k.address: k for k in KeptMaildir.objects.all()}
     assert rows["bob@a.example"].is_open
     assert rows["bob@a.example"].path == "/var/vmail/a.example/bob"
@@ -252,7 +252,7 @@ def test_the_migration_fills_in_the_domain_and_reserves_an_earlier_domains_rows(
     new_b = services.create_domain(actor="t", name="b.example", kept_maildirs="remove")
     KeptMaildir.objects.all().delete()  # as before the table existed
     migration = importlib.import_module("domains.migrations.0004_kept_maildirs")
-    migration.fill_from_audit(apps_at("domains", "0004_kept_maildirs"), None)
+    migration.fill_from_audit(apps_at("domains", "0004_kept_maildirs"), EDITOR)
     rows = {k.address: k for k in KeptMaildir.objects.all()}
     assert rows["bob@a.example"].domain_ref == world.a.pk
     # b.example was created again before the table existed: the new domain's

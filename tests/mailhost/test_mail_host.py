@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from mailhost.models import MailHost
 from mailhost.seed import without_password
-from tests.conftest import apps_at
+from tests.conftest import EDITOR, apps_at
 
 seed_migration = importlib.import_module("mailhost.migrations.0002_seed_from_settings")
 
@@ -47,7 +47,7 @@ def fields(host) -> dict:
 
 
 def test_the_migration_seeds_the_row_from_the_settings(db, host_settings):
-    seed_migration.seed_from_settings(apps_at("mailhost", "0002_seed_from_settings"), None)
+    seed_migration.seed_from_settings(apps_at("mailhost", "0002_seed_from_settings"), EDITOR)
 
     assert fields(MailHost.objects.get()) == SEEDED
 
@@ -55,7 +55,7 @@ def test_the_migration_seeds_the_row_from_the_settings(db, host_settings):
 def test_the_migration_keeps_a_row_that_is_there(db, host_settings):
     MailHost.objects.create(**{**SEEDED, "mail_hostname": "edited.example.net"})
 
-    seed_migration.seed_from_settings(apps_at("mailhost", "0002_seed_from_settings"), None)
+    seed_migration.seed_from_settings(apps_at("mailhost", "0002_seed_from_settings"), EDITOR)
 
     assert MailHost.objects.get().mail_hostname == "edited.example.net"
 
