@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "mailadmin.csp.ContentSecurityPolicyMiddleware",
+    # SQLite: a write that waited out the busy timeout (another, long write) is a 503 page.
+    "mailadmin.busy.DatabaseBusyMiddleware",
     # Serves /static/ from the app itself, so gunicorn alone is a complete panel.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
