@@ -10,12 +10,15 @@ import grp
 import math
 import os
 import secrets
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+from core import sqlite_wal
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -95,14 +98,16 @@ def private_data(data_dir: Path, *, sqlite_file: Path | None, group: str = "") -
 
     Runs on every start (settings), before anything writes there. A missing
     directory is created 0700 and a missing database 0600 (SQLite would
-    create it with the umask's mode, 0644 usually, and gives its -journal,
-    -wal and -shm files the database file's mode). Existing ones only lose
+    create it with the umask's mode, 0644 usually, and gives its -wal and
+    -shm files the database file's mode). Existing ones only lose
     their "other" bits: a group grant stays, because a process started
     without MAILADMIN_DATA_GROUP (manage.py from a shell, cron, a worker)
     must not cut Postfix and Dovecot off the maps. With `group`
     (MAILADMIN_DATA_GROUP) they are also put in that group with group read
-    (the directory r-x) for the mail daemons; the other files in the
-    directory (the secret key) stay the owner's.
+    (the directory r-x and set-group-ID) for the mail daemons; the other
+    files in the directory (the secret key) stay the owner's. The database
+    is put in WAL mode with its -wal and -shm files made (core.sqlite_wal),
+    so the daemons find them from the first lookup.
     """
     gid = -1
     if group:
@@ -111,13 +116,20 @@ def private_data(data_dir: Path, *, sqlite_file: Path | None, group: str = "") -
         except KeyError:
             raise ImproperlyConfigured(f"MAILADMIN_DATA_GROUP: no group named {group!r}") from None
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _restrict(data_dir, gid, group_bits=0o050)
+    # Set-group-ID: a -wal or -shm file SQLite makes again while the panel runs
+    # is in the daemons' group, not the panel user's own.
+    _restrict(data_dir, gid, group_bits=0o2050)
     if sqlite_file is None:
         return
     if not sqlite_file.exists():
         sqlite_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(sqlite_file, os.O_WRONLY | os.O_CREAT, 0o600))
     _restrict(sqlite_file, gid, group_bits=0o040)
+    try:
+        sqlite_wal.prepare(sqlite_file)
+    except sqlite3.Error as error:
+        raise ImproperlyConfigured(
+            f"{sqlite_file}: cannot put the SQLite database in WAL mode: {error}") from None
     for suffix in ("-journal", "-wal", "-shm"):
         # Without a look first: the -journal exists only during a write.
         _restrict(sqlite_file.with_name(sqlite_file.name + suffix), gid, group_bits=0o040,
@@ -163,7 +175,8 @@ def database_from_url(url: str) -> dict[str, Any]:
             raise ImproperlyConfigured(f"database URL {url!r} names no SQLite file")
         path = str(Path(path).resolve())
         return {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's, in WAL mode: the mail daemons read while the panel writes.
+            "ENGINE": "core.wal_sqlite3",
             "NAME": path,
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so two writers

@@ -110,11 +110,16 @@ class MailStack:
     def map_path(self, name: str) -> str:
         return f"{self.dialect}:{self.postfix_dir}/mailadmin/{name}"
 
-    def postmap(self, key: str, map_name: str) -> str | None:
-        """The map's answer exactly as the daemons get it, or None when not found."""
-        result = run(["postmap", "-c", str(self.postfix_dir), "-q", key,
+    def postmap(self, key: str, map_name: str, *, as_postfix: bool = False) -> str | None:
+        """The map's answer exactly as the daemons get it, or None when not found.
+
+        `as_postfix`: run as the postfix user, with its read-only access to the
+        SQLite file (root could make any file SQLite wants beside it)."""
+        user = ["runuser", "-u", "postfix", "--"] if as_postfix else []
+        result = run([*user, "postmap", "-c", str(self.postfix_dir), "-q", key,
                       self.map_path(map_name)], check=False)
-        if result.returncode == 1:
+        # Exit 1 is also postmap's fatal error (a failed lookup): not "not found".
+        if result.returncode == 1 and "fatal:" not in result.stderr:
             return None
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()

@@ -5,6 +5,7 @@ settings module afresh (runpy), as a process starting with that environment
 would (bin/run, manage.py, gunicorn).
 """
 
+import contextlib
 import grp
 import os
 import runpy
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+
+from core import sqlite_wal
 
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "mailadmin" / "settings.py"
 
@@ -45,12 +48,14 @@ def test_a_fresh_data_dir_and_database_are_private(tmp_path, start):
         start(data)
         db = data / "mailadmin.sqlite3"
         assert (mode(data), mode(db), mode(data / "secret_key")) == (0o700, 0o600, 0o600)
-        # SQLite gives its journal and WAL files the database file's mode.
+        # SQLite gives its WAL files the database file's mode.
         with sqlite3.connect(db, isolation_level=None) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             connection.execute("CREATE TABLE t (x)")
             connection.execute("BEGIN")
             connection.execute("INSERT INTO t VALUES (1)")
-            assert mode(data / "mailadmin.sqlite3-journal") == 0o600
+            assert mode(data / "mailadmin.sqlite3-wal") == 0o600
+            assert mode(data / "mailadmin.sqlite3-shm") == 0o600
             connection.execute("COMMIT")
         connection.close()
     finally:
@@ -67,8 +72,10 @@ def test_an_existing_world_readable_pair_is_fixed_on_start(tmp_path, start):
         path.chmod(0o644)
     start(data)
     # Only the "other" bits go: a group grant may be the daemons' (MAILADMIN_DATA_GROUP).
+    # The switch to WAL mode removed the -journal and made a -shm, with the database's mode.
     assert mode(data) == 0o750
-    assert [mode(p) for p in sorted(data.glob("mailadmin.sqlite3*"))] == [0o640] * 3
+    assert [(p.name, mode(p)) for p in sorted(data.glob("mailadmin.sqlite3*"))] == [
+        (f"mailadmin.sqlite3{suffix}", 0o640) for suffix in ("", "-shm", "-wal")]
 
 
 @pytest.mark.parametrize("vanishes", ["before stat", "before chmod"])
@@ -123,7 +130,8 @@ def test_the_data_group_lets_the_mail_daemons_read_the_database(tmp_path, start)
     loaded = start(data, MAILADMIN_DATA_GROUP=group)
     assert loaded["MAILADMIN_DATA_GROUP"] == group
     db = data / "mailadmin.sqlite3"
-    assert (mode(data), mode(db)) == (0o750, 0o640)
+    # Set-group-ID: a -wal or -shm SQLite makes again later is in the group too.
+    assert (mode(data), mode(db)) == (0o2750, 0o640)
     assert os.stat(data).st_gid == os.stat(db).st_gid == os.getgid()
     assert mode(data / "secret_key") == 0o600  # the key is never the daemons' business
 
@@ -135,9 +143,9 @@ def test_a_start_without_the_data_group_leaves_the_daemons_access(tmp_path, star
     data = tmp_path / "var"
     start(data, MAILADMIN_DATA_GROUP=group)
     db = data / "mailadmin.sqlite3"
-    assert (mode(data), mode(db)) == (0o750, 0o640)
+    assert (mode(data), mode(db)) == (0o2750, 0o640)
     start(data)
-    assert (mode(data), mode(db)) == (0o750, 0o640)
+    assert (mode(data), mode(db)) == (0o2750, 0o640)
     assert os.stat(data).st_gid == os.stat(db).st_gid == os.getgid()
 
 
@@ -147,12 +155,13 @@ def test_the_data_group_adds_read_access_and_keeps_other_group_bits(tmp_path, st
     data.mkdir(mode=0o700)
     data.chmod(0o700)
     db, wal = data / "mailadmin.sqlite3", data / "mailadmin.sqlite3-wal"
-    db.write_bytes(b"")
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        sqlite_wal.use_wal(connection, db)  # the -wal and -shm stay after the close
+        connection.execute("CREATE TABLE t (x)")
     db.chmod(0o600)
-    wal.write_bytes(b"")
     wal.chmod(0o666)
     start(data, MAILADMIN_DATA_GROUP=group)
-    assert (mode(data), mode(db), mode(wal)) == (0o750, 0o640, 0o660)
+    assert (mode(data), mode(db), mode(wal)) == (0o2750, 0o640, 0o660)
 
 
 def test_an_unknown_data_group_fails_loudly_in_one_line(tmp_path, start):
