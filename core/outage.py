@@ -18,11 +18,15 @@ from django.template.loader import render_to_string
 from django.views import defaults
 
 from core.jobs import QueueDown
-from core.logs import DATABASE_DOWN
+from core.logs import database_busy, database_unreachable
 
 log = logging.getLogger(__name__)
 
 DATABASE_MESSAGE = "The database is not answering; try again in a minute."
+BUSY_MESSAGE = ("Another change, such as an import of many mailboxes or the deletion of a "
+                "large domain, held the database longer than this request could wait. Mail "
+                "delivery and sign-ins are not affected. Check whether your change is there, "
+                "and try again in a minute.")
 RETRY_AFTER_SECONDS = 60
 
 
@@ -40,6 +44,19 @@ def database_down(request: HttpRequest, error: BaseException) -> HttpResponse:
     return unavailable("Database not answering", DATABASE_MESSAGE)
 
 
+def database_held(request: HttpRequest, error: BaseException) -> HttpResponse:
+    log.warning("database busy on %s %s: %s", request.method, request.path, error)
+    return unavailable("The database is busy", BUSY_MESSAGE)
+
+
+def _page_for(request: HttpRequest, error: BaseException) -> HttpResponse | None:
+    if database_busy(error):
+        return database_held(request, error)
+    if database_unreachable(error):
+        return database_down(request, error)
+    return None
+
+
 class OutageMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -48,8 +65,9 @@ class OutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, DATABASE_DOWN):
-            return database_down(request, exception)
+        page = _page_for(request, exception)
+        if page is not None:
+            return page
         if isinstance(exception, QueueDown):
             # A view that does not say it on its own page (its service set the row right).
             return unavailable("Task queue not answering", str(exception))
@@ -59,6 +77,5 @@ class OutageMiddleware:
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a database outage met outside a view is a 503 too."""
     error = sys.exc_info()[1]
-    if isinstance(error, DATABASE_DOWN):
-        return database_down(request, error)
-    return defaults.server_error(request)
+    page = _page_for(request, error) if error is not None else None
+    return page if page is not None else defaults.server_error(request)

@@ -77,8 +77,6 @@ MIDDLEWARE = [
     # A database or task queue that is not answering: a 503 that says so (core.outage).
     "core.outage.OutageMiddleware",
     "mailadmin.csp.ContentSecurityPolicyMiddleware",
-    # SQLite: a write that waited out the busy timeout (another, long write) is a 503 page.
-    "mailadmin.busy.DatabaseBusyMiddleware",
     # Serves /static/ from the app itself, so gunicorn alone is a complete panel.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
