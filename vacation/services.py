@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -67,6 +67,7 @@ def _listing(mailboxes: list[Mailbox]) -> dict[int, list[str]]:
         by_domain.setdefault(mailbox.domain_id, []).append(mailbox)
     for group in by_domain.values():
         aliases = Alias.objects.filter(active=True).exclude(source__startswith="@")
+        scans: list[tuple[Iterable[tuple[str, str]], dict[str, int]]]
         if len(group) <= _SCAN_PER_MAILBOX_MAX:
             scans = [(aliases.filter(destinations__contains=m.email).order_by("source")
                       .values_list("source", "destinations")[:ALIASES_MAX * 4], {m.email: m.pk})
