@@ -9,8 +9,8 @@ has the real Dovecot write them).
 from __future__ import annotations
 
 import io
-import resource
 import os
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
