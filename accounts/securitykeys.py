@@ -105,11 +105,15 @@ def begin_registration(*, party: RelyingParty, user: User) -> tuple[dict[str, An
 
 
 def add_key(*, actor: Actor, user: User, party: RelyingParty, name: str,
-            state: dict[str, Any], answer: dict[str, Any]) -> tuple[WebAuthnCredential, list[str]]:
+            state: dict[str, Any], answer: dict[str, Any],
+            first_only: bool = False) -> tuple[WebAuthnCredential, list[str]]:
     """Registers the key that produced `answer`; returns it and the recovery codes, to be
-    shown once, when it is the account's first second step (else no codes)."""
+    shown once, when it is the account's first second step (else no codes).
+    `first_only`: only as the account's first second step (the sign-in set-up step)."""
     with transaction.atomic():
         locked = twofactor.account_for_update(user)
+        if first_only and twofactor.has_two_factor(locked):
+            raise ValidationError(twofactor.SET_UP_MEANWHILE)
         if keys(locked).count() >= MAX_KEYS:
             raise ValidationError(f"An account can have {MAX_KEYS} security keys; remove one "
                                   "first.")

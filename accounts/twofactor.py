@@ -172,10 +172,19 @@ def recovery_codes(user: User) -> list[str]:
     return codes
 
 
-def enable(*, actor: Actor, user: User, secret: str, code: str) -> list[str]:
+# Refused at the sign-in set-up step when the account got a second step after the
+# password was typed (set up in another session): that one must be passed instead.
+SET_UP_MEANWHILE = ("Two-factor sign-in was set up for this account meanwhile: sign in again "
+                    "and use it.")
+
+
+def enable(*, actor: Actor, user: User, secret: str, code: str,
+           first_only: bool = False) -> list[str]:
     """Adds the authenticator holding `secret`, once `code` (read from that app) proves it;
     returns the recovery codes, to be shown once, when it is the account's first second
-    step (an account with a security key keeps the codes it has: none returned)."""
+    step (an account with a security key keeps the codes it has: none returned).
+    `first_only`: only as the account's first second step (the sign-in set-up step,
+    which asks no password again and signs in)."""
     if not re.fullmatch(r"[0-9a-f]{40}", secret):
         raise ValidationError("The setup expired; start again.")
     step = _matching_step(secret, normalize_code(code))
@@ -184,6 +193,8 @@ def enable(*, actor: Actor, user: User, secret: str, code: str) -> list[str]:
                                        "shows now (check the phone's clock)."})
     with transaction.atomic():
         locked = account_for_update(user)
+        if first_only and has_two_factor(locked):
+            raise ValidationError(SET_UP_MEANWHILE)
         if has_authenticator(locked):
             raise ValidationError("An authenticator app is already set up for this account.")
         first = not has_security_key(locked)

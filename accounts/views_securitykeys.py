@@ -66,7 +66,9 @@ def _registrant(request: HttpRequest) -> tuple[User, signin.Pending | None] | No
             return None  # the middleware signs such a session out; never add a key from it
         return user, None
     step = signin.pending(request)
-    if step is not None and step.enrol:
+    # The set-up step is for an account with no second step yet: one set up since the
+    # password was typed (in another session) is the one to pass.
+    if step is not None and step.enrol and not twofactor.has_two_factor(step.user):
         return step.user, step
     return None
 
@@ -146,7 +148,8 @@ def security_key_complete(request: HttpRequest) -> HttpResponse:
     actor = own_actor(user)
     try:
         key, codes = securitykeys.add_key(actor=actor, user=user, party=party,
-                                          name=str(naming["name"]), state=state, answer=answer)
+                                          name=str(naming["name"]), state=state, answer=answer,
+                                          first_only=step is not None)
     except ValidationError as error:
         return _refused(400, " ".join(error.messages))
     if step is not None:

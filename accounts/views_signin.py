@@ -101,7 +101,7 @@ def sign_in_enrol(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             codes = twofactor.enable(actor=_actor(step), user=step.user, secret=secret,
-                                     code=form.cleaned_data["code"])
+                                     code=form.cleaned_data["code"], first_only=True)
         except ValidationError as error:
             show_errors(form, error)
         else:

@@ -181,7 +181,13 @@ def sync_app_password_usage(*, actor: Actor) -> UsageSync:
 
 
 def _lock_mailbox(mailbox: Mailbox) -> Mailbox:
+    """The mailbox's row, locked; its domain read, not locked. With select_related,
+    FOR UPDATE would lock the domain's row too, after the mailbox's: the reverse of the
+    alias writers' order (the domain, then the mailboxes the vacation refresh locks),
+    a deadlock on MariaDB."""
     try:
-        return Mailbox.objects.select_for_update().select_related("domain").get(pk=mailbox.pk)
+        locked = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
     except Mailbox.DoesNotExist:
         raise ValidationError(f"{mailbox.email} no longer exists.") from None
+    locked.domain = Domain.objects.get(pk=locked.domain_id)
+    return locked

@@ -21,15 +21,18 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django_otp_webauthn.models import WebAuthnCredential
 
-from accounts import signin, twofactor
+from accounts import securitykeys, signin, twofactor
 from core.actor import Actor
 from core.models import AuditEntry
 from tests.accounts.test_two_factor import (
+    SECRET,
     _walk_finds_nothing,
+    code,
     enrol,
     password_step,
     signed_in,
@@ -286,3 +289,56 @@ def test_no_keys_on_an_ip_address(world):
     assert b"opened by its name" in page.content
     client.post(reverse("accounts:security-key-add"), {"name": "k", "password": ADMIN_PASSWORD})
     assert post_json(client, "accounts:security-key-begin").status_code == 403
+
+
+def test_a_set_up_step_left_open_cannot_add_a_second_step_once_the_account_has_one(world):
+    """The sign-in set-up step (no password asked again) is for an account with no
+    second step: one set up meanwhile elsewhere (the owner, in another session) must be
+    passed, not bypassed by adding another one from the stale step."""
+    twofactor.set_required_for_domain(actor=Actor.account("root"), domain=world.a, required=True)
+    client, response = password_step(world.admin_a.username)
+    assert response["Location"] == "/login/enrol/"
+    # The key named and its ceremony begun; meanwhile the owner sets up an app elsewhere.
+    assert client.post(reverse("accounts:security-key-add"), {"name": "mine"}).status_code == 200
+    options = post_json(client, "accounts:security-key-begin")
+    assert options.status_code == 200
+    enrol(world.admin_a)
+    done = post_json(client, "accounts:security-key-complete", SoftKey().create(options.json()))
+    assert done.status_code in (400, 403), done.content
+    assert not signed_in(client) and not twofactor.has_security_key(world.admin_a)
+    assert not AuditEntry.objects.filter(action="twofactor.key_add").exists()
+    # Nor may the step start a key afresh: the app's code is its way on.
+    assert client.get(reverse("accounts:security-key-add"))["Location"] == "/login/"
+    assert post_json(client, "accounts:security-key-begin").status_code == 403
+
+
+def test_a_set_up_step_left_open_cannot_add_an_app_once_the_account_has_a_key(world):
+    twofactor.set_required_for_domain(actor=Actor.account("root"), domain=world.a, required=True)
+    client, response = password_step(world.admin_a.username)
+    assert response["Location"] == "/login/enrol/"
+    secret = client.get(reverse("accounts:sign-in-enrol")).wsgi_request.session[signin.ENROLLING]
+    assert add_key(world.client_for("admin_a"), SoftKey()).status_code == 200  # the owner
+    response = client.post(reverse("accounts:sign-in-enrol"), {"code": code(secret)})
+    assert not signed_in(client) and not twofactor.has_authenticator(world.admin_a)
+    assert response.status_code in (302, 400)
+
+
+def test_the_set_up_steps_services_refuse_a_second_step_set_up_meanwhile(world):
+    """What the views' checks leave open (an app set up between them and the write) the
+    services close, under the account's row lock."""
+    enrol(world.admin_a)
+    party = securitykeys.RelyingParty(rp_id="testserver", origin=ORIGIN)
+    options, state = securitykeys.begin_registration(party=party, user=world.admin_a)
+    with pytest.raises(ValidationError, match="meanwhile"):
+        securitykeys.add_key(actor=Actor.account("t"), user=world.admin_a, party=party,
+                             name="k", state=state, answer=SoftKey().create(options),
+                             first_only=True)
+    key_only = world.admin_b
+    options, state = securitykeys.begin_registration(party=party, user=key_only)
+    securitykeys.add_key(actor=Actor.account("t"), user=key_only, party=party, name="k",
+                         state=state, answer=SoftKey().create(options))
+    with pytest.raises(ValidationError, match="meanwhile"):
+        twofactor.enable(actor=Actor.account("t"), user=key_only, secret=SECRET, code=code(),
+                         first_only=True)
+    assert not twofactor.has_authenticator(key_only)
+    assert WebAuthnCredential.objects.filter(user=world.admin_a).count() == 0

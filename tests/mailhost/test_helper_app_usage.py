@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -154,3 +155,31 @@ def test_a_sync_the_helper_refuses_is_a_command_error_not_a_traceback(usage):
     shutil.rmtree(usage.dir)
     with pytest.raises(CommandError, match="does not exist"):
         call_command("app_password_usage", "sync", stdout=io.StringIO())
+
+
+def test_done_keeps_a_big_rest_without_holding_it_in_memory(usage):
+    """A backlog (the panel's sync down for days) can be far more than one take hands
+    over; `done` keeps the rest as root, so it copies it in bounded pieces, never the
+    whole rest in memory at once."""
+    line = b"1 192.0.2.7 imap 1800000000\n"
+    block = line * (1024 * 1024 // len(line))
+    with open(usage.dir / USAGE, "wb") as handle:
+        for _ in range(300):  # about 300 MB
+            handle.write(block)
+    shutil.chown(usage.dir / USAGE, user="dovecot", group="dovecot")
+    size = (usage.dir / USAGE).stat().st_size
+    taken = app_usage.take()
+    assert 0 < taken.size < size
+
+    def small_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (200 * 1024 * 1024, 200 * 1024 * 1024))
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
+    done = subprocess.run([str(HELPER), "--conf", str(usage.conf), "app-usage", "done",
+                           taken.ident, str(taken.size)], env=clean, capture_output=True,
+                          text=True, timeout=120, check=False, preexec_fn=small_memory)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == f"kept {size - taken.size} bytes"
+    assert (usage.dir / TAKEN).stat().st_size == size - taken.size
+    with open(usage.dir / TAKEN, "rb") as handle:
+        assert handle.read(len(line)) == line
