@@ -134,27 +134,28 @@ def add_key(*, actor: Actor, user: User, party: RelyingParty, name: str,
     return key, codes
 
 
-def remove_key(*, actor: Actor, user: User, key: WebAuthnCredential) -> bool:
-    """Removes one of the account's keys (the view has checked the password). The last
-    second step of an account that must use one stays; removing the last of an account
-    that need not turns two-factor sign-in off (its recovery codes go too). Returns
-    whether two-factor sign-in is still on."""
+def remove_key(*, actor: Actor, user: User, key: WebAuthnCredential) -> None:
+    """Removes one of the account's keys (the view has checked the password). Not the
+    last second step: that would turn two-factor sign-in off with the password alone,
+    where "Turn off" asks for the password and a code (a recovery code for a key-only
+    account); an account that must use two-factor keeps it either way."""
     with transaction.atomic():
         locked = twofactor.account_for_update(user)
         found = WebAuthnCredential.objects.select_for_update().filter(
             user=locked, pk=key.pk).first()
         if found is None:
-            return twofactor.has_two_factor(locked)
+            return
         others = keys(locked).exclude(pk=found.pk).exists() or twofactor.has_authenticator(locked)
         if not others and twofactor.required_for(locked):
             raise ValidationError("This account must use two-factor sign-in: add another "
                                   "key or an authenticator app before removing this one.")
-        found.delete()
         if not others:
-            twofactor.disable_leftovers(locked)
+            raise ValidationError("This is your last second step. To turn two-factor sign-in "
+                                  "off, use Turn off: it asks for your password and a code "
+                                  "(a recovery code will do).")
+        found.delete()
         audit.record(actor=actor, action="twofactor.key_remove", obj=locked,
-                     after={"key": found.name, **({} if others else {"two_factor": "off"})})
-    return others
+                     after={"key": found.name})
 
 
 def begin_authentication(*, party: RelyingParty, user: User

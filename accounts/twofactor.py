@@ -208,13 +208,6 @@ def enable(*, actor: Actor, user: User, secret: str, code: str,
     return codes
 
 
-def disable_leftovers(user: User) -> None:
-    """What is left of an account's two-factor sign-in once its last second step went:
-    the recovery codes, a half set-up app. The caller holds the account's row lock."""
-    TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
-
-
 def disable(*, actor: Actor, user: User) -> None:
     """Turns the second step off (the view has checked the password and a code)."""
     with transaction.atomic():

@@ -189,14 +189,11 @@ def security_key_remove(request: HttpRequest, pk: int) -> HttpResponse:
     form = RemoveKeyForm(request.POST)
     if form.is_valid() and password_is_right(request, user, form.cleaned_data["password"]):
         try:
-            still_on = securitykeys.remove_key(actor=own_actor(user), user=user, key=key)
+            securitykeys.remove_key(actor=own_actor(user), user=user, key=key)
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         else:
-            if not still_on:
-                request.session.pop(signin.VERIFIED, None)
-            messages.success(request, f"Security key {key.name} removed."
-                             + ("" if still_on else " Two-factor sign-in is off."))
+            messages.success(request, f"Security key {key.name} removed.")
             return redirect("accounts:two-factor")
     else:
         messages.error(request, f"Security key {key.name} not removed: that is not your "

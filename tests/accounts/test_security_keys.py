@@ -225,7 +225,7 @@ def test_another_accounts_key_or_a_wrong_one_is_a_failed_sign_in(world, caplog):
     assert not signed_in(late) and response.status_code == 429
 
 
-def test_removing_a_key_needs_the_password_and_the_last_one_turns_it_off(world):
+def test_removing_a_key_needs_the_password_and_the_last_one_stays(world):
     client = world.client_for("admin_a")
     assert add_key(client, SoftKey(), name="one").status_code == 200
     assert add_key(client, SoftKey(), name="two").status_code == 200
@@ -239,11 +239,14 @@ def test_removing_a_key_needs_the_password_and_the_last_one_turns_it_off(world):
     theirs = WebAuthnCredential.objects.get(user=world.admin_b)
     assert client.post(reverse("accounts:security-key-remove", args=[theirs.pk]),
                        {"password": ADMIN_PASSWORD}).status_code == 404
-    client.post(reverse("accounts:security-key-remove", args=[two.pk]),
-                {"password": ADMIN_PASSWORD})
-    assert not twofactor.has_device(world.admin_a)
+    # The last one would turn two-factor off with the password alone: "Turn off" asks
+    # for a code too.
+    response = client.post(reverse("accounts:security-key-remove", args=[two.pk]),
+                           {"password": ADMIN_PASSWORD})
+    assert response.status_code == 400 and b"This is your last second step" in response.content
+    assert twofactor.has_security_key(world.admin_a)
     rows = AuditEntry.objects.filter(action="twofactor.key_remove").order_by("pk")
-    assert [r.after for r in rows] == [{"key": "one"}, {"key": "two", "two_factor": "off"}]
+    assert [r.after for r in rows] == [{"key": "one"}]
 
 
 def test_keys_count_for_the_policy(world):
