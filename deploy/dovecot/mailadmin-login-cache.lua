@@ -42,6 +42,10 @@ function script_init()
 end
 
 local USAGE_FILE = "app-password-usage"
+-- Past this size the file is not written to: with the panel's sync stopped for
+-- long (the agent down), what is not yet taken stays bounded. The sync takes at
+-- most 4 MiB at a time; a line is under 80 bytes.
+local USAGE_FILE_LIMIT = 64 * 1024 * 1024
 -- Dovecot's %s for the services an app password may be allowed for.
 local USAGE_SERVICES = { imap = true, smtp = true, submission = true, sieve = true }
 local not_root = nil
@@ -85,6 +89,12 @@ local function record_app_password_use(req)
   local file, problem = io.open(dir .. "/" .. USAGE_FILE, "a")
   if file == nil then
     req:log_warning("app-password usage not recorded: " .. tostring(problem))
+    return
+  end
+  local size = file:seek("end")
+  if size == nil or size > USAGE_FILE_LIMIT then
+    file:close()
+    req:log_warning("app-password usage not recorded: the file is full (the sync is not running)")
     return
   end
   -- One short line, one write(2) at close, O_APPEND: concurrent auth workers'

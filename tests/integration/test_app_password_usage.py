@@ -116,3 +116,22 @@ def test_lines_written_between_take_and_done_are_kept(stack, mailbox):
     assert len(usage_lines(stack)) == 1
     assert "1 line read" in sync()
     assert usage_lines(stack) == []
+
+
+def test_a_full_usage_file_is_not_written_to_and_the_login_still_works(stack, mailbox):
+    """With the sync stopped for long the file stops growing at 64 MiB (the login
+    check's limit); the login itself is not refused."""
+    phone = create(mailbox, "Phone", "imap")
+    assert stack.imap_login_ok(ADDRESS, phone)
+    usage = stack.root / "app-usage" / USAGE_FILE
+    before = usage.stat().st_size
+    with usage.open("r+b") as handle:  # sparse: costs no disk
+        handle.truncate(64 * 1024 * 1024 + 1)
+    stack.flush_auth_cache()
+    assert stack.imap_login_ok(ADDRESS, phone)
+    assert usage.stat().st_size == 64 * 1024 * 1024 + 1
+    with usage.open("r+b") as handle:
+        handle.truncate(before)
+    stack.flush_auth_cache()
+    assert stack.imap_login_ok(ADDRESS, phone)
+    assert usage.stat().st_size > before
