@@ -128,6 +128,9 @@ def test_superadmin_domain_admin_and_mailbox_user_in_the_browser(stack, live_ser
     dan = new_page(browser, live_server)
     sign_in(dan, "dan@example.org", DAN_PW)
     dan.get_by_role("link", name="Domains").click()
+    # count() does not wait: the click's page may still be loading under load.
+    dan.get_by_role("heading", name="Domains").wait_for()
+    dan.get_by_role("link", name="example.org", exact=True).wait_for()
     assert dan.get_by_role("link", name="example.org", exact=True).count() == 1
     assert dan.get_by_role("link", name="other.example").count() == 0
     assert dan.goto("/domains/other.example/").status == 404

@@ -51,6 +51,7 @@ def test_enrol_then_sign_in_with_a_code_replay_refused_recovery_code_once(
     page.goto("/account/")
     page.get_by_role("link", name="Two-factor sign-in", exact=True).click()
     page.get_by_role("link", name="Set up two-factor sign-in").click()
+    page.get_by_role("heading", name="Set up two-factor sign-in").wait_for()
     assert page.locator("figure.qr svg path").count() == 1  # drawn by the panel itself
     key = page.locator("#totp-secret").text_content() or ""
     shot(page, "two-factor-enrol")
