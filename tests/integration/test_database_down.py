@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.integration.test_broker_down import PrivateRedis
+
 pytestmark = pytest.mark.daemons
 
 BIN = Path(sys.executable).parent
@@ -318,25 +320,9 @@ def test_a_task_on_a_worker_waits_out_a_mariadb_outage(
     """The worker does not crash or loop: the task is retried with a pause until the
     database answers, then does its work once."""
     _needs("redis-server")
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    broker = f"redis://127.0.0.1:{redis_port}/0"
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    broker = redis.url
     made = mariadb_panel.manage(
         "shell",
         "-c",
@@ -409,8 +395,7 @@ def test_a_task_on_a_worker_waits_out_a_mariadb_outage(
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
-        redis.terminate()
-        redis.wait(30)
+        redis.stop()
 
 
 def test_sqlite_file_out_of_reach_gives_a_503_page(tmp_path: Path) -> None:
