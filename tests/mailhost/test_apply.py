@@ -54,7 +54,7 @@ def test_a_request_is_sent_to_the_hosts_queue_after_the_commit(live, monkeypatch
     change_host(mail_hostname="MX1.example.org")
     sent = []
     monkeypatch.setattr(jobs, "enqueue_on_commit",
-                        lambda name, *args, **options: sent.append((name, args, options)))
+                        lambda name, *args, refused, **options: sent.append((name, args, options)))
 
     requested = apply.request_apply(actor=ALICE, check_only=True)
 
