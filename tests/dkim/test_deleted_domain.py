@@ -40,7 +40,7 @@ def domain():
 def sent():
     """Tasks queued on commit, by name, with their arguments and options."""
     calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
-    with mock.patch("core.jobs._send", lambda name, args, options:
+    with mock.patch("core.jobs._send", lambda name, args, options, refused:
                     calls.append((name, args, options))):
         yield calls
 
