@@ -41,11 +41,15 @@ from domains.services.import_jobs import (
 from domains.services.imports import (
     AliasImport,
     MailboxImport,
+    PreparedImport,
     alias_import_problems,
     import_aliases,
     import_mailboxes,
     import_mailboxes_with_state,
     mailbox_import_problems,
+    prepare_alias_import,
+    prepare_mailbox_import,
+    write_import,
 )
 from domains.services.kept_maildirs import (
     KEPT_MAILDIR_CHOICES,
@@ -84,6 +88,7 @@ __all__ = [
     "AliasImport",
     "DomainUsage",
     "MailboxImport",
+    "PreparedImport",
     "alias_import_problems",
     "change_own_password",
     "confirm_import_job",
@@ -105,6 +110,8 @@ __all__ = [
     "maildir_path",
     "on_domain_deletion",
     "password_policy_problems",
+    "prepare_alias_import",
+    "prepare_mailbox_import",
     "purge_expired_kept_maildirs",
     "purge_kept_maildir",
     "record_export",
@@ -121,4 +128,5 @@ __all__ = [
     "update_domain",
     "update_mailbox",
     "verify_mailbox_login",
+    "write_import",
 ]

@@ -4,25 +4,26 @@ limits and description, enable and disable, delete (forced: with everything in i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, bulk
 from core.actor import Actor
 from core.errors import FieldErrors, on_field
-from core.models import AuditEntry
 from domains.address_changes import addresses_changed
 from domains.checklist import ROLE_ADDRESSES
-from domains.models import Alias, AliasDomain, Domain, KeptMaildir
+from domains.models import Alias, AliasDomain, Domain, KeptMaildir, Mailbox
 from domains.selectors import domain_usage
 from domains.services._common import (
     DESCRIPTION_MAX,
     _audit_change,
     _end_sessions,
     _flush_auth_cache,
+    _in_chunks,
     _insert,
     _lock_domain,
     _plural,
@@ -184,59 +185,155 @@ def delete_domain(*, actor: Actor, domain: Domain, force: bool = False) -> list[
     """Delete a domain; with `force`, its mailboxes, aliases and alias domains too.
 
     Returns the Maildir paths left on disk for the deleted mailboxes.
+
+    What it takes with it is read, and its audit and kept-Maildir rows made,
+    before the transaction (on SQLite every other panel write waits while one
+    is open: core.bulk). Under the domain's lock it is read again; if anything
+    changed meanwhile the rows are made again from what is there now.
     """
+    contents = _contents(domain)
+    _refuse_unforced(domain, contents, force)
+    plan = _plan_deletion(actor, domain, contents)
     with transaction.atomic():
         locked = _lock_domain(domain)
-        mailbox_count = locked.mailboxes.count()
-        if mailbox_count and not force:
-            raise ValidationError(
-                f"{locked.name} still has {_plural(mailbox_count, 'mailbox')}; delete them first "
-                "or force the deletion (their mail stays on disk)."
-            )
-        kept: list[str] = []
-        rows: list[AuditEntry] = []
+        current = _contents(locked)
+        if current != plan.contents:
+            plan = _plan_deletion(actor, locked, current)
+        _refuse_unforced(locked, current, force)
         # The deletion is one event on the audit log, its mailboxes, aliases
         # and alias domains folded under it (a domain may hold 200,000).
         event = audit.record(actor=actor, action="domain.delete", obj=locked, domain=locked,
                              before=audit.snapshot(locked),
-                             after={"forced": force, "maildirs_kept": mailbox_count})
-        now = timezone.now()
-        ledger: list[KeptMaildir] = []
-        host = MailHost.current()  # once, not a query a mailbox
-        for mailbox in locked.mailboxes.all():
-            path = host.maildir_path(mailbox.email)
-            kept.append(path)
-            ledger.append(KeptMaildir(address=mailbox.email, domain_ref=locked.pk, path=path,
-                                      deleted_at=now))
-            rows.append(audit.entry(actor=actor, action="mailbox.delete", obj=mailbox,
-                                    domain=locked, before=audit.snapshot(mailbox),
-                                    after={"maildir_kept": path}, parent=event))
-        listed: set[str] = set()  # what the domain's aliases delivered to
-        for alias in locked.aliases.all():
-            listed.update(alias.destination_list)
-            rows.append(audit.entry(actor=actor, action="alias.delete", obj=alias,
-                                    domain=locked, before=audit.snapshot(alias), parent=event))
-        for alias_domain in locked.alias_domains.all():
-            rows.append(audit.entry(actor=actor, action="aliasdomain.delete", obj=alias_domain,
-                                    domain=locked, before=audit.snapshot(alias_domain),
-                                    parent=event))
-        AuditEntry.objects.bulk_create(rows, batch_size=2000)
-        KeptMaildir.objects.bulk_create(ledger, batch_size=2000)
-        gone = set(locked.mailboxes.values_list("email", flat=True))
-        gone |= {a.source for a in locked.aliases.all() if not a.is_catchall}
-        _remove_destinations(actor, gone, contains=f"@{locked.name}", home=locked,
-                             exclude_domain=locked)
-        locked.alias_domains.all().delete()
-        locked.aliases.all().delete()
+                             after={"forced": force, "maildirs_kept": len(current.mailboxes)})
+        for rows in plan.audit_rows:
+            rows.write(parent=event)
+        bulk.insert_rows(KeptMaildir, KEPT_COLUMNS, plan.ledger)
+        _remove_destinations(actor, plan.emails | plan.sources, contains=f"@{locked.name}",
+                             home=locked, exclude_domain=locked)
+        AliasDomain.objects.filter(target=locked).delete()
+        Alias.objects.filter(domain=locked).delete()
         # Mailboxes of other domains its aliases listed (its own go below).
-        addresses_changed(mailboxes={a for a in listed if not a.endswith(f"@{locked.name}")})
-        _end_sessions(locked.mailboxes.values_list("pk", flat=True))
-        _flush_auth_cache(locked.mailboxes.values_list("email", flat=True))
-        locked.mailboxes.all().delete()
+        addresses_changed(mailboxes={a for a in plan.listed
+                                     if not a.endswith(f"@{locked.name}")})
+        _end_sessions(plan.mailbox_ids)
+        _flush_auth_cache(plan.emails)
+        _delete_mailboxes(locked, plan.mailbox_ids)
         for hook in _deletion_hooks:
             hook(actor=actor, domain=locked)
         locked.delete()
-    return kept
+    return plan.kept
+
+
+# The columns of a kept-Maildir row a deletion writes (core.bulk.insert_rows).
+KEPT_COLUMNS = ("address", "domain_ref", "path", "deleted_at", "removed_at", "reused_at",
+                "purge_requested_at", "removal_error")
+
+
+@dataclass(frozen=True)
+class _Contents:
+    """What a domain's deletion takes with it, as snapshot() columns (plain
+    values, no model instances), and where its Maildirs live."""
+
+    mailboxes: list[tuple[Any, ...]]
+    aliases: list[tuple[Any, ...]]
+    alias_domains: list[tuple[Any, ...]]
+    vmail_dir: str
+
+
+def _contents(domain: Domain) -> _Contents:
+    return _Contents(
+        mailboxes=list(Mailbox.objects.filter(domain=domain)
+                       .values_list(*audit.snapshot_columns(Mailbox))),
+        aliases=list(Alias.objects.filter(domain=domain)
+                     .values_list(*audit.snapshot_columns(Alias))),
+        alias_domains=list(AliasDomain.objects.filter(target=domain)
+                           .values_list(*audit.snapshot_columns(AliasDomain))),
+        vmail_dir=MailHost.current().vmail_dir,
+    )
+
+
+def _refuse_unforced(domain: Domain, contents: _Contents, force: bool) -> None:
+    if contents.mailboxes and not force:
+        raise ValidationError(
+            f"{domain.name} still has {_plural(len(contents.mailboxes), 'mailbox')}; delete "
+            "them first or force the deletion (their mail stays on disk)."
+        )
+
+
+@dataclass(frozen=True)
+class _Deletion:
+    """A deletion's rows, made from its _Contents before its transaction."""
+
+    contents: _Contents
+    audit_rows: list[audit.EntryRows]  # under the domain.delete event
+    ledger: list[tuple[Any, ...]]  # KEPT_COLUMNS
+    kept: list[str]  # the Maildirs left on disk
+    mailbox_ids: list[int]
+    emails: set[str]
+    sources: set[str]  # the aliases', but the catch-all
+    listed: set[str]  # what the aliases delivered to
+
+
+def _plan_deletion(actor: Actor, domain: Domain, contents: _Contents) -> _Deletion:
+    host = MailHost(vmail_dir=contents.vmail_dir)  # only for its path rule
+    deleted_at = bulk.db_value(KeptMaildir, "deleted_at", timezone.now())
+    mailbox_rows = audit.EntryRows(actor=actor, action="mailbox.delete", model=Mailbox,
+                                   domain=domain)
+    alias_rows = audit.EntryRows(actor=actor, action="alias.delete", model=Alias, domain=domain)
+    alias_domain_rows = audit.EntryRows(actor=actor, action="aliasdomain.delete",
+                                        model=AliasDomain, domain=domain)
+    ledger: list[tuple[Any, ...]] = []
+    kept: list[str] = []
+    ids: list[int] = []
+    emails: set[str] = set()
+    columns = audit.snapshot_columns(Mailbox)
+    for values in contents.mailboxes:
+        before = audit.snapshot_of(columns, values)
+        email, path = before["email"], host.maildir_path(before["email"])
+        kept.append(path)
+        ids.append(before["id"])
+        emails.add(email)
+        ledger.append((email, domain.pk, path, deleted_at, None, None, None, ""))
+        mailbox_rows.add(object_id=before["id"], object_repr=email, before=before,
+                         after={"maildir_kept": path})
+    sources: set[str] = set()
+    listed: set[str] = set()
+    columns = audit.snapshot_columns(Alias)
+    for values in contents.aliases:
+        before = audit.snapshot_of(columns, values)
+        alias = Alias(source=before["source"], destinations=before["destinations"])
+        listed.update(alias.destination_list)
+        if not alias.is_catchall:
+            sources.add(alias.source)
+        alias_rows.add(object_id=before["id"], object_repr=alias.source, before=before)
+    columns = audit.snapshot_columns(AliasDomain)
+    for values in contents.alias_domains:
+        before = audit.snapshot_of(columns, values)
+        alias_domain_rows.add(object_id=before["id"], object_repr=before["name"], before=before)
+    return _Deletion(contents=contents, audit_rows=[mailbox_rows, alias_rows, alias_domain_rows],
+                     ledger=ledger, kept=kept, mailbox_ids=ids, emails=emails,
+                     sources=sources, listed=listed)
+
+
+def _delete_mailboxes(domain: Domain, ids: list[int]) -> None:
+    """Delete the mailboxes of `domain` (`ids`, all of them, under its lock) and
+    what apps above this one keep on each (app passwords, vacation rules):
+    Django's delete would first make a model instance of every mailbox."""
+    relations = Mailbox._meta.related_objects
+    if any(r.many_to_many or r.on_delete not in (models.CASCADE, models.SET_NULL,
+                                                   models.DO_NOTHING) for r in relations):
+        for part in _in_chunks(ids):  # a rule of its own (PROTECT ...): Django applies it
+            Mailbox.objects.filter(pk__in=part).delete()
+        return
+    for relation in relations:
+        # One statement each, the mailboxes as a subquery (no list of ids to send).
+        query = relation.related_model._base_manager.filter(**{
+            f"{relation.field.name}__in": Mailbox.objects.filter(domain=domain).values("pk")})
+        if relation.on_delete is models.CASCADE:
+            query.delete()
+        elif relation.on_delete is models.SET_NULL:
+            query.update(**{relation.field.name: None})
+    bulk.delete_rows(Mailbox, ids)
 
 
 def record_export(*, actor: Actor, domain: Domain, what: str) -> None:

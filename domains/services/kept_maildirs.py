@@ -16,7 +16,7 @@ from core import audit, jobs
 from core.actor import BEAT, Actor
 from core.models import AuditEntry
 from domains.models import Alias, Domain, KeptMaildir, Mailbox
-from domains.services._common import _in_chunks, maildir_path
+from domains.services._common import ASK_EACH_MAX, _in_chunks, maildir_path
 from domains.validators import domain_of, normalize_address
 from mailhost import apply, privileged
 from mailhost.models import MailHost
@@ -85,6 +85,10 @@ def _kept_addresses(addresses: set[str], domain: Domain) -> set[str]:
     """Those of `addresses` whose Maildir `domain` keeps (never an earlier domain's:
     create_domain settled those)."""
     kept: set[str] = set()
+    if len(addresses) > ASK_EACH_MAX:  # as _taken_addresses: read them all
+        kept.update(KeptMaildir.objects.filter(domain_ref=domain.pk, removed_at=None,
+                                               reused_at=None).values_list("address", flat=True))
+        return kept & addresses
     for part in _in_chunks(sorted(addresses)):
         kept.update(KeptMaildir.objects.filter(
             address__in=part, domain_ref=domain.pk, removed_at=None, reused_at=None,

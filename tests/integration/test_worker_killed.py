@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -45,20 +46,47 @@ def _big_import(client, world: World) -> tuple[Domain, ImportJob]:
     return domain, job
 
 
-def _in_its_transaction(job: ImportJob, harness: Celery) -> None:
-    """Wait until every row is checked: the worker is inside the one transaction
-    that writes them (the rows it wrote are not visible from here)."""
+def _checked(job: ImportJob, harness: Celery) -> None:
+    """Wait until every row is checked: the worker prepares the rows, then
+    writes them in one short transaction."""
     _wait_for(lambda: ImportJob.objects.filter(pk=job.pk, state="running",
                                                done=ROWS).exists(),
-              harness, "the import reaching its insert", timeout=120)
+              harness, "the import checking every row", timeout=120)
+
+
+def _in_its_transaction(job: ImportJob, harness: Celery) -> None:
+    """Return as soon as the worker is inside the one transaction that writes
+    the rows (the rows it wrote are not visible from here). The transaction is
+    short (the rows are prepared before it), so this looks often."""
+    # MariaDB: rows written that this connection cannot see. SQLite: its one
+    # write lock held (the next write after the last progress is the import's).
+    inside = _rows_uncommitted if connection.vendor == "mysql" else _sqlite_write_locked
+    deadline = time.monotonic() + 120
+    while not inside():
+        assert time.monotonic() < deadline, "the import never began its transaction:\n" + \
+            harness.log("worker.log")
+        assert ImportJob.objects.get(pk=job.pk).state == "running", "killed too late"
+        time.sleep(0.01)
     if connection.vendor == "mysql":
-        # Until the worker's transaction has written rows this connection cannot see.
-        _wait_for(lambda: _uncommitted_rows() > 0, harness, "the first rows written",
-                  timeout=60)
         print(f"\nrows written, uncommitted, at the kill: {_uncommitted_rows()}")
-    else:
-        time.sleep(0.5)
     assert ImportJob.objects.get(pk=job.pk).state == "running", "killed too late"
+
+
+def _rows_uncommitted() -> bool:
+    return _uncommitted_rows() > 0
+
+
+def _sqlite_write_locked() -> bool:
+    """Whether another connection holds the SQLite database's write lock."""
+    probe = sqlite3.connect(connection.settings_dict["NAME"], timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:  # database is locked
+        return True
+    finally:
+        probe.rollback()
+        probe.close()
+    return False
 
 
 def _uncommitted_rows() -> int:
@@ -83,8 +111,9 @@ def test_a_worker_killed_whole_mid_import_fails_the_job_when_it_starts_again(
         celery: Celery, world: World) -> None:  # noqa: F811
     client = world.client_for("superadmin")
     domain, job = _big_import(client, world)
-    _in_its_transaction(job, celery)
+    _checked(job, celery)
     assert POLLING in _job_page(client, job)
+    _in_its_transaction(job, celery)
     worker = celery.processes[0]
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(10)
@@ -120,6 +149,7 @@ def test_a_pool_child_killed_mid_import_fails_the_job_at_once(
         celery: Celery, world: World) -> None:  # noqa: F811
     client = world.client_for("superadmin")
     domain, job = _big_import(client, world)
+    _checked(job, celery)
     _in_its_transaction(job, celery)
     killed_at = time.monotonic()
     for child in _children(celery.processes[0].pid):
