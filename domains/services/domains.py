@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import ForeignObjectRel
 from django.utils import timezone
 
 from core import audit, bulk
@@ -319,9 +320,13 @@ def _delete_mailboxes(domain: Domain, ids: list[int]) -> None:
     """Delete the mailboxes of `domain` (`ids`, all of them, under its lock) and
     what apps above this one keep on each (app passwords, vacation rules):
     Django's delete would first make a model instance of every mailbox."""
-    relations = Mailbox._meta.related_objects
-    if any(r.many_to_many or r.on_delete not in (models.CASCADE, models.SET_NULL,
-                                                   models.DO_NOTHING) for r in relations):
+    # Every relation Django's cascade follows (deletion.get_candidate_relations_to_delete),
+    # those hidden from related_objects too: a Sieve script's related_name is "+".
+    relations = [f for f in Mailbox._meta.get_fields(include_hidden=True)
+                 if isinstance(f, ForeignObjectRel) and f.auto_created and not f.concrete
+                 and (f.one_to_one or f.one_to_many)]
+    if any(r.on_delete not in (models.CASCADE, models.SET_NULL, models.DO_NOTHING)
+           for r in relations):
         for part in _in_chunks(ids):  # a rule of its own (PROTECT ...): Django applies it
             Mailbox.objects.filter(pk__in=part).delete()
         return

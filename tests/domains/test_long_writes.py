@@ -277,3 +277,26 @@ def test_an_unforced_delete_refuses_a_mailbox_created_while_it_planned(monkeypat
     assert "still has 1 mailbox" in run.error.messages[0]
     assert Mailbox.objects.filter(email="late@empty.example").exists()
     assert not AuditEntry.objects.filter(action="domain.delete").exists()
+
+
+@pytest.mark.django_db
+def test_a_forced_delete_takes_every_row_kept_on_its_mailboxes():
+    """Every table pointing at a mailbox, those with no reverse name too (a Sieve
+    script's related_name is "+"), goes with it, as Django's cascade took it."""
+    from apppasswords import services as app_passwords
+    from apppasswords.models import AppPassword
+    from vacation import services as vacation
+    from vacation.models import MailRules, SieveScript
+
+    domain = services.create_domain(actor=ACTOR, name="sieve.example")
+    mailbox = services.create_mailbox(actor=ACTOR, email="away@sieve.example",
+                                      password="correct horse battery")
+    vacation.set_auto_reply(actor=ACTOR, mailbox=mailbox, enabled=True, subject="Away",
+                            text="Back soon.")
+    app_passwords.create_app_password(actor=ACTOR, mailbox=mailbox, name="phone",
+                                      protocols=["imap"])
+    assert SieveScript.objects.filter(mailbox=mailbox).exists()
+    services.delete_domain(actor=ACTOR, domain=domain, force=True)
+    assert not Mailbox.objects.filter(pk=mailbox.pk).exists()
+    assert not SieveScript.objects.exists() and not MailRules.objects.exists()
+    assert not AppPassword.objects.exists()
