@@ -300,3 +300,82 @@ def test_a_forced_delete_takes_every_row_kept_on_its_mailboxes():
     assert not Mailbox.objects.filter(pk=mailbox.pk).exists()
     assert not SieveScript.objects.exists() and not MailRules.objects.exists()
     assert not AppPassword.objects.exists()
+
+
+
+# What changes between a preparation that passed and its write: the tests above
+# change it while the preparation runs, before its own check of the tables, so
+# they pass on that check alone; these prove write_import asks again.
+
+
+def _refused_at_write(prepared: imports.PreparedImport, *messages: str) -> None:
+    audit_before = AuditEntry.objects.count()
+    with pytest.raises(ValidationError) as refused:
+        services.write_import(prepared=prepared)
+    if messages:
+        assert refused.value.messages == list(messages)
+    assert AuditEntry.objects.count() == audit_before
+    assert not AuditEntry.objects.filter(action__in=["domain.import", "mailbox.import",
+                                                     "alias.import"]).exists()
+
+
+@pytest.mark.django_db
+def test_a_second_import_written_first_refuses_the_prepared_one_whole(hashed):
+    domain = services.create_domain(actor=ACTOR, name="twice.example")
+    prepared = services.prepare_mailbox_import(actor=ACTOR, domain=domain,
+                                               rows=mailbox_rows("twice.example", hashed))
+    services.import_mailboxes(actor=ACTOR, domain=domain, rows=[
+        services.MailboxImport(email="user9@twice.example", password_hash=hashed)])
+    AuditEntry.objects.all().delete()
+    _refused_at_write(prepared, "user9@twice.example already exists.")
+    assert list(Mailbox.objects.values_list("email", flat=True)) == ["user9@twice.example"]
+
+
+@pytest.mark.django_db
+def test_a_mailbox_deleted_after_preparation_keeps_its_maildir_from_the_import(hashed):
+    domain = services.create_domain(actor=ACTOR, name="kept.example")
+    rows = mailbox_rows("kept.example", hashed)
+    prepared = services.prepare_mailbox_import(actor=ACTOR, domain=domain, rows=rows[1:])
+    gone = services.create_mailbox(actor=ACTOR, email="user1@kept.example",
+                                   password="correct horse battery")
+    services.delete_mailbox(actor=ACTOR, mailbox=gone)  # after the preparation's check
+    AuditEntry.objects.all().delete()
+    _refused_at_write(prepared, KeptMaildir.refusal("user1@kept.example"))
+    assert not Mailbox.objects.exists()
+
+
+@pytest.mark.django_db
+def test_limits_lowered_after_preparation_refuse_the_write(hashed):
+    domain = services.create_domain(actor=ACTOR, name="full.example")
+    prepared = services.prepare_mailbox_import(actor=ACTOR, domain=domain,
+                                               rows=mailbox_rows("full.example", hashed))
+    services.update_domain(actor=ACTOR, domain=domain, max_mailboxes=ROWS - 1)
+    _refused_at_write(prepared)
+    assert not Mailbox.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_destination_deleted_after_preparation_refuses_the_alias_write():
+    domain = services.create_domain(actor=ACTOR, name="dest.example")
+    target = services.create_mailbox(actor=ACTOR, email="target@dest.example",
+                                     password="correct horse battery")
+    prepared = services.prepare_alias_import(
+        actor=ACTOR, domain=domain, checked_domains=None,
+        rows=[services.AliasImport(source=f"list{n}@dest.example",
+                                   destinations="target@dest.example") for n in range(ROWS)])
+    services.delete_mailbox(actor=ACTOR, mailbox=target)
+    AuditEntry.objects.all().delete()
+    _refused_at_write(prepared, "target@dest.example is in a domain of this server but "
+                                "neither a mailbox nor an alias.")
+    assert not Alias.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_domain_deleted_after_preparation_refuses_the_write(hashed):
+    domain = services.create_domain(actor=ACTOR, name="gone.example")
+    prepared = services.prepare_mailbox_import(actor=ACTOR, domain=domain,
+                                               rows=mailbox_rows("gone.example", hashed))
+    services.delete_domain(actor=ACTOR, domain=domain)
+    AuditEntry.objects.all().delete()
+    _refused_at_write(prepared, "The domain gone.example no longer exists.")
+    assert not Mailbox.objects.exists()
