@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -137,18 +138,33 @@ def _retry(report: HealthReport, pending: list[ReportDelivery], now: datetime) -
 
 def _send(report: HealthReport, deliveries: Sequence[ReportDelivery],
           messages: Mapping[str, mail.EmailMultiAlternatives], now: datetime) -> int:
-    """Send each delivery's message once: taken first, so a second sender at the
-    same time skips it; recorded as sent, or with the mail server's refusal."""
-    taken = [(d, messages[d.address]) for d in deliveries
-             if d.address in messages and services.take_delivery(delivery_id=d.pk, now=now)]
-    errors = deliver([message for _, message in taken])
-    for (delivery, _message), error in zip(taken, errors, strict=True):
-        services.record_delivery(delivery_id=delivery.pk, error=error)
-    failed = [d.address for (d, _), error in zip(taken, errors, strict=True) if error]
+    """Send each delivery's message once: taken just before it goes, so a second
+    sender at the same time skips it; recorded as sent, or with the mail server's
+    refusal, before the next one is taken. A sender cut off half-way (its time
+    limit, a killed worker, the database gone) leaves each copy that went
+    recorded, and the ones not reached free: a retry mails only those."""
+    started = time.monotonic()
+    failed = []
+    went = 0
+    with Outbox() as outbox:
+        for delivery in deliveries:
+            message = messages.get(delivery.address)
+            # The take's time moves on with the list: one taken late in a long list
+            # must not look lapsed to another sender the moment it is taken.
+            taken_at = now + timedelta(seconds=time.monotonic() - started)
+            if message is None or not services.take_delivery(delivery_id=delivery.pk,
+                                                             now=taken_at):
+                continue
+            error = outbox.send(message)
+            services.record_delivery(delivery_id=delivery.pk, error=error)
+            if error:
+                failed.append(delivery.address)
+            else:
+                went += 1
     if failed:
         log.error("health report of %s: not delivered to %s; it is tried again",
                   report.sent_at, ", ".join(failed))
-    return len(taken) - len(failed)
+    return went
 
 
 def _messages(now: datetime, *, before: HealthReport | None, only: set[str] | None,
@@ -393,40 +409,49 @@ def _names(domains: Iterable[str]) -> list[str]:
 # ---------------------------------------------------------------- sending
 
 
-def deliver(messages: Sequence[mail.EmailMultiAlternatives]) -> list[str]:
-    """Send each message on one connection; per message, "" when the mail server
-    took it, else why not (its refusal, or that it could not be reached).
+class Outbox:
+    """One SMTP connection for a report's copies; `send` says per message "" when the
+    mail server took it, else why not (its refusal, or that it could not be reached).
 
-    A refused recipient does not stop the others. A mail server that cannot
-    be reached fails them all at once, logged in one line rather than a
-    traceback. Nothing is raised: the caller records each outcome, and only
-    what was not taken is tried again.
+    A refused recipient does not stop the others. A mail server that cannot be
+    reached is logged once, in one line rather than a traceback, and each
+    message then gets that reason without another try. Nothing is raised: the
+    caller records each outcome, and only what was not taken is tried again.
     """
-    if not messages:
-        return []
-    connection = mail.get_connection()
-    errors = []
-    try:
-        connection.open()
-    except (OSError, smtplib.SMTPException) as error:
-        log.error("health report: cannot reach the mail server %s:%s: %s",
-                  settings.EMAIL_HOST, settings.EMAIL_PORT, error)
-        reason = (f"cannot reach the mail server {settings.EMAIL_HOST}:"
-                  f"{settings.EMAIL_PORT}: {error}")
-        return [reason] * len(messages)
-    try:
-        for message in messages:
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.unreachable = ""
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.connection is not None:
+            _close(self.connection)
+
+    def send(self, message: mail.EmailMultiAlternatives) -> str:
+        if self.unreachable:
+            return self.unreachable
+        if self.connection is None:
+            self.connection = mail.get_connection()
             try:
-                went = connection.send_messages([message])
-                errors.append("" if went else "the mail server did not take it")
+                self.connection.open()
             except (OSError, smtplib.SMTPException) as error:
-                log.warning("health report to %s failed: %s", ", ".join(message.to), error)
-                errors.append(_refusal(error))
-                # The session may be broken: the next message opens a fresh one.
-                _close(connection)
-    finally:
-        _close(connection)
-    return errors
+                log.error("health report: cannot reach the mail server %s:%s: %s",
+                          settings.EMAIL_HOST, settings.EMAIL_PORT, error)
+                self.connection = None
+                self.unreachable = (f"cannot reach the mail server {settings.EMAIL_HOST}:"
+                                    f"{settings.EMAIL_PORT}: {error}")
+                return self.unreachable
+        try:
+            went = self.connection.send_messages([message])
+        except (OSError, smtplib.SMTPException) as error:
+            log.warning("health report to %s failed: %s", ", ".join(message.to), error)
+            # The session may be broken: the next message opens a fresh one.
+            _close(self.connection)
+            return _refusal(error)
+        return "" if went else "the mail server did not take it"
 
 
 def _refusal(error: OSError | smtplib.SMTPException) -> str:

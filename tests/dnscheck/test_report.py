@@ -7,6 +7,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
@@ -337,6 +338,49 @@ def test_a_later_report_covers_what_a_missed_one_held(history, settings, mailout
     sent = by_recipient(mailoutbox)
     # The changes of the missed report are in the one that went.
     assert "Changes since the last report (2030-03-01" in sent["alice@a.example"].body
+
+
+class CutOffAfterTheFirst(EmailBackend):
+    """The task's soft time limit strikes while the second copy goes out."""
+
+    def send_messages(self, messages):
+        if mail.outbox:
+            raise SoftTimeLimitExceeded()
+        return super().send_messages(messages)
+
+
+def test_a_copy_that_went_is_recorded_before_the_next_is_sent(history, settings, mailoutbox):
+    """A sender cut off half-way (its time limit, a killed worker, the database gone
+    while recording) has recorded each copy the mail server took: the retry, once
+    the cut-off sender's takes have lapsed, mails only the others."""
+    settings.EMAIL_BACKEND = "tests.dnscheck.test_report.CutOffAfterTheFirst"
+    with pytest.raises(SoftTimeLimitExceeded):
+        report.send_reports(at(24))
+    [first] = mailoutbox
+    recorded = HealthReport.objects.latest()
+    assert recorded.deliveries.get(address=first.to[0]).state == "sent"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert report.send_reports(at(24.5)) == 2
+    assert len(by_recipient(mailoutbox)) == 3
+    assert not report.pending()
+
+
+def test_a_copy_is_taken_only_as_it_goes_out(history, settings, mailoutbox, monkeypatch):
+    """Of a long list, the copies not yet reached are free for another sender: a take
+    that lapsed while the list went out would send them twice."""
+    taken_while_sending = []
+    sent = EmailBackend.send_messages
+
+    def send_and_look(backend, messages):
+        taken_while_sending.append(recorded().deliveries.filter(taken__isnull=False).count())
+        return sent(backend, messages)
+
+    def recorded():
+        return HealthReport.objects.latest()
+
+    monkeypatch.setattr(EmailBackend, "send_messages", send_and_look)
+    assert report.send_reports(at(24)) == 3
+    assert taken_while_sending == [1, 1, 1]
 
 
 def test_the_task_retries_with_a_growing_delay_up_to_an_hour():
