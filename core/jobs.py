@@ -41,6 +41,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from core import worker_life
+
 log = logging.getLogger(__name__)
 
 
@@ -127,13 +129,16 @@ def claim(model: type[Job], pk: int, *, reclaim_stale: bool = False, **changes: 
 
 
 def current_worker() -> str:
-    """The node name of the Celery worker running the current task; empty inline."""
+    """Who runs the current task: the Celery node name and the worker's life
+    (core.worker_life, set as the worker starts); empty inline."""
     from celery import current_task
 
     request = current_task.request if current_task else None
     if request is None or request.is_eager:
         return ""
-    return str(request.hostname or "")
+    node = str(request.hostname or "")
+    life = worker_life.current()
+    return f"{node} {life}" if node and life else node
 
 
 def progress(model: type[ProgressJob], pk: int, done: int) -> None:
@@ -179,19 +184,28 @@ def fail_lost(task_name: str, pk: int) -> bool:
 
 def fail_orphaned(worker: str, before: datetime.datetime) -> int:
     """Fail the jobs a previous life of node `worker` held when it died: running
-    with its name, started before this life began at `before`. How many.
+    under its name, started before this life began at `before`, by a life that
+    is over (another boot of this machine, a process gone). How many.
 
-    Celery refuses two live workers of one node name, so such a job has no one
-    left to finish it.
+    Celery only warns when two live workers share a node name (two workers on
+    one host without --hostname, containers with one host name): a live
+    namesake's jobs are left to it.
     """
     if not worker:
         return 0
-    return sum(
-        model._default_manager.filter(state=Job.State.RUNNING, worker=worker,
-                                      started__lt=before)
-        .update(state=Job.State.FAILED, finished=timezone.now(),
+    failed = 0
+    for model in job_models():
+        running = model._default_manager.filter(
+            Q(worker=worker) | Q(worker__startswith=f"{worker} "),
+            state=Job.State.RUNNING, started__lt=before)
+        ended = [pk for pk, recorded in running.values_list("pk", "worker")
+                 # A row from before lives were recorded: its node name is all there is.
+                 if recorded == worker or worker_life.ended(recorded[len(worker) + 1:])]
+        if ended:
+            failed += running.filter(pk__in=ended).update(
+                state=Job.State.FAILED, finished=timezone.now(),
                 error=_fitted(model, model.lost_error), **model.lost_changes)
-        for model in job_models())
+    return failed
 
 
 def job_models() -> list[type[Job]]:

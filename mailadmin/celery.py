@@ -51,6 +51,9 @@ _started: dict[str, datetime.datetime] = {}
 @signals.worker_init.connect
 def _remember_start(sender: Any = None, **_: Any) -> None:
     # Before the first task is taken: a job claimed later is this life's own.
+    from core import worker_life
+
+    worker_life.begin()
     _started[str(getattr(sender, "hostname", ""))] = datetime.datetime.now(datetime.UTC)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import os
+import subprocess
 
 import pytest
 from django.utils import timezone
 
-from core import jobs
+from core import jobs, worker_life
 from domains.models import ImportJob
 from tests.conftest import EDITOR, apps_at
 
@@ -137,6 +139,39 @@ def test_a_worker_that_starts_again_fails_what_its_previous_life_held(world):
     assert held[0].rows == [] and held[2].outcome == "error"
     assert {type(o).objects.get(pk=o.pk).state for o in others} == {"running"}
     assert jobs.fail_orphaned("", before) == 0
+
+
+@pytest.mark.processes
+def test_a_live_namesake_keeps_its_jobs(world):
+    """Celery only warns about two live workers of one node name (the README's two
+    local workers are both celery@<host>; two containers may share a host name):
+    a worker that starts fails what a dead life of its name held on this machine,
+    never what a live namesake runs, here or elsewhere."""
+    from dnscheck.models import CheckRun
+
+    before = timezone.now()
+    earlier = before - datetime.timedelta(seconds=5)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        def run(worker: str) -> CheckRun:
+            return CheckRun.objects.create(domain=world.a, worker=worker, state="running",
+                                           started=earlier)
+
+        dead = [run(f"celery@mx {worker_life.of(pid=ended.pid)}"),
+                run("celery@mx " + worker_life.of(pid=alive.pid).replace(
+                    worker_life.of(pid=1).split("/")[1], "an-earlier-boot")),
+                run(f"celery@mx {worker_life.of(pid=os.getpid())}")]
+        living = [run(f"celery@mx {worker_life.of(pid=alive.pid)}"),
+                  run("celery@mx elsewhere/" + worker_life.of(pid=ended.pid).split("/", 1)[1]),
+                  run(f"celery@mxx {worker_life.of(pid=ended.pid)}")]
+        assert jobs.fail_orphaned("celery@mx", before) == 3
+        assert {CheckRun.objects.get(pk=r.pk).state for r in dead} == {"failed"}
+        assert {CheckRun.objects.get(pk=r.pk).state for r in living} == {"running"}
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_a_lost_pool_child_fails_its_job_at_once(job):

@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from core import worker_life
 from domains import services
 from domains.models import Domain, ImportJob, Mailbox
 from tests.conftest import World
@@ -119,7 +120,8 @@ def test_a_worker_killed_whole_mid_import_fails_the_job_when_it_starts_again(
     worker.wait(10)
     # Dead, and nothing of it committed; the page still follows it: a worker may yet come back.
     job.refresh_from_db()
-    assert (job.state, job.worker) == ("running", f"{_node(celery)}")
+    assert (job.state, job.worker) == ("running",
+                                       f"{_node(celery)} {worker_life.of(pid=worker.pid)}")
     assert not Mailbox.objects.filter(domain=domain).exists()
     # systemd starts the worker again, under the same node name.
     killed_at = time.monotonic()
