@@ -227,7 +227,7 @@ def refused(done: subprocess.CompletedProcess[str], words: str) -> None:
     (["remove-maildir", "{vmail}/example.org"], "is not"),
     (["remove-maildir", "{vmail}/example.org/bob/Maildir"], "is not"),
     (["remove-maildir", "{vmail}/example.org/../bob"], "is not"),
-    (["remove-maildir", "{vmail}/example.org/nobody-here"], "does not exist"),
+    (["remove-maildir", "{vmail}/nowhere.example/bob"], "does not exist"),
 ])
 def test_requests_outside_the_allow_list_are_refused(scratch, args, words):
     (scratch.root / "elsewhere").mkdir()
@@ -598,6 +598,18 @@ def test_remove_maildir_removes_as_the_vmail_user(scratch, open_vmail):
     assert done.returncode == 0, done.stderr
     assert not maildir.exists()
     assert (open_vmail / "example.org").is_dir()
+
+
+@pytest.mark.processes
+def test_remove_maildir_of_a_maildir_already_gone_says_absent(scratch, open_vmail):
+    """The agent's record of a removal may be lost after the helper ran (the database
+    gone before the commit): the task's retry must find the job done, not refused for
+    ever (the row would stay open, its error shown, every sweep failing again)."""
+    (open_vmail / "example.org").mkdir()
+    done = scratch.helper("remove-maildir", str(open_vmail / "example.org" / "nobody-here"))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("absent ")
 
 
 @pytest.mark.processes
