@@ -471,8 +471,11 @@ def move(
     tables, skipped = panel_tables()
     target = connect_target(entry)
     try:
-        before = check_empty(target, tables, skipped)
-        source = check_source()
+        try:
+            before = check_empty(target, tables, skipped)
+            source = check_source()
+        except DatabaseError as exc:  # e.g. a target table this user may not read
+            raise MoveError(_reason(exc.__cause__ or exc)) from None
         progress("migrating the target ...")
         made: set[str] | None = None
         try:
