@@ -67,6 +67,8 @@ def _fail_orphaned_jobs(sender: Any = None, **_: Any) -> None:
     started = _started.get(worker)
     if started is None:
         return
+    from django.db import DatabaseError
+
     try:
         failed = jobs.fail_orphaned(worker, started)
         if failed:
@@ -75,6 +77,10 @@ def _fail_orphaned_jobs(sender: Any = None, **_: Any) -> None:
                 worker,
                 failed,
             )
+    except DatabaseError as error:
+        # The database not answering yet, or not migrated yet: the worker still starts,
+        # and the stale sweep ends such jobs later. One line, not a traceback.
+        log.warning("%s: could not look for jobs of a previous run: %s", worker, error)
     finally:
         connections.close_all()
 
